@@ -1,0 +1,188 @@
+"""CIFAR-10 on disk -> uint8 tensors in memory.
+
+Reads the official "python version" layout (``cifar-10-batches-py/``). Copies whose file checksums differ
+from the official archive (the shared copy used in CI has no per-image filenames) are accepted as long
+as their *structure* is right, so every batch is checked for shape, dtype, label range and count.
+
+Pickle can run arbitrary code, so batches are read with an unpickler that only resolves the handful of
+numpy globals an ndarray needs.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+BATCH_FOLDER = "cifar-10-batches-py"
+TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_FILE = "test_batch"
+META_FILE = "batches.meta"
+ROWS_PER_BATCH = 10_000
+IMAGE_SHAPE = (3, 32, 32)
+NUM_CLASSES = 10
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+# The report normalises with these per-channel statistics of the training set (report 1.3).
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2470, 0.2435, 0.2616)
+
+DATA_ENV_VAR = "CIFARNB_DATA"
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The data set is not where we looked and downloading was not allowed."""
+
+
+class CorruptDataError(ValueError):
+    """A batch file exists but is truncated, not a CIFAR pickle, or has the wrong shape or labels."""
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Resolves only the globals that rebuilding a numpy array needs; anything else is refused."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR-10 batch")
+
+
+def _read_pickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            content = _NumpyOnlyUnpickler(handle, encoding="bytes").load()
+    except FileNotFoundError:
+        raise DataNotFoundError(f"{path} is missing; re-download the data set (load_cifar10(download=True))") from None
+    except Exception as error:  # truncated files raise EOFError, garbage raises UnpicklingError, ...
+        raise CorruptDataError(
+            f"{path} is truncated or not a CIFAR-10 batch ({type(error).__name__}); delete it and re-download"
+        ) from None
+    if not isinstance(content, dict):
+        raise CorruptDataError(f"{path} does not hold a dict as CIFAR-10 batches do; delete it and re-download")
+    return content
+
+
+def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    content = _read_pickle(path)
+    images, labels = content.get(b"data"), content.get(b"labels")
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.shape != (ROWS_PER_BATCH, 3072):
+        shape = getattr(images, "shape", None)
+        dtype = getattr(images, "dtype", None)
+        raise CorruptDataError(
+            f"{path}: 'data' must be uint8 of shape ({ROWS_PER_BATCH}, 3072), got {dtype} {shape}; re-download it"
+        )
+    try:
+        labels = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError):
+        raise CorruptDataError(f"{path}: 'labels' is not a list of integers; re-download it") from None
+    if labels.shape != (ROWS_PER_BATCH,):
+        raise CorruptDataError(f"{path}: expected {ROWS_PER_BATCH} labels, got shape {labels.shape}; re-download it")
+    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+        raise CorruptDataError(
+            f"{path}: labels must lie in 0..{NUM_CLASSES - 1}, found {labels.min()}..{labels.max()}; re-download it"
+        )
+    return images.reshape(ROWS_PER_BATCH, *IMAGE_SHAPE), labels
+
+
+@dataclass(frozen=True)
+class CIFAR10:
+    """The data set as uint8 image tensors (N x 3 x 32 x 32) and int64 labels, on the CPU."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: tuple[str, ...] = CLASSES
+
+    def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> "CIFAR10":
+        """A class-balanced random subset (same seed, same rows); ``None`` keeps a split whole."""
+        return CIFAR10(
+            *_balanced(self.x_train, self.y_train, n_train, seed, "n_train"),
+            *_balanced(self.x_test, self.y_test, n_test, seed + 1, "n_test"),
+            classes=self.classes,
+        )
+
+
+def _balanced(images: torch.Tensor, labels: torch.Tensor, count: int | None, seed: int, field: str):
+    if count is None or count == len(labels):
+        return images, labels
+    if not 0 < count <= len(labels):
+        raise ValueError(f"{field}={count} is out of range: use 1..{len(labels)} or None for the whole split")
+    generator = torch.Generator().manual_seed(seed)
+    per_class = [torch.nonzero(labels == c).flatten() for c in range(NUM_CLASSES)]
+    per_class = [rows[torch.randperm(len(rows), generator=generator)] for rows in per_class]
+    # Deal the classes round-robin so any count is as balanced as it can be (sizes differ by at most one).
+    quota = [count // NUM_CLASSES + (c < count % NUM_CLASSES) for c in range(NUM_CLASSES)]
+    chosen = torch.cat([rows[:q] for rows, q in zip(per_class, quota)])
+    chosen = chosen[torch.randperm(len(chosen), generator=generator)]
+    return images[chosen], labels[chosen]
+
+
+def resolve_root(root: str | os.PathLike | None = None) -> Path:
+    """``root``, else ``$CIFARNB_DATA``, else ``./data``."""
+    if root is not None:
+        return Path(root)
+    return Path(os.environ.get(DATA_ENV_VAR) or "data")
+
+
+def _download(root: Path) -> None:
+    # torchvision fetches the official archive, verifies its MD5 and shows a progress bar.
+    from torchvision.datasets import CIFAR10 as TorchvisionCIFAR10
+
+    root.mkdir(parents=True, exist_ok=True)
+    TorchvisionCIFAR10(str(root), train=True, download=True)
+
+
+def load_cifar10(
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+) -> CIFAR10:
+    """Load CIFAR-10 from ``root/cifar-10-batches-py`` (see :func:`resolve_root`).
+
+    ``n_train`` / ``n_test`` pick a class-balanced, seeded subset for small runs.
+    """
+    root = resolve_root(root)
+    folder = root / BATCH_FOLDER
+    if not folder.is_dir():
+        if not download:
+            raise DataNotFoundError(
+                f"CIFAR-10 not found at {folder}; pass download=True (or --download) to fetch it, "
+                f"or set {DATA_ENV_VAR} to a folder that contains {BATCH_FOLDER}/"
+            )
+        _download(root)
+    train = [_read_batch(folder / name) for name in TRAIN_FILES]
+    x_test, y_test = _read_batch(folder / TEST_FILE)
+    classes = CLASSES
+    if (folder / META_FILE).exists():
+        names = _read_pickle(folder / META_FILE).get(b"label_names")
+        if not isinstance(names, list) or len(names) != NUM_CLASSES:
+            raise CorruptDataError(f"{folder / META_FILE}: expected {NUM_CLASSES} label names; re-download it")
+        classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+    data = CIFAR10(
+        x_train=torch.from_numpy(np.concatenate([x for x, _ in train])),
+        y_train=torch.from_numpy(np.concatenate([y for _, y in train])),
+        x_test=torch.from_numpy(x_test),
+        y_test=torch.from_numpy(y_test),
+        classes=classes,
+    )
+    return data.subset(n_train, n_test, seed)
+
+
+def first_test_image(root: str | os.PathLike | None = None) -> tuple[torch.Tensor, int]:
+    """Row 0 of the official test set (a cat, used by the report's feature-map figures), uint8 3x32x32."""
+    images, labels = _read_batch(resolve_root(root) / BATCH_FOLDER / TEST_FILE)
+    return torch.from_numpy(images[0].copy()), int(labels[0])

@@ -1,0 +1,234 @@
+"""The results store: every finished run on disk, keyed by its config, so nothing is trained twice.
+
+Layout, one folder per run::
+
+    <root>/<model>-<key>/run.json        config, status, history, metadata (small; committed to git)
+    <root>/<model>-<key>/checkpoint.pt   last finished epoch while the run is in progress (git-ignored)
+    <root>/<model>-<key>/weights.pt      final weights, for figures that need the trained model (git-ignored)
+
+``run.json`` is written atomically (temporary file, then rename), so a crash never leaves half a result; a run
+folder without ``run.json`` is an interrupted run and resumes from its checkpoint.
+
+Tables computed by other experiments (the BatchNorm landscapes) are cached the same way under
+``<root>/tables/<name>-<key>.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import platform
+import statistics
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+
+from .data import CIFAR10
+from .train import TrainConfig, fit
+
+RUN_FILE = "run.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+WEIGHTS_FILE = "weights.pt"
+DEFAULT_ROOT = "results"
+RESULTS_ENV_VAR = "CIFARNB_RESULTS"
+
+
+def atomic_write_json(path: Path, content: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(content, out, indent=1, allow_nan=True)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def environment() -> dict[str, str]:
+    import numpy
+    import torchvision
+
+    from . import __version__
+
+    return {
+        "cifarnb": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.version.cuda or "none",
+    }
+
+
+@dataclass
+class Run:
+    """One stored run: its config, per-epoch history and how it was made."""
+
+    config: TrainConfig
+    history: list[dict]
+    status: str  # "finished" or "diverged"
+    meta: dict = field(default_factory=dict)
+    diverged_epoch: int | None = None
+    path: Path | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished"
+
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.history)
+
+    def at_epoch(self, epoch: int, column: str = "test_acc") -> float:
+        """``column`` after ``epoch`` epochs (1-based); NaN if the run stopped before."""
+        rows = [r for r in self.history if r["epoch"] == epoch]
+        return float(rows[0][column]) if rows and column in rows[0] else math.nan
+
+    def final(self, column: str = "test_acc") -> float:
+        return float(self.history[-1].get(column, math.nan)) if self.history else math.nan
+
+    def first_epoch_reaching(self, accuracy: float, column: str = "test_acc") -> int | None:
+        return next((r["epoch"] for r in self.history if r.get(column, -1) >= accuracy), None)
+
+    def load_model(self) -> torch.nn.Module | None:
+        """The trained model if its weights were kept on this machine, else None."""
+        from . import models
+
+        weights = self.path / WEIGHTS_FILE if self.path else None
+        if weights is None or not weights.exists():
+            return None
+        model = models.build(self.config.model, **self.config.model_kwargs())
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return model.eval()
+
+    def to_json(self) -> dict:
+        return {
+            "config": self.config.to_dict(),
+            "status": self.status,
+            "diverged_epoch": self.diverged_epoch,
+            "history": self.history,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_json(cls, content: dict, path: Path | None = None) -> "Run":
+        return cls(
+            config=TrainConfig.from_dict(content["config"]),
+            history=content["history"],
+            status=content["status"],
+            meta=content.get("meta", {}),
+            diverged_epoch=content.get("diverged_epoch"),
+            path=path,
+        )
+
+
+class ResultStore:
+    """Runs keyed by :meth:`TrainConfig.key`; :meth:`run` loads a finished run or trains (resuming) one."""
+
+    def __init__(self, root: str | os.PathLike | None = None, keep_weights: bool = True):
+        self.root = Path(root or os.environ.get(RESULTS_ENV_VAR) or DEFAULT_ROOT)
+        self.keep_weights = keep_weights
+
+    def folder(self, config: TrainConfig) -> Path:
+        return self.root / f"{config.model}-{config.key()}"
+
+    def load(self, config: TrainConfig) -> Run | None:
+        path = self.folder(config) / RUN_FILE
+        if not path.exists():
+            return None
+        try:
+            content = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            raise ValueError(f"{path} is not valid JSON; delete that folder to rerun the experiment") from None
+        return Run.from_json(content, path.parent)
+
+    def run(self, config: TrainConfig, data: CIFAR10 | None = None, progress: bool = True) -> Run:
+        """The stored run for ``config``, training it first if needed (resuming an interrupted one)."""
+        stored = self.load(config)
+        if stored is not None:
+            return stored
+        folder = self.folder(config)
+        checkpoint = folder / CHECKPOINT_FILE
+        result = fit(config, data, checkpoint_path=checkpoint, progress=progress)
+        meta = {
+            **environment(),
+            "device": result.device,
+            "wall_seconds": round(result.wall_seconds, 3),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "resumed_from_epoch": result.resumed_from_epoch,
+            "execution": {k: getattr(config, k) for k in ("device", "loader", "precision", "channels_last", "compile")},
+        }
+        run = Run(
+            config=config,
+            history=result.history,
+            status="diverged" if result.diverged else "finished",
+            meta=meta,
+            diverged_epoch=result.diverged_epoch,
+            path=folder,
+        )
+        if self.keep_weights and not result.diverged:
+            torch.save(result.model.state_dict(), folder / WEIGHTS_FILE)
+        atomic_write_json(folder / RUN_FILE, run.to_json())
+        checkpoint.unlink(missing_ok=True)
+        return run
+
+    def run_seeds(self, config: TrainConfig, seeds: Iterable[int], progress: bool = True,
+                  data: CIFAR10 | None = None) -> list[Run]:
+        return [self.run(config.replace(seed=seed), data=data, progress=progress) for seed in seeds]
+
+    def runs(self) -> Iterator[Run]:
+        for path in sorted(self.root.glob(f"*/{RUN_FILE}")):
+            yield Run.from_json(json.loads(path.read_text()), path.parent)
+
+    # Tables from experiments that are not a single TrainConfig run (e.g. landscape measurements).
+    def cached_table(self, name: str, config: Any, compute: Callable[[], "Any"]):
+        """A pandas DataFrame computed once per (name, dataclass config) and then read back from disk."""
+        import pandas as pd
+
+        values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+        key = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        path = self.root / "tables" / f"{name}-{key}.json"
+        if path.exists():
+            return pd.DataFrame(json.loads(path.read_text())["rows"])
+        table = compute()
+        content = {"name": name, "config": values, "meta": {**environment(), "date": _now()},
+                   "rows": json.loads(table.to_json(orient="records"))}
+        atomic_write_json(path, content)
+        return table
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """Mean ± sample standard deviation of one number over seeds."""
+
+    mean: float
+    std: float
+    count: int
+
+    def __str__(self) -> str:
+        if self.count == 0 or math.isnan(self.mean):
+            return "n/a"
+        return f"{self.mean:.2f} ± {self.std:.2f}" if self.count > 1 else f"{self.mean:.2f}"
+
+
+def summarize(values: Iterable[float]) -> SeedSummary:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return SeedSummary(math.nan, math.nan, 0)
+    std = statistics.stdev(finite) if len(finite) > 1 else 0.0
+    return SeedSummary(statistics.fmean(finite), std, len(finite))

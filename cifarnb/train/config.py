@@ -1,0 +1,146 @@
+"""TrainConfig: every knob the report turns, typed and validated before any work starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+OPTIMIZERS = ("sgd", "adam", "adadelta", "adagrad", "adamax")
+SCHEDULERS = ("none", "plateau", "step", "linear", "exponential", "cosine", "onecycle")
+LOSSES = ("cross_entropy", "bce_with_logits", "mse", "huber", "multilabel_soft_margin")
+ACTIVATIONS = ("relu", "mish", "leaky_relu", "elu", "gelu")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LOADERS = ("tensor", "torchvision")
+PLATEAU_METRICS = ("test_loss", "train_loss")
+
+# Fields that change how fast a run goes but not what it measures. They are recorded with each run but left
+# out of its key, so a run made on a GPU is found again from a CPU-only machine (and vice versa).
+EXECUTION_FIELDS = ("device", "loader", "num_workers", "precision", "channels_last", "compile", "eval_batch_size")
+
+
+@dataclass
+class TrainConfig:
+    # What is trained.
+    model: str = "resnet18"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    activation: str | None = None  # overrides the model's default activation when set
+    # The report's optimisation settings (1.1 baseline).
+    epochs: int = 25
+    batch_size: int = 128
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    optimizer: str = "sgd"
+    loss: str = "cross_entropy"
+    label_smoothing: float = 0.0
+    # Learning-rate schedule; the report's ReduceLROnPlateau(mode='min', factor=0.5, patience=5, cooldown=5,
+    # min_lr=1e-6) is the default.
+    scheduler: str = "plateau"
+    plateau_metric: str = "test_loss"
+    plateau_factor: float = 0.5
+    plateau_patience: int = 5
+    plateau_cooldown: int = 5
+    min_lr: float = 1e-6
+    step_size: int | None = None  # StepLR period in epochs; None means a third of the run
+    step_gamma: float = 0.1
+    exponential_gamma: float = 0.9
+    linear_end_factor: float = 0.01
+    onecycle_pct_start: float = 0.25
+    # Evaluation.
+    tta_flip: bool = False  # average the logits of each test image and its mirror image
+    ema_decay: float | None = None  # evaluate an exponential moving average of the weights when set
+    # Data.
+    n_train: int | None = None
+    n_test: int | None = None
+    subset_seed: int = 0  # subsets stay fixed across training seeds so seeds only vary the run itself
+    seed: int = 0
+    # Execution (not part of the run's key, see EXECUTION_FIELDS).
+    device: str = "auto"
+    loader: str = "tensor"
+    num_workers: int = 2
+    precision: str = "auto"  # bf16 autocast on CUDA, fp32 elsewhere
+    channels_last: bool = False
+    compile: bool = False
+    eval_batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("scheduler", self.scheduler, SCHEDULERS)
+        _choice("loss", self.loss, LOSSES)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("loader", self.loader, LOADERS)
+        _choice("plateau_metric", self.plateau_metric, PLATEAU_METRICS)
+        if self.activation is not None:
+            _choice("activation", self.activation, ACTIVATIONS)
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            _positive_int(name, getattr(self, name))
+        for name in ("n_train", "n_test", "step_size"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr!r} must be > 0")
+        for name in ("momentum", "weight_decay", "min_lr", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
+        for name in ("label_smoothing", "plateau_factor", "step_gamma", "exponential_gamma", "linear_end_factor"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name}={value!r} must lie in [0, 1]")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay={self.ema_decay!r} must lie in (0, 1), or be None for no EMA")
+        if self.label_smoothing and self.loss != "cross_entropy":
+            raise ValueError(f"label_smoothing needs loss='cross_entropy', got loss={self.loss!r}")
+        if not isinstance(self.model_options, dict):
+            raise ValueError(f"model_options must be a dict of keyword arguments, got {self.model_options!r}")
+        if not self.device == "auto" and not self.device.split(":")[0] in ("cpu", "cuda", "mps"):
+            raise ValueError(f"device={self.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
+        # Fail on an unknown model or option now rather than after data loading.
+        from ..models import build
+
+        build(self.model, **self.model_kwargs())
+
+    def model_kwargs(self) -> dict[str, Any]:
+        options = dict(self.model_options)
+        if self.activation is not None:
+            options["activation"] = self.activation
+        return options
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def key(self) -> str:
+        """A short hash of the fields that define what the run measures (not how fast it runs)."""
+        # Unset optional features (None) are dropped, so adding a new optional field keeps old keys valid.
+        experiment = {
+            k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS and v is not None
+        }
+        text = json.dumps(experiment, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not valid; choose one of {', '.join(choices)}")
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} must be a positive integer")

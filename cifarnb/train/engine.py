@@ -1,0 +1,265 @@
+"""fit(config): the training loop shared by every profile, from a CPU smoke run to the GPU fast path.
+
+Each step that exists only for speed is named where it happens:
+  * data resident on the device, augmented there (``cifarnb.loaders.TensorLoader``);
+  * autocast to bf16/fp16 on CUDA, channels_last memory format, optional ``torch.compile``;
+  * fused optimizer kernels on CUDA (``optim.build_optimizer``);
+  * no host synchronisation inside an epoch: losses and accuracies accumulate on the device and are read once
+    per epoch (which is also where divergence is detected).
+
+Resuming: after every epoch a checkpoint (model, optimizer, schedule, EMA, scaler, RNG states, history) is
+written atomically. ``fit(..., checkpoint_path=p)`` continues from it, and because the loader's shuffling and
+augmentation depend only on ``(seed, epoch)``, a resumed run follows the same trajectory as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .. import models
+from ..data import CIFAR10, load_cifar10
+from ..loaders import make_loader
+from .config import TrainConfig
+from .optim import Schedule, build_loss, build_optimizer
+
+EXACT_TEST_ROWS = 1000  # rows 0-999 of the shared test set are exact; the rest are JPEG approximations
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    history: list[dict]
+    diverged_epoch: int | None = None
+    device: str = "cpu"
+    wall_seconds: float = 0.0
+    resumed_from_epoch: int = 0
+    info: dict = field(default_factory=dict)
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_epoch is not None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} but CUDA is not available here; use device='auto' or 'cpu'")
+    return device
+
+
+def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or config.precision == "fp32":
+        return None
+    return torch.float16 if config.precision == "fp16" else torch.bfloat16
+
+
+def fit(
+    config: TrainConfig,
+    data: CIFAR10 | None = None,
+    *,
+    checkpoint_path: str | os.PathLike | None = None,
+    progress: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> FitResult:
+    """Train ``config.model`` and return it with one history row per epoch.
+
+    A loss that turns NaN/inf stops the run; the result then has ``diverged_epoch`` set instead of raising.
+    """
+    config.validate()
+    device = resolve_device(config.device)
+    if data is None:
+        data = load_cifar10(n_train=config.n_train, n_test=config.n_test, seed=config.subset_seed)
+    else:
+        data = data.subset(config.n_train, config.n_test, seed=config.subset_seed)
+
+    torch.manual_seed(config.seed)  # model initialisation depends on the seed alone
+    model = models.build(config.model, **config.model_kwargs()).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(config, model.parameters(), device)
+    half = autocast_dtype(config, device)
+    loader_options = dict(device=device, seed=config.seed, channels_last=config.channels_last)
+    train_loader = make_loader(
+        config.loader, data.x_train, data.y_train, config.batch_size, train=True,
+        num_workers=config.num_workers, **loader_options,
+    )
+    test_loader = make_loader(
+        config.loader, data.x_test, data.y_test, config.eval_batch_size, train=False,
+        num_workers=config.num_workers, **loader_options,
+    )
+    schedule = Schedule(config, optimizer, len(train_loader))
+    loss_fn = build_loss(config)
+    ema = _make_ema(model, config.ema_decay)
+    # fp16 needs loss scaling to keep small gradients representable; bf16 has fp32's range and does not.
+    scaler = torch.amp.GradScaler("cuda", enabled=half == torch.float16)
+    step_model = torch.compile(model) if config.compile else model
+    exact_rows = EXACT_TEST_ROWS if config.n_test is None and len(data.y_test) == 10_000 else 0
+
+    history: list[dict] = []
+    start_epoch, wall_before = 0, 0.0
+    checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+    if checkpoint_path is not None and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        scaler.load_state_dict(state["scaler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"].cpu())
+        history, start_epoch, wall_before = state["history"], state["epoch"], state["wall_seconds"]
+
+    bar = _progress(config, start_epoch, len(train_loader), progress)
+    started = time.perf_counter()
+    diverged_epoch = None
+    for epoch in range(start_epoch, config.epochs):
+        lr_at_start = optimizer.param_groups[0]["lr"]
+        train_loss, train_acc, seconds = _train_one_epoch(
+            step_model, train_loader, epoch, optimizer, schedule, loss_fn, scaler, half, ema, bar
+        )
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "lr": lr_at_start,
+               "seconds": seconds}
+        if not (math.isfinite(train_loss)):
+            diverged_epoch = epoch + 1
+            history.append({**row, "test_loss": math.nan, "test_acc": math.nan})
+            break
+        eval_model = ema.module if ema is not None else step_model
+        eval_started = time.perf_counter()
+        test_loss, correct = evaluate(eval_model, test_loader, loss_fn, half, tta_flip=config.tta_flip)
+        row.update(test_loss=test_loss, test_acc=100.0 * correct.float().mean().item())
+        if exact_rows:
+            row["test_acc_exact1000"] = 100.0 * correct[:exact_rows].float().mean().item()
+        row["eval_seconds"] = time.perf_counter() - eval_started
+        history.append(row)
+        schedule.after_epoch(train_loss, test_loss)
+        if bar is not None:
+            bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.3f}", test_acc=f"{row['test_acc']:.2f}")
+        if checkpoint_path is not None:
+            _save_checkpoint(checkpoint_path, model, optimizer, schedule, scaler, ema, history, epoch + 1,
+                             wall_before + time.perf_counter() - started, device)
+        if on_epoch is not None:
+            on_epoch(row)
+    if bar is not None:
+        bar.close()
+    final_model = ema.module if ema is not None else model
+    return FitResult(
+        model=final_model,
+        history=history,
+        diverged_epoch=diverged_epoch,
+        device=_device_name(device),
+        wall_seconds=wall_before + time.perf_counter() - started,
+        resumed_from_epoch=start_epoch,
+    )
+
+
+def _train_one_epoch(model, loader, epoch, optimizer, schedule, loss_fn, scaler, half, ema, bar):
+    model.train()
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    started = time.perf_counter()
+    for images, labels in loader.batches(epoch):
+        with _autocast(device, half):
+            logits = model(images)
+            loss = loss_fn(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        schedule.after_batch()
+        if ema is not None:
+            ema.update_parameters(model)
+        # Accumulate on the device; reading these values here would stall the GPU every step.
+        loss_sum += loss.detach() * len(labels)
+        correct += (logits.argmax(dim=1) == labels).sum()
+        seen += len(labels)
+        if bar is not None:
+            bar.update(1)
+    mean_loss = (loss_sum / seen).item()  # the one synchronisation of the epoch
+    seconds = time.perf_counter() - started
+    return mean_loss, 100.0 * correct.item() / seen, seconds
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, loss_fn, half: torch.dtype | None = None, tta_flip: bool = False):
+    """Mean loss and a per-image correctness vector (on the CPU) over ``loader``'s batches.
+
+    With ``tta_flip`` the logits of each image and of its mirror image are averaged (report 1.4.2).
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    correct, seen = [], 0
+    for images, labels in loader.batches(0):
+        with _autocast(device, half):
+            logits = model(images)
+            if tta_flip:
+                logits = (logits + model(images.flip(-1))) / 2
+        loss_sum += loss_fn(logits, labels) * len(labels)
+        correct.append(logits.argmax(dim=1) == labels)
+        seen += len(labels)
+    return (loss_sum / seen).item(), torch.cat(correct).cpu()
+
+
+def _autocast(device: torch.device, half: torch.dtype | None):
+    if half is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=half)
+
+
+def _make_ema(model: nn.Module, decay: float | None):
+    if decay is None:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    # use_buffers=True averages BN running statistics too, so the EMA model needs no BN re-estimation pass.
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def _progress(config: TrainConfig, start_epoch: int, steps_per_epoch: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    total = config.epochs * steps_per_epoch
+    return tqdm(total=total, initial=start_epoch * steps_per_epoch, desc=f"{config.model}", unit="batch",
+                leave=False, mininterval=1.0)
+
+
+def _save_checkpoint(path: Path, model, optimizer, schedule, scaler, ema, history, epoch, wall, device) -> None:
+    state = {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "scaler": scaler.state_dict(),
+        "ema": ema.state_dict() if ema is not None else None,
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+        "history": history,
+        "wall_seconds": wall,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)  # a crash mid-write leaves the previous checkpoint intact
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "cpu"

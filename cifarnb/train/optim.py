@@ -1,0 +1,119 @@
+"""Optimizers, learning-rate schedules and losses named in a TrainConfig."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+
+NUM_CLASSES = 10
+
+
+def build_optimizer(config: TrainConfig, parameters, device: torch.device) -> torch.optim.Optimizer:
+    # Fused kernels update all parameters in one launch on CUDA; on CPU the default path is used.
+    fused = {"fused": True} if device.type == "cuda" else {}
+    decay = config.weight_decay
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            parameters, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=decay, **fused
+        )
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=decay, **fused)
+    if config.optimizer == "adadelta":
+        return torch.optim.Adadelta(parameters, lr=config.lr, weight_decay=decay)
+    if config.optimizer == "adagrad":
+        return torch.optim.Adagrad(parameters, lr=config.lr, weight_decay=decay)
+    if config.optimizer == "adamax":
+        return torch.optim.Adamax(parameters, lr=config.lr, weight_decay=decay)
+    raise AssertionError(config.optimizer)  # TrainConfig.validate rejects anything else
+
+
+class Schedule:
+    """Wraps a torch scheduler with one rule for when it steps: per batch (onecycle) or per epoch."""
+
+    def __init__(self, config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+        self.config = config
+        self.per_batch = config.scheduler == "onecycle"
+        self.scheduler = _build_scheduler(config, optimizer, steps_per_epoch)
+
+    def after_batch(self) -> None:
+        if self.per_batch:
+            self.scheduler.step()
+
+    def after_epoch(self, train_loss: float, test_loss: float) -> None:
+        if self.scheduler is None or self.per_batch:
+            return
+        if self.config.scheduler == "plateau":
+            self.scheduler.step(test_loss if self.config.plateau_metric == "test_loss" else train_loss)
+        else:
+            self.scheduler.step()
+
+    def state_dict(self) -> dict:
+        return {} if self.scheduler is None else self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state)
+
+
+def _build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    sched = torch.optim.lr_scheduler
+    if config.scheduler == "none":
+        return None
+    if config.scheduler == "plateau":
+        return sched.ReduceLROnPlateau(
+            optimizer,
+            mode="min",
+            factor=config.plateau_factor,
+            patience=config.plateau_patience,
+            cooldown=config.plateau_cooldown,
+            min_lr=config.min_lr,
+        )
+    if config.scheduler == "step":
+        return sched.StepLR(optimizer, step_size=config.step_size or max(1, config.epochs // 3), gamma=config.step_gamma)
+    if config.scheduler == "linear":
+        return sched.LinearLR(
+            optimizer, start_factor=1.0, end_factor=config.linear_end_factor, total_iters=config.epochs
+        )
+    if config.scheduler == "exponential":
+        return sched.ExponentialLR(optimizer, gamma=config.exponential_gamma)
+    if config.scheduler == "cosine":
+        return sched.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=config.min_lr)
+    if config.scheduler == "onecycle":
+        # Warm up to lr over the first pct_start of training, then anneal linearly: fast-training recipes
+        # (Page's ResNet9, airbench) use this triangular shape.
+        return sched.OneCycleLR(
+            optimizer,
+            max_lr=config.lr,
+            total_steps=config.epochs * steps_per_epoch,
+            pct_start=config.onecycle_pct_start,
+            anneal_strategy="linear",
+            cycle_momentum=False,
+        )
+    raise AssertionError(config.scheduler)
+
+
+def build_loss(config: TrainConfig) -> "ClassificationLoss":
+    return ClassificationLoss(config.loss, config.label_smoothing)
+
+
+class ClassificationLoss(nn.Module):
+    """The report's five losses on class indices; the non-CE ones compare logits with one-hot targets."""
+
+    def __init__(self, name: str, label_smoothing: float = 0.0):
+        super().__init__()
+        self.name = name
+        self.loss = {
+            "cross_entropy": nn.CrossEntropyLoss(label_smoothing=label_smoothing),
+            "bce_with_logits": nn.BCEWithLogitsLoss(),
+            "mse": nn.MSELoss(),
+            "huber": nn.HuberLoss(),
+            "multilabel_soft_margin": nn.MultiLabelSoftMarginLoss(),
+        }[name]
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()  # losses in fp32 even under autocast
+        if self.name == "cross_entropy":
+            return self.loss(logits, labels)
+        return self.loss(logits, nn.functional.one_hot(labels, logits.shape[-1]).float())

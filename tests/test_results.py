@@ -1,0 +1,104 @@
+import json
+
+import pytest
+import torch
+
+from cifarnb import results
+from cifarnb.results import CHECKPOINT_FILE, RUN_FILE, WEIGHTS_FILE, ResultStore, atomic_write_json, summarize
+from cifarnb.train import TrainConfig, fit
+
+
+def small(**changes) -> TrainConfig:
+    settings = dict(model="lenet5", epochs=3, batch_size=16, lr=0.05, device="cpu", eval_batch_size=64)
+    return TrainConfig(**{**settings, **changes})
+
+
+def without_timings(history):
+    return [{k: v for k, v in row.items() if "seconds" not in k} for row in history]
+
+
+def test_round_trip_and_second_call_loads_instead_of_training(tiny, tmp_path, monkeypatch):
+    store = ResultStore(tmp_path)
+    config = small()
+    run = store.run(config, data=tiny, progress=False)
+    folder = tmp_path / f"lenet5-{config.key()}"
+    assert (folder / RUN_FILE).exists() and (folder / WEIGHTS_FILE).exists()
+    assert not (folder / CHECKPOINT_FILE).exists()
+    assert run.finished and len(run.history) == 3
+    assert {"torch", "device", "wall_seconds", "date"} <= set(run.meta)
+
+    monkeypatch.setattr(results, "fit", lambda *a, **k: pytest.fail("a stored run was trained again"))
+    again = store.run(config, data=tiny, progress=False)
+    assert again.config == config and again.history == run.history
+    model = again.load_model()
+    assert isinstance(model, torch.nn.Module) and not model.training
+
+
+def test_interrupted_run_resumes_and_equals_uninterrupted(tiny, tmp_path):
+    config = small(model="alexnet", epochs=4)
+    uninterrupted = ResultStore(tmp_path / "a").run(config, data=tiny, progress=False)
+    store = ResultStore(tmp_path / "b")
+
+    def crash(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, tiny, checkpoint_path=store.folder(config) / CHECKPOINT_FILE, progress=False, on_epoch=crash)
+    assert store.load(config) is None  # nothing half-written looks finished
+    resumed = store.run(config, data=tiny, progress=False)
+    assert resumed.meta["resumed_from_epoch"] == 2
+    assert without_timings(resumed.history) == without_timings(uninterrupted.history)
+
+
+def test_diverged_run_is_stored_as_diverged(tiny, tmp_path):
+    store = ResultStore(tmp_path)
+    run = store.run(small(lr=1e12, momentum=0.0, scheduler="none", epochs=5), data=tiny, progress=False)
+    assert run.status == "diverged" and run.diverged_epoch == len(run.history)
+    stored = json.loads((run.path / RUN_FILE).read_text())
+    assert stored["status"] == "diverged" and stored["diverged_epoch"] == run.diverged_epoch
+
+
+def test_atomic_write_leaves_old_file_when_serialisation_fails(tmp_path):
+    path = tmp_path / "run.json"
+    atomic_write_json(path, {"ok": 1})
+    with pytest.raises(TypeError):
+        atomic_write_json(path, {"bad": object()})
+    assert json.loads(path.read_text()) == {"ok": 1}
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_run_seeds_and_summary(tiny, tmp_path):
+    store = ResultStore(tmp_path)
+    runs = store.run_seeds(small(epochs=1), seeds=[0, 1], data=tiny, progress=False)
+    assert [r.config.seed for r in runs] == [0, 1]
+    assert len(list(store.runs())) == 2
+    summary = summarize([70.0, 74.0])
+    assert (summary.mean, round(summary.std, 4), summary.count) == (72.0, 2.8284, 2)
+    assert str(summary) == "72.00 ± 2.83" and str(summarize([])) == "n/a"
+
+
+def test_cached_table_computes_once(tmp_path):
+    import pandas as pd
+
+    store = ResultStore(tmp_path)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"step": [1, 2], "value": [0.5, 0.25]})
+
+    first = store.cached_table("demo", {"lr": 0.1}, compute)
+    second = store.cached_table("demo", {"lr": 0.1}, compute)
+    assert calls == [1] and first.equals(second)
+    store.cached_table("demo", {"lr": 0.2}, compute)
+    assert calls == [1, 1]
+
+
+def test_corrupt_run_file_names_the_file(tmp_path):
+    store = ResultStore(tmp_path)
+    config = small()
+    store.folder(config).mkdir(parents=True)
+    (store.folder(config) / RUN_FILE).write_text("{not json")
+    with pytest.raises(ValueError, match="run.json is not valid JSON"):
+        store.load(config)

@@ -1,0 +1,143 @@
+import math
+
+import pytest
+import torch
+
+from cifarnb.train import TrainConfig, fit
+from cifarnb.train.config import LOSSES, OPTIMIZERS, SCHEDULERS
+
+
+def small(**changes) -> TrainConfig:
+    """LeNet5 on the tiny subset: real data, a few real steps, well under a second an epoch on a CPU."""
+    settings = dict(model="lenet5", epochs=3, batch_size=16, lr=0.05, device="cpu", eval_batch_size=64)
+    return TrainConfig(**{**settings, **changes})
+
+
+def without_timings(history):
+    return [{k: v for k, v in row.items() if "seconds" not in k} for row in history]
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("optimizer", "rmsprop", "optimizer='rmsprop'.*sgd, adam, adadelta, adagrad, adamax"),
+        ("scheduler", "warm", "scheduler='warm'.*plateau"),
+        ("loss", "hinge", "loss='hinge'.*cross_entropy"),
+        ("activation", "tanh", "activation='tanh'.*relu, mish"),
+        ("epochs", -1, "epochs=-1 must be a positive integer"),
+        ("batch_size", 0, "batch_size=0"),
+        ("lr", 0.0, "lr=0.0 must be > 0"),
+        ("label_smoothing", 1.5, r"label_smoothing=1.5 must lie in \[0, 1\]"),
+        ("model", "resnet1000", "resnet1000.*resnet18"),
+        ("loader", "dali", "loader='dali'.*tensor, torchvision"),
+        ("device", "tpu", "device='tpu'"),
+        ("n_train", 0, "n_train=0"),
+    ],
+)
+def test_invalid_values_name_the_field_and_choices(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_unknown_model_option_is_rejected_before_training():
+    with pytest.raises(ValueError, match="widht"):
+        TrainConfig(model="resnet18", model_options={"widht": 2})
+
+
+def test_key_ignores_execution_fields_but_not_experiment_fields():
+    base = TrainConfig()
+    assert base.key() == TrainConfig(device="cpu", loader="torchvision", precision="fp32").key()
+    assert base.key() != TrainConfig(lr=0.1).key()
+    assert base.key() != TrainConfig(seed=1).key()
+
+
+def test_fit_resnet18_few_steps_on_real_data(tiny):
+    config = TrainConfig(model="resnet18", epochs=1, batch_size=32, n_train=64, n_test=64, device="cpu")
+    result = fit(config, tiny, progress=False)
+    (row,) = result.history
+    assert set(row) >= {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"}
+    assert math.isfinite(row["train_loss"]) and 0 <= row["test_acc"] <= 100
+    assert row["lr"] == 0.01 and result.device == "cpu"
+
+
+def test_training_reduces_the_loss(tiny):
+    history = fit(small(epochs=6, optimizer="adam", lr=3e-3, scheduler="none"), tiny, progress=False).history
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_same_config_and_seed_give_the_same_history(tiny):
+    config = small(model="alexnet", epochs=2)  # AlexNet has dropout, so global RNG use is covered too
+    first = fit(config, tiny, progress=False).history
+    second = fit(config, tiny, progress=False).history
+    assert without_timings(first) == without_timings(second)
+    assert without_timings(fit(config.replace(seed=1), tiny, progress=False).history) != without_timings(first)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("scheduler", ["plateau", "onecycle"])
+def test_resumed_run_equals_uninterrupted_run(tiny, tmp_path, scheduler):
+    config = small(model="alexnet", epochs=4, scheduler=scheduler, plateau_patience=0, plateau_cooldown=0,
+                   ema_decay=0.9)
+    uninterrupted = fit(config, tiny, progress=False).history
+    checkpoint = tmp_path / "checkpoint.pt"
+
+    def stop_after_second_epoch(row):
+        if row["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(config, tiny, checkpoint_path=checkpoint, progress=False, on_epoch=stop_after_second_epoch)
+    assert checkpoint.exists()
+    resumed = fit(config, tiny, checkpoint_path=checkpoint, progress=False)
+    assert resumed.resumed_from_epoch == 2
+    assert without_timings(resumed.history) == without_timings(uninterrupted)
+
+
+def test_divergence_stops_the_run_without_raising(tiny):
+    result = fit(small(lr=1e12, scheduler="none", momentum=0.0, epochs=5), tiny, progress=False)
+    assert result.diverged and result.diverged_epoch == len(result.history) < 5
+    assert not math.isfinite(result.history[-1]["train_loss"])
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_trains(tiny, loss):
+    (row,) = fit(small(loss=loss, epochs=1), tiny, progress=False).history
+    assert math.isfinite(row["train_loss"])
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_optimizer_trains(tiny, optimizer):
+    (row,) = fit(small(optimizer=optimizer, epochs=1), tiny, progress=False).history
+    assert math.isfinite(row["train_loss"])
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_every_scheduler_sets_the_learning_rate(tiny, scheduler):
+    history = fit(small(scheduler=scheduler, epochs=3, step_size=1), tiny, progress=False).history
+    rates = [row["lr"] for row in history]
+    assert all(r > 0 for r in rates)
+    if scheduler in ("step", "linear", "exponential", "cosine"):
+        assert rates[0] == 0.05 and rates[2] < rates[1] < rates[0]
+
+
+def test_flip_tta_and_label_smoothing_run(tiny):
+    (row,) = fit(small(tta_flip=True, label_smoothing=0.2, epochs=1), tiny, progress=False).history
+    assert 0 <= row["test_acc"] <= 100
+
+
+def test_reference_loader_trains_too(tiny):
+    (row,) = fit(small(loader="torchvision", num_workers=0, epochs=1), tiny, progress=False).history
+    assert math.isfinite(row["train_loss"])
+
+
+def test_subset_sizes_in_the_config_are_applied(tiny):
+    result = fit(small(n_train=32, n_test=20, epochs=1), tiny, progress=False)
+    assert result.history[0]["test_acc"] * 20 / 100 == pytest.approx(round(result.history[0]["test_acc"] * 0.2))
+
+
+def test_model_on_cpu_keeps_gradients_finite(tiny):
+    result = fit(small(epochs=1), tiny, progress=False)
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
