@@ -10,6 +10,7 @@ numpy globals an ndarray needs.
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 from dataclasses import dataclass
@@ -156,14 +157,20 @@ def load_cifar10(
     ``n_train`` / ``n_test`` pick a class-balanced, seeded subset for small runs.
     """
     root = resolve_root(root)
-    folder = root / BATCH_FOLDER
-    if not folder.is_dir():
-        if not download:
-            raise DataNotFoundError(
-                f"CIFAR-10 not found at {folder}; pass download=True (or --download) to fetch it, "
-                f"or set {DATA_ENV_VAR} to a folder that contains {BATCH_FOLDER}/"
-            )
+    if not (root / BATCH_FOLDER).is_dir() and download:
         _download(root)
+    return _load_whole(str(root.resolve())).subset(n_train, n_test, seed)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_whole(root: str) -> CIFAR10:
+    # Cached per process: a notebook trains dozens of runs from the same 180 MB of pixels.
+    folder = Path(root) / BATCH_FOLDER
+    if not folder.is_dir():
+        raise DataNotFoundError(
+            f"CIFAR-10 not found at {folder}; pass download=True (or --download) to fetch it, "
+            f"or set {DATA_ENV_VAR} to a folder that contains {BATCH_FOLDER}/"
+        )
     train = [_read_batch(folder / name) for name in TRAIN_FILES]
     x_test, y_test = _read_batch(folder / TEST_FILE)
     classes = CLASSES
@@ -172,14 +179,13 @@ def load_cifar10(
         if not isinstance(names, list) or len(names) != NUM_CLASSES:
             raise CorruptDataError(f"{folder / META_FILE}: expected {NUM_CLASSES} label names; re-download it")
         classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
-    data = CIFAR10(
+    return CIFAR10(
         x_train=torch.from_numpy(np.concatenate([x for x, _ in train])),
         y_train=torch.from_numpy(np.concatenate([y for _, y in train])),
         x_test=torch.from_numpy(x_test),
         y_test=torch.from_numpy(y_test),
         classes=classes,
     )
-    return data.subset(n_train, n_test, seed)
 
 
 def first_test_image(root: str | os.PathLike | None = None) -> tuple[torch.Tensor, int]:

@@ -183,6 +183,16 @@ class ResultStore:
         checkpoint.unlink(missing_ok=True)
         return run
 
+    def trained_model(self, config: TrainConfig, data: CIFAR10 | None = None, progress: bool = True):
+        """The trained model of ``config``; retrains it if only the (committed) history is on this machine."""
+        run = self.run(config, data=data, progress=progress)
+        model = run.load_model()
+        if model is None:
+            result = fit(config, data, progress=progress)
+            torch.save(result.model.state_dict(), self.folder(config) / WEIGHTS_FILE)
+            model = run.load_model()
+        return model
+
     def run_seeds(self, config: TrainConfig, seeds: Iterable[int], progress: bool = True,
                   data: CIFAR10 | None = None) -> list[Run]:
         return [self.run(config.replace(seed=seed), data=data, progress=progress) for seed in seeds]
@@ -197,8 +207,7 @@ class ResultStore:
         import pandas as pd
 
         values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-        key = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        path = self.root / "tables" / f"{name}-{key}.json"
+        path = self.root / "tables" / f"{name}-{_key(config)}.json"
         if path.exists():
             return pd.DataFrame(json.loads(path.read_text())["rows"])
         table = compute()
@@ -206,6 +215,31 @@ class ResultStore:
                    "rows": json.loads(table.to_json(orient="records"))}
         atomic_write_json(path, content)
         return table
+
+
+    def cached_arrays(self, name: str, config: Any, compute: Callable[[], dict]) -> dict:
+        """Named numpy arrays computed once per (name, config), stored as float16 ``.npz`` (small enough to commit).
+
+        For results that are neither histories nor tables, e.g. the feature maps of one image.
+        """
+        import numpy as np
+
+        path = self.root / "arrays" / f"{name}-{_key(config)}.npz"
+        if path.exists():
+            with np.load(path, allow_pickle=False) as stored:
+                return {k: stored[k].astype(np.float32) for k in stored.files}
+        arrays = {k: np.asarray(v, dtype=np.float16) for k, v in compute().items()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, partial = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        with os.fdopen(handle, "wb") as out:
+            np.savez_compressed(out, **arrays)
+        os.replace(partial, path)
+        return {k: v.astype(np.float32) for k, v in arrays.items()}
+
+
+def _key(config: Any) -> str:
+    values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _now() -> str:

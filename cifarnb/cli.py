@@ -1,0 +1,121 @@
+"""Command line: ``cifarnb train`` (one run through the results store) and ``cifarnb report`` (all notebooks)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+
+from .train import TrainConfig
+from .train.config import EXECUTION_FIELDS
+
+_FIELD_HELP = {
+    "model_options": "model keyword options as key=value (repeatable), e.g. --model-options dropout=0.3",
+    "activation": "override the model's activation: relu|mish|leaky_relu|elu|gelu",
+    "optimizer": "sgd|adam|adadelta|adagrad|adamax",
+    "scheduler": "none|plateau|step|linear|exponential|cosine|onecycle",
+    "loss": "cross_entropy|bce_with_logits|mse|huber|multilabel_soft_margin",
+    "precision": "auto|fp32|bf16|fp16 (autocast on CUDA only)",
+    "loader": "tensor (on-device) | torchvision (the report's pipeline)",
+    "device": "auto|cpu|cuda|cuda:N",
+}
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainConfig()
+    hints = typing.get_type_hints(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(defaults, field.name)
+        help_text = _FIELD_HELP.get(field.name, "") + f" (default: {default})"
+        if field.name in EXECUTION_FIELDS:
+            help_text += " [execution only: not part of the run's key]"
+        if field.name == "model_options":
+            parser.add_argument(flag, action="append", default=[], metavar="KEY=VALUE", help=help_text)
+        elif hints[field.name] is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        else:
+            parser.add_argument(flag, type=_parse_value, default=default, metavar=field.name.upper(), help=help_text)
+
+
+def _config_from(args: argparse.Namespace) -> TrainConfig:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    options = {}
+    for pair in values["model_options"]:
+        if "=" not in pair:
+            raise ValueError(f"--model-options {pair!r} must look like key=value, e.g. dropout=0.3")
+        key, text = pair.split("=", 1)
+        options[key] = _parse_value(text)
+    values["model_options"] = options
+    return TrainConfig(**values)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .data import load_cifar10
+    from .results import ResultStore
+
+    config = _config_from(args)
+    data = load_cifar10(args.data, download=args.download)
+    store = ResultStore(args.results)
+    run = store.run(config, data=data, progress=not args.quiet)
+    print(run.frame().to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"{run.status}: {run.path}")
+    return 0 if run.finished else 3
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import run_report
+
+    html = run_report(profile=args.profile, output=args.output, notebooks=args.notebooks, results=args.results,
+                      data=args.data, device=args.device, only=args.only)
+    print(f"report: {html}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cifarnb", description="Reproduce the CIFAR-10 report: train runs into "
+                                     "the results store, or execute the report notebooks.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train one config (or load it from the results store)",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train.add_argument("--data", default=None, help="folder holding cifar-10-batches-py/ (else $CIFARNB_DATA, ./data)")
+    train.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing")
+    train.add_argument("--results", default=None, help="results store folder (else $CIFARNB_RESULTS, ./results)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_arguments(train)
+    train.set_defaults(handler=_train)
+
+    report = commands.add_parser("report", help="execute the five notebooks with papermill and render one HTML")
+    report.add_argument("--profile", default="smoke", help="smoke|quick|full")
+    report.add_argument("--output", default="output", help="folder for executed notebooks and report.html")
+    report.add_argument("--notebooks", default="notebooks", help="folder holding 01_...ipynb to 05_...ipynb")
+    report.add_argument("--results", default=None, help="results store folder (else the notebooks' default)")
+    report.add_argument("--data", default=None, help="data folder (else $CIFARNB_DATA, ./data)")
+    report.add_argument("--device", default="auto", help="auto|cpu|cuda")
+    report.add_argument("--only", nargs="*", default=None, help="run only notebooks whose name starts with these")
+    report.set_defaults(handler=_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"cifarnb: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

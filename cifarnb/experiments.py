@@ -1,0 +1,134 @@
+"""The report's experiments as TrainConfigs, one builder per section, sized by a Profile.
+
+Notebooks ask here for "the configs of Table 2 at this profile", run them through the results store over the
+profile's seeds, and tabulate them beside the report's numbers. Nothing here trains by itself except
+:func:`run_grid`, which only loops over :meth:`ResultStore.run_seeds`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import pandas as pd
+
+from . import reference
+from .profiles import Profile
+from .results import ResultStore, Run, summarize
+from .train import TrainConfig
+
+# Report 1.1: ResNet18, 25 epochs, batch 128, lr 0.01, CE, wd 5e-4, ReLU, SGD(momentum 0.9), ReduceLROnPlateau.
+ABLATION_BASELINE = dict(model="resnet18", lr=0.01, loss="cross_entropy", weight_decay=5e-4, activation="relu",
+                         optimizer="sgd", momentum=0.9, scheduler="plateau")
+# Report 1.3, Table 6: lr 0.1, otherwise as above, 200 epochs; activation left at each model's own default.
+ZOO_SETTINGS = dict(lr=0.1, loss="cross_entropy", weight_decay=5e-4, optimizer="sgd", momentum=0.9,
+                    scheduler="plateau")
+# Report 1.4.1: ResNet9 starts at lr 0.01, everything else as the zoo.
+RESNET9_LR = 0.01
+# Report 1.4.2 gives no smoothing factor; 0.2 is the value of Page's ResNet9, which the report's tricks follow.
+LABEL_SMOOTHING = 0.2
+# Report 2.1: plain SGD (no momentum, no L2, no decay), lr 0.1, batch 128, 20 epochs.
+VGG_SETTINGS = dict(lr=0.1, momentum=0.0, weight_decay=0.0, optimizer="sgd", scheduler="none", loss="cross_entropy")
+
+
+def _sized(profile: Profile, epochs: int, **settings) -> TrainConfig:
+    return TrainConfig(epochs=epochs, batch_size=profile.batch_size, n_train=profile.n_train, n_test=profile.n_test,
+                       channels_last=profile.channels_last, **settings)
+
+
+def ablation_configs(profile: Profile, group: str) -> dict[str, TrainConfig]:
+    """Report Tables 1-5: the baseline with one field varied; keys are the report's labels."""
+    table = reference.ablation(group)
+    field = reference.ABLATION_FIELDS[group]
+    return {
+        row.label: _sized(profile, profile.ablation_epochs, **{**ABLATION_BASELINE, field: row.value})
+        for row in table.itertuples()
+    }
+
+
+def zoo_config(profile: Profile, model: str) -> TrainConfig:
+    """Report Table 7: one model at the common settings of Table 6."""
+    return _sized(profile, profile.zoo_epochs, model=model, **ZOO_SETTINGS)
+
+
+def trick_ladder(profile: Profile) -> dict[str, TrainConfig]:
+    """ResNet9 plus the report's four FastResNet9 tricks, added one at a time (the last step is FastResNet9)."""
+    base = _sized(profile, profile.resnet9_epochs, model="resnet9", **{**ZOO_SETTINGS, "lr": RESNET9_LR})
+    pooled = base.replace(model_options={"pool_before_bn": True})
+    smoothed = pooled.replace(label_smoothing=LABEL_SMOOTHING)
+    fast = smoothed.replace(model="fastresnet9", model_options={})  # fastresnet9 = pool before BN + ghost BN
+    return {
+        "ResNet9": base,
+        "+ pool before BN": pooled,
+        "+ label smoothing": smoothed,
+        "+ ghost BN (32)": fast,
+        "+ flip TTA (= FastResNet9)": fast.replace(tta_flip=True),
+    }
+
+
+def resnet9_configs(profile: Profile) -> dict[str, TrainConfig]:
+    """Report Tables 8-9: ResNet9, FastResNet9 (report recipe) and the zoo's ResNet18."""
+    ladder = trick_ladder(profile)
+    resnet18 = zoo_config(profile, "resnet18").replace(epochs=profile.resnet9_epochs)
+    return {"ResNet9": ladder["ResNet9"], "FastResNet9": ladder["+ flip TTA (= FastResNet9)"], "ResNet18": resnet18}
+
+
+def vgg_configs(profile: Profile) -> dict[str, TrainConfig]:
+    """Report 2.1 (Fig 28): VGG-A with and without BatchNorm."""
+    return {label: _sized(profile, profile.vgg_epochs, model=model, **VGG_SETTINGS)
+            for label, model in (("VGG-A", "vgg_a"), ("VGG-A + BN", "vgg_a_bn"))}
+
+
+def run_grid(store: ResultStore, configs: dict[str, TrainConfig], seeds, *, device: str = "auto",
+             progress: bool = False, log: Callable[[str], None] = print) -> dict[str, list[Run]]:
+    """Every config over every seed, through the store (finished runs load, interrupted ones resume).
+
+    Prints one line per run so a long notebook shows where it is.
+    """
+    results: dict[str, list[Run]] = {}
+    total, done = len(configs) * len(seeds), 0
+    for label, config in configs.items():
+        results[label] = []
+        for seed in seeds:
+            done += 1
+            seeded = config.replace(seed=seed, device=device)
+            started, existed = time.perf_counter(), store.load(seeded) is not None
+            run = store.run(seeded, progress=progress)
+            how = "stored" if existed else f"trained in {time.perf_counter() - started:.1f} s"
+            log(f"[{done}/{total}] {label} (seed {seed}): {how}, final test acc {run.final('test_acc'):.2f}%"
+                + (f", DIVERGED at epoch {run.diverged_epoch}" if run.diverged_epoch else ""))
+            results[label].append(run)
+    return results
+
+
+def measure(runs: list[Run], column: str = "test_acc", epoch: int | None = None):
+    """Mean ± std over seeds of ``column`` at ``epoch`` (1-based; None: the last epoch)."""
+    return summarize(r.final(column) if epoch is None else r.at_epoch(epoch, column) for r in runs)
+
+
+def comparison_table(results: dict[str, list[Run]], measures: dict[str, tuple[str, int | None]],
+                     reference_rows: pd.DataFrame | None = None, reference_columns: dict[str, str] | None = None,
+                     key: str = "label") -> pd.DataFrame:
+    """One row per label: our mean ± std for each measure (name -> (history column, epoch)) beside the report's.
+
+    ``reference_columns`` maps a heading to a reference column; those come before our columns.
+    """
+    rows = []
+    reference_by_label = reference_rows.set_index(key) if reference_rows is not None else None
+    for label, runs in results.items():
+        row = {key: label, "seeds": len(runs)}
+        for heading, source in (reference_columns or {}).items():
+            value = reference_by_label.loc[label, source] if reference_by_label is not None and label in \
+                reference_by_label.index else math.nan
+            row[heading] = value
+        for heading, (column, epoch) in measures.items():
+            row[heading] = str(measure(runs, column, epoch))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(key)
+
+
+def seconds_per_epoch(runs: list[Run]) -> float:
+    """Mean training seconds per epoch over every epoch of every run (evaluation excluded)."""
+    seconds = [row["seconds"] for run in runs for row in run.history]
+    return sum(seconds) / len(seconds) if seconds else math.nan

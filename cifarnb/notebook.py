@@ -1,0 +1,105 @@
+"""What every report notebook does first: check its parameters, say what it runs on, and set up the store.
+
+    session = notebook.setup("01_optimize_resnet18", profile=profile, seeds=seeds, data_dir=data_dir,
+                             results_dir=results_dir, device=device, epochs=epochs)
+
+Bad parameters fail here, in the first cell, with a one-line message, before anything trains.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import models, profiles
+from .profiles import Profile
+from .results import ResultStore, environment
+from .train import resolve_device
+
+# Notebook parameter -> the profile setting it overrides.
+OVERRIDES = {
+    "epochs": None,  # which profile field "epochs" means depends on the notebook; see setup(epochs_field=...)
+    "models": "zoo_models",
+    "n_train": "n_train",
+    "n_test": "n_test",
+    "batch_size": "batch_size",
+    "learning_rates": "landscape_learning_rates",
+    "gap": "landscape_gap",
+}
+
+
+class NotebookParameterError(ValueError):
+    """A papermill parameter is invalid; raised before any work starts."""
+
+
+@dataclass
+class Session:
+    name: str
+    profile: Profile
+    seeds: tuple[int, ...]
+    device: str
+    store: ResultStore
+    figures: Path
+    data_dir: str | None
+
+    def save(self, figure, name: str) -> None:
+        """Save ``figure`` under ``figures/<notebook>/`` as PNG and SVG."""
+        from .plots.style import save
+
+        save(figure, self.figures, name)
+
+
+def setup(name: str, *, profile: str = "smoke", seeds=None, data_dir: str | None = None,
+          results_dir: str | None = None, figures_dir: str = "../figures", device: str = "auto",
+          epochs: int | None = None, epochs_field: str | None = None, models_list=None, **overrides) -> Session:
+    """Validate the notebook's parameters, print its header line, and return its :class:`Session`."""
+    try:
+        chosen = profiles.get(profile)
+    except ValueError as error:
+        raise NotebookParameterError(str(error)) from None
+    changes = {}
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise NotebookParameterError(f"epochs={epochs!r} must be a positive integer (or None for the profile's)")
+        changes[epochs_field] = epochs
+    if models_list is not None:
+        unknown = [m for m in models_list if m.lower() not in models.list_models()]
+        if unknown:
+            raise NotebookParameterError(f"unknown model(s) {', '.join(unknown)}; valid: {', '.join(models.list_models())}")
+        changes["zoo_models"] = tuple(m.lower() for m in models_list)
+    for key, value in overrides.items():
+        if key not in OVERRIDES or OVERRIDES[key] is None:
+            raise NotebookParameterError(f"unknown notebook parameter {key!r}; valid: {', '.join(OVERRIDES)}")
+        if value is None:  # None means "the profile's value"
+            continue
+        if key in ("n_train", "n_test", "batch_size", "gap") and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise NotebookParameterError(f"{key}={value!r} must be a positive integer (or None for the profile's)")
+        changes[OVERRIDES[key]] = tuple(value) if isinstance(value, list) else value
+    chosen = chosen.with_overrides(**changes)
+    seeds = tuple(chosen.seeds if seeds is None else seeds)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise NotebookParameterError(f"seeds={list(seeds)!r} must be a non-empty list of non-negative integers")
+    if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise NotebookParameterError(f"device={device!r} is not one of auto, cpu, cuda, cuda:N")
+    if data_dir:
+        os.environ["CIFARNB_DATA"] = str(data_dir)  # the training code reads the data root from here
+    resolved = resolve_device(device)
+    session = Session(name=name, profile=chosen, seeds=seeds, device=device, store=ResultStore(results_dir),
+                      figures=Path(figures_dir) / name, data_dir=data_dir)
+    from .plots.style import use_style
+
+    use_style()
+    versions = ", ".join(f"{k} {v}" for k, v in environment().items())
+    print(f"{name}: profile '{chosen.name}' ({chosen.description}); seeds {list(seeds)}; device {resolved}"
+          f"{' (' + _device_name(resolved) + ')' if resolved.type == 'cuda' else ''}; {versions}; "
+          f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    return session
+
+
+def _device_name(device) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(device)

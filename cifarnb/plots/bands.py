@@ -1,0 +1,73 @@
+"""Shaded min/max bands per model (VGG-A vs VGG-A + BN), in the style of Santurkar et al. 2018, Fig. 4.
+
+Input is a tidy table from :mod:`cifarnb.landscape` (columns ``model, step, quantity, value`` and either ``lr``
+or ``eta``). The band at a step is the min/max of the quantity over whatever else varies: the learning rates
+for the report's method, the step sizes along the gradient for the paper's.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.axes import Axes
+
+from ..landscape import BETA, GRAD_DISTANCE, LOSS, MODELS, TRAIN_LOSS, min_max_band
+
+MODEL_COLOURS = {"vgg_a": "tab:green", "vgg_a_bn": "tab:red"}
+MODEL_LABELS = {"vgg_a": "Standard VGG", "vgg_a_bn": "Standard VGG + BatchNorm"}
+QUANTITY_LABELS = {
+    LOSS: "loss (cross-entropy, nats)",
+    TRAIN_LOSS: "training loss (cross-entropy, nats)",
+    GRAD_DISTANCE: r"gradient distance $\|\Delta g\|_2$",
+    BETA: r"effective $\beta$-smoothness",
+}
+QUANTITY_TITLES = {
+    LOSS: "Loss landscape",
+    TRAIN_LOSS: "Training loss",
+    GRAD_DISTANCE: "Gradient predictiveness",
+    BETA: r"Effective $\beta$-smoothness",
+}
+
+
+def plot_band(
+    frame: pd.DataFrame,
+    quantity: str,
+    ax: Axes | None = None,
+    models: Sequence[str] = MODELS,
+    alpha: float = 0.35,
+) -> Axes:
+    """One shaded min/max band per model for ``quantity``; edges are drawn so a one-value band shows as a line."""
+    if ax is None:
+        _, ax = plt.subplots()
+    band = min_max_band(frame[frame["quantity"] == quantity])
+    for model in models:
+        rows = band[band["model"] == model].sort_values("step")
+        if rows.empty:
+            continue
+        colour = MODEL_COLOURS.get(model)
+        ax.fill_between(rows["step"], rows["min"], rows["max"], color=colour, alpha=alpha, linewidth=0,
+                        label=MODEL_LABELS.get(model, model))
+        for edge in ("min", "max"):
+            ax.plot(rows["step"], rows[edge], color=colour, linewidth=0.8)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(QUANTITY_LABELS.get(quantity, quantity))
+    ax.set_title(QUANTITY_TITLES.get(quantity, quantity))
+    ax.legend()
+    return ax
+
+
+def plot_bands(
+    frame: pd.DataFrame,
+    quantities: Sequence[str] = (LOSS, GRAD_DISTANCE, BETA),
+    axes: Sequence[Axes] | None = None,
+    models: Sequence[str] = MODELS,
+) -> list[Axes]:
+    """:func:`plot_band` for each quantity side by side (Fig. 4's three panels by default)."""
+    if axes is None:
+        _, grid = plt.subplots(1, len(quantities), figsize=(5 * len(quantities), 4), squeeze=False)
+        axes = list(grid[0])
+    for quantity, ax in zip(quantities, axes):
+        plot_band(frame, quantity, ax, models)
+    return list(axes)

@@ -1,0 +1,112 @@
+"""Run profiles: how much of the report a notebook reruns. Same code for all three, different sizes.
+
+* ``smoke``: a 2-core CPU in minutes. Real CIFAR-10 images, but tiny class-balanced subsets, two or three
+  epochs and the cheapest models, so the numbers only show that every path works, not what it achieves.
+* ``quick``: one GPU, well under an hour per notebook. Full data; the report's epoch counts where the report
+  reads a number after few epochs (25 for the ablations and the zoo's first column, 10 for FastResNet9, 20
+  for VGG-A), so those columns compare directly; the 200-epoch columns stay for ``full``.
+* ``full``: exactly the report's settings (200-epoch zoo and ResNet9 runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+ZOO_MODELS = (
+    "lenet5", "alexnet", "resnet18", "resnet34", "resnet50", "resnext29_2x32d", "resnext29_2x64d",
+    "resnext29_32x4d", "densenet100_bc", "densenet121", "wideresnet16x8", "wideresnet28x10", "geresnext29_8x64d",
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    n_train: int | None  # training subset size (None: all 50,000)
+    n_test: int | None  # test subset size (None: all 10,000)
+    seeds: tuple[int, ...]
+    batch_size: int  # the report's 128, except in smoke where a tiny subset needs smaller batches to take steps
+    ablation_epochs: int  # report 1.1: 25
+    zoo_epochs: int  # report 1.3: 200 (Table 7 also reads epoch 25)
+    zoo_models: tuple[str, ...]
+    resnet9_epochs: int  # report 1.4: 200 (Tables 8-9 also read epoch 10)
+    vgg_epochs: int  # report 2.1 and 2.2: 20
+    landscape_learning_rates: tuple[float, ...]
+    landscape_gap: int  # report 2.2: sample every 30 steps
+    landscape_n_train: int | None
+    probe_every: int  # paper's method: probe the landscape every this many steps
+    channels_last: bool = False  # execution only: faster convolutions on tensor-core GPUs
+
+    def with_overrides(self, **changes) -> "Profile":
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown profile setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        return dataclasses.replace(self, **changes)
+
+
+REPORT_LEARNING_RATES = (0.05, 0.075, 0.1, 0.125, 0.15)
+
+PROFILES = {
+    "smoke": Profile(
+        name="smoke",
+        description="CPU, minutes: real-data subsets (32 train / 50 test images), 2-3 epochs, cheapest models",
+        n_train=32,
+        n_test=50,
+        seeds=(0,),
+        batch_size=16,
+        ablation_epochs=2,
+        zoo_epochs=3,
+        zoo_models=("lenet5", "alexnet", "resnet18"),
+        resnet9_epochs=3,
+        vgg_epochs=2,
+        landscape_learning_rates=(0.05, 0.1, 0.15),
+        landscape_gap=2,
+        landscape_n_train=256,
+        probe_every=4,
+    ),
+    "quick": Profile(
+        name="quick",
+        description="one GPU, < 1 h per notebook: full data, the report's short-run epoch counts, 3 seeds",
+        n_train=None,
+        n_test=None,
+        seeds=(0, 1, 2),
+        batch_size=128,
+        ablation_epochs=25,
+        zoo_epochs=25,
+        zoo_models=ZOO_MODELS,
+        resnet9_epochs=10,
+        vgg_epochs=20,
+        landscape_learning_rates=REPORT_LEARNING_RATES,
+        landscape_gap=30,
+        landscape_n_train=None,
+        probe_every=30,
+        channels_last=True,
+    ),
+    "full": Profile(
+        name="full",
+        description="the report's settings exactly: 25-epoch ablations, 200-epoch zoo and ResNet9, 20-epoch VGG-A",
+        n_train=None,
+        n_test=None,
+        seeds=(0, 1, 2),
+        batch_size=128,
+        ablation_epochs=25,
+        zoo_epochs=200,
+        zoo_models=ZOO_MODELS,
+        resnet9_epochs=200,
+        vgg_epochs=20,
+        landscape_learning_rates=REPORT_LEARNING_RATES,
+        landscape_gap=30,
+        landscape_n_train=None,
+        probe_every=30,
+        channels_last=True,
+    ),
+}
+
+
+def get(name: str, **overrides) -> Profile:
+    """The named profile, with any per-notebook overrides applied (``None`` overrides are ignored)."""
+    if name not in PROFILES:
+        raise ValueError(f"profile={name!r} is not one of {', '.join(PROFILES)}")
+    return PROFILES[name].with_overrides(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,67 @@
+"""Execute the five report notebooks with papermill and render them as one HTML page."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from . import profiles
+
+NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
+
+
+def notebook_paths(folder: str | Path, only: list[str] | None = None) -> list[Path]:
+    paths = sorted(Path(folder).glob(NOTEBOOK_PATTERN))
+    if only:
+        paths = [p for p in paths if any(p.name.startswith(prefix) for prefix in only)]
+    if not paths:
+        raise FileNotFoundError(f"no notebooks matching {NOTEBOOK_PATTERN} in {folder}"
+                                + (f" starting with {', '.join(only)}" if only else "")
+                                + "; pass --notebooks with the repository's notebooks/ folder")
+    return paths
+
+
+def run_report(profile: str = "smoke", output: str | Path = "output", notebooks: str | Path = "notebooks",
+               results: str | None = None, data: str | None = None, device: str = "auto",
+               only: list[str] | None = None, log=print) -> Path:
+    """Run every notebook into ``output/`` (one progress line each) and write ``output/report.html``."""
+    import nbformat
+    import papermill
+
+    profiles.get(profile)  # fail on an unknown profile before starting anything
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    notebooks = Path(notebooks).resolve()
+    parameters = {"profile": profile, "device": device}
+    if results:
+        parameters["results_dir"] = str(Path(results).resolve())
+    if data:
+        parameters["data_dir"] = str(Path(data).resolve())
+    executed = []
+    paths = notebook_paths(notebooks, only)
+    for number, path in enumerate(paths, 1):
+        log(f"[{number}/{len(paths)}] {path.name} (profile {profile}) ...", flush=True)
+        started = time.perf_counter()
+        target = output / path.name
+        papermill.execute_notebook(str(path), str(target), parameters=parameters, cwd=str(notebooks),
+                                   progress_bar=False, kernel_name="python3")
+        log(f"[{number}/{len(paths)}] {path.name} done in {time.perf_counter() - started:.0f} s", flush=True)
+        executed.append(nbformat.read(target, as_version=4))
+    return render_html(executed, output / "report.html", title=f"cifarnb report ({profile} profile)")
+
+
+def render_html(notebooks, target: Path, title: str) -> Path:
+    """Concatenate executed notebooks into one and render it with nbconvert (images embedded)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    combined = nbformat.v4.new_notebook()
+    combined.metadata = notebooks[0].metadata
+    combined.metadata["title"] = title
+    for notebook in notebooks:
+        combined.cells.extend(cell for cell in notebook.cells if "parameters" not in cell.metadata.get("tags", []))
+    exporter = HTMLExporter()
+    exporter.exclude_input_prompt = exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(combined)
+    target.write_text(body)
+    return target
