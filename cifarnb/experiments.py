@@ -132,3 +132,18 @@ def seconds_per_epoch(runs: list[Run]) -> float:
     """Mean training seconds per epoch over every epoch of every run (evaluation excluded)."""
     seconds = [row["seconds"] for run in runs for row in run.history]
     return sum(seconds) / len(seconds) if seconds else math.nan
+
+
+def landscape_config(profile: Profile, device: str = "auto"):
+    """Report 2.2 (Figs 30-32) and the paper's Fig. 4: VGG-A with and without BN, plain SGD, per-step measures."""
+    from .landscape import LandscapeConfig
+
+    return LandscapeConfig(learning_rates=tuple(profile.landscape_learning_rates), epochs=profile.vgg_epochs,
+                           batch_size=profile.batch_size, gap=profile.landscape_gap,
+                           n_train=profile.landscape_n_train, device=device)
+
+
+def first_epoch_reaching(runs: list[Run], accuracy: float, column: str = "test_acc"):
+    """Mean ± std over seeds of the first epoch whose ``column`` reaches ``accuracy`` (runs that never do: NaN)."""
+    epochs = [run.first_epoch_reaching(accuracy, column) for run in runs]
+    return summarize(math.nan if e is None else float(e) for e in epochs), sum(e is not None for e in epochs)
