@@ -1,0 +1,68 @@
+import pytest
+
+from cifarnb import experiments, profiles, reference
+from cifarnb.notebook import NotebookParameterError, setup
+
+
+def test_full_profile_is_exactly_the_report():
+    full = profiles.get("full")
+    common = reference.raw()["ablations_resnet18"]["common"]
+    loss_configs = experiments.ablation_configs(full, "loss")
+    baseline = loss_configs["CrossEntropyLoss"]
+    assert (baseline.model, baseline.epochs, baseline.batch_size, baseline.lr) == ("resnet18", common["epochs"],
+                                                                                  common["batch_size"], common["lr"])
+    assert (baseline.weight_decay, baseline.optimizer, baseline.momentum, baseline.scheduler) == (5e-4, "sgd", 0.9,
+                                                                                                 "plateau")
+    assert baseline.n_train is None and baseline.n_test is None
+    zoo = experiments.zoo_config(full, "wideresnet28x10")
+    assert (zoo.epochs, zoo.lr, zoo.plateau_factor, zoo.plateau_patience, zoo.plateau_cooldown, zoo.min_lr) == (
+        200, 0.1, 0.5, 5, 5, 1e-6)
+    assert set(full.zoo_models) == set(reference.model_zoo().model)
+    ladder = experiments.trick_ladder(full)
+    assert ladder["ResNet9"].lr == 0.01 and ladder["ResNet9"].epochs == 200
+    assert experiments.vgg_configs(full)["VGG-A"].epochs == 20
+    assert experiments.landscape_config(full).learning_rates == (0.05, 0.075, 0.1, 0.125, 0.15)
+
+
+def test_ablation_groups_vary_one_field_and_share_the_baseline():
+    smoke = profiles.get("smoke")
+    keys = {group: {label: c.key() for label, c in experiments.ablation_configs(smoke, group).items()}
+            for group in reference.ABLATION_FIELDS}
+    assert keys["loss"]["CrossEntropyLoss"] == keys["weight_decay"]["5e-4"] == keys["activation"]["ReLU"] \
+        == keys["optimizer"]["SGD"] == keys["scheduler"]["ReduceLROnPlateau"]
+    assert sum(len(set(group.values())) for group in keys.values()) - 4 == 21
+
+
+def test_trick_ladder_adds_one_trick_per_step():
+    ladder = list(experiments.trick_ladder(profiles.get("quick")).values())
+    assert ladder[1].model_options == {"pool_before_bn": True}
+    assert ladder[2].label_smoothing == 0.2 and ladder[1].label_smoothing == 0
+    assert ladder[3].model == "fastresnet9" and not ladder[3].tta_flip and ladder[4].tta_flip
+
+
+def test_unknown_profile_and_overrides():
+    with pytest.raises(ValueError, match="profile='x' is not one of smoke, quick, full"):
+        profiles.get("x")
+    with pytest.raises(ValueError, match="unknown profile setting"):
+        profiles.get("smoke", zoo_epoch=3)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(profile="nope"), "profile='nope'"),
+    (dict(epochs=-1, epochs_field="zoo_epochs"), "epochs=-1"),
+    (dict(models_list=["resnet1000"]), "resnet1000"),
+    (dict(seeds=[]), "seeds"),
+    (dict(device="tpu"), "device='tpu'"),
+    (dict(n_train=0), "n_train=0"),
+])
+def test_notebook_setup_rejects_bad_parameters(arguments, message, tmp_path):
+    with pytest.raises(NotebookParameterError, match=message):
+        setup("test", results_dir=str(tmp_path), figures_dir=str(tmp_path), **arguments)
+
+
+def test_notebook_setup_applies_overrides(tmp_path, capsys):
+    session = setup("test", profile="smoke", seeds=[3], results_dir=str(tmp_path), figures_dir=str(tmp_path),
+                    epochs=4, epochs_field="zoo_epochs", models_list=["LeNet5"], n_train=None)
+    assert session.profile.zoo_epochs == 4 and session.profile.zoo_models == ("lenet5",)
+    assert session.profile.n_train == profiles.get("smoke").n_train and session.seeds == (3,)
+    assert "profile 'smoke'" in capsys.readouterr().out
