@@ -99,13 +99,15 @@ class GhostBatchNorm2d(nn.BatchNorm2d):
 
     @torch.no_grad()
     def _update_running_stats(self, means: Tensor, variances: Tensor, counts: list[int]) -> None:
-        weights = torch.tensor(counts, dtype=means.dtype, device=means.device)
-        weights = (weights / weights.sum()).unsqueeze(1)
+        # Chunk weights stay Python scalars: a weight tensor built on the GPU would cost a blocking
+        # host-to-device copy in every BN layer at every step. Only the last chunk can differ in size.
+        total = sum(counts)
         self.num_batches_tracked.add_(1)
         # Same momentum convention as BatchNorm2d, including momentum=None (cumulative average).
         factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
         for running, batch in ((self.running_mean, means), (self.running_var, variances)):
-            running.mul_(1 - factor).add_((weights * batch).sum(0).to(running.dtype), alpha=factor)
+            weighted = batch[:-1].sum(0) * (counts[0] / total) + batch[-1] * (counts[-1] / total)
+            running.mul_(1 - factor).add_(weighted.to(running.dtype), alpha=factor)
 
 
 def make_batchnorm(num_features: int, ghost_batch_size: int | None = None) -> nn.BatchNorm2d:

@@ -14,11 +14,13 @@ LOSSES = ("cross_entropy", "bce_with_logits", "mse", "huber", "multilabel_soft_m
 ACTIVATIONS = ("relu", "mish", "leaky_relu", "elu", "gelu")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOADERS = ("tensor", "torchvision")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 PLATEAU_METRICS = ("test_loss", "train_loss")
 
 # Fields that change how fast a run goes but not what it measures. They are recorded with each run but left
 # out of its key, so a run made on a GPU is found again from a CPU-only machine (and vice versa).
-EXECUTION_FIELDS = ("device", "loader", "num_workers", "precision", "channels_last", "compile", "eval_batch_size")
+EXECUTION_FIELDS = ("device", "loader", "num_workers", "precision", "channels_last", "compile", "eval_batch_size",
+                    "compile_mode", "cudnn_benchmark")
 
 
 @dataclass
@@ -66,6 +68,8 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     eval_batch_size: int = 1000
+    compile_mode: str = "default"  # torch.compile's mode; "reduce-overhead" adds CUDA graphs (compile=True only)
+    cudnn_benchmark: bool = False  # let cuDNN time its convolution algorithms per shape (CUDA; process-wide)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -77,6 +81,7 @@ class TrainConfig:
         _choice("precision", self.precision, PRECISIONS)
         _choice("loader", self.loader, LOADERS)
         _choice("plateau_metric", self.plateau_metric, PLATEAU_METRICS)
+        _choice("compile_mode", self.compile_mode, COMPILE_MODES)
         if self.activation is not None:
             _choice("activation", self.activation, ACTIVATIONS)
         for name in ("epochs", "batch_size", "eval_batch_size"):
