@@ -80,25 +80,21 @@ def ablation(group: str):
 
 def model_zoo():
     """Report Table 7 with our model names."""
-    import pandas as pd
-
-    section = raw()["model_zoo"]
-    rows = [
-        {"label": label, "model": REPORT_MODEL_NAMES[label], **dict(zip(_report_columns(section), values))}
-        for label, values in section["rows"].items()
-    ]
-    return pd.DataFrame(rows)
+    return _model_table("model_zoo")
 
 
 def resnet9():
     """Report Tables 8-9 with our model names."""
+    return _model_table("resnet9")
+
+
+def _model_table(section_name: str):
     import pandas as pd
 
-    section = raw()["resnet9"]
-    rows = [
-        {"label": label, "model": REPORT_MODEL_NAMES[label], **dict(zip(_report_columns(section), values))}
-        for label, values in section["rows"].items()
-    ]
+    section = raw()[section_name]
+    columns = ["report_" + column for column in section["columns"]]
+    rows = [{"label": label, "model": REPORT_MODEL_NAMES[label], **dict(zip(columns, values))}
+            for label, values in section["rows"].items()]
     return pd.DataFrame(rows)
 
 
@@ -107,6 +103,3 @@ def batchnorm_accuracy() -> dict[str, float]:
     section = raw()["batchnorm_vgg_a"]["accuracy_20_epochs"]
     return {REPORT_MODEL_NAMES[k]: v for k, v in section.items() if k in REPORT_MODEL_NAMES}
 
-
-def _report_columns(section: dict) -> list[str]:
-    return ["report_" + column for column in section["columns"]]

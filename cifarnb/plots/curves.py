@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 
@@ -38,7 +39,9 @@ def plot_curve(results: dict[str, list[Run]], column: str, ax=None, x: str = "ep
         (line,) = ax.plot(mean.index, mean.values, label=label, marker="o" if len(mean) < 8 else None, ms=3)
         if table[table.label == label].seed.nunique() > 1:
             ax.fill_between(mean.index, low.values, high.values, color=line.get_color(), alpha=0.2, lw=0)
-    ax.set_xlabel("epoch" if x == "epoch" else x)
+    if x == "epoch":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # short runs would otherwise get 0.5-epoch ticks
+    ax.set_xlabel(x)
     ax.set_ylabel(PANELS.get(column, column))
     if log_y:
         ax.set_yscale("log")
