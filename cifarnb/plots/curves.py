@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..results import Run
+from .style import plain_log_ticks
 
 PANELS = {
     "train_acc": "train accuracy (%)",
@@ -45,6 +46,7 @@ def plot_curve(results: dict[str, list[Run]], column: str, ax=None, x: str = "ep
     ax.set_ylabel(PANELS.get(column, column))
     if log_y:
         ax.set_yscale("log")
+        plain_log_ticks(ax.yaxis)
     return ax
 
 
@@ -62,16 +64,22 @@ def learning_curves(results: dict[str, list[Run]], title: str,
 
 
 def scatter_labelled(table: pd.DataFrame, x: str, y: str, label: str, ax=None, x_label: str | None = None,
-                     y_label: str | None = None, log_x: bool = False, yerr: str | None = None):
-    """A point per row, annotated with its label (e.g. accuracy vs parameters for the model zoo)."""
+                     y_label: str | None = None, log_x: bool = False, yerr: str | None = None,
+                     legend_label: str | None = None, **style):
+    """A point per row, annotated with its label (e.g. accuracy vs parameters for the model zoo).
+
+    ``legend_label`` names the point set in a legend; ``style`` goes to ``Axes.errorbar`` (marker, colour, ...).
+    """
     ax = ax or plt.gca()
-    ax.errorbar(table[x], table[y], yerr=table[yerr] if yerr else None, fmt="o", capsize=3)
+    style = {"fmt": "o", "capsize": 3, **style}
+    ax.errorbar(table[x], table[y], yerr=table[yerr] if yerr else None, label=legend_label, **style)
     for _, row in table.iterrows():
         ax.annotate(str(row[label]), (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel(x_label or x)
     ax.set_ylabel(y_label or y)
     if log_x:
         ax.set_xscale("log")
+        plain_log_ticks(ax.xaxis)
     return ax
 
 
