@@ -147,3 +147,47 @@ def first_epoch_reaching(runs: list[Run], accuracy: float, column: str = "test_a
     """Mean ± std over seeds of the first epoch whose ``column`` reaches ``accuracy`` (runs that never do: NaN)."""
     epochs = [run.first_epoch_reaching(accuracy, column) for run in runs]
     return summarize(math.nan if e is None else float(e) for e in epochs), sum(e is not None for e in epochs)
+
+
+def landscape_tables(store: ResultStore, config, method: str, *, device: str = "auto", probe_every: int | None = None,
+                     log: Callable[[str], None] = print) -> pd.DataFrame:
+    """The landscape measurements of one method, each unit computed once and cached in ``store``.
+
+    ``method="report"``: every (model, lr) of ``config``; ``"paper"``: every model at the paper's lr 0.1, probed
+    every ``probe_every`` steps (default ``config.gap``). A unit's key is ``config`` narrowed to that model and lr,
+    with the device left out, so tables made on a GPU are found again on a CPU machine and changing the list of
+    learning rates keeps the tables already made.
+    """
+    import dataclasses
+    import functools
+
+    from . import landscape
+    from .data import load_cifar10
+
+    if method not in ("report", "paper"):
+        raise ValueError(f"method={method!r} is not one of report, paper")
+    rates = config.learning_rates if method == "report" else (landscape.PAPER_LEARNING_RATE,)
+    probe_every = config.gap if probe_every is None else probe_every
+    etas = landscape.paper_etas(landscape.PAPER_LEARNING_RATE)
+    # Read the training subset only if some unit has to be computed.
+    data = functools.cache(lambda: load_cifar10(config.data_root, n_train=config.n_train, seed=config.subset_seed))
+    units = [(model, lr) for model in config.models for lr in rates]
+    frames = []
+    for number, (model, lr) in enumerate(units, 1):
+        unit = dataclasses.replace(config, device="auto", models=(model,), learning_rates=(lr,))
+        key = {**dataclasses.asdict(unit), "method": method}
+        if method == "paper":
+            key.update(probe_every=probe_every, etas=list(etas))
+        on_device = dataclasses.replace(unit, device=device)
+
+        def compute(model=model, lr=lr, on_device=on_device):
+            if method == "report":
+                return landscape.run_report_method(on_device, model, lr, data())
+            return landscape.run_paper_method(on_device, model, lr, probe_every, etas, data())
+
+        name = f"landscape_{method}_{model}_lr{lr:g}"
+        started, existed = time.perf_counter(), store.table_path(name, key).exists()
+        frames.append(store.cached_table(name, key, compute))
+        log(f"[{number}/{len(units)}] {method}'s method, {model} lr {lr:g}: "
+            + ("stored" if existed else f"computed in {time.perf_counter() - started:.1f} s"))
+    return pd.concat(frames, ignore_index=True)

@@ -74,11 +74,18 @@ def setup(name: str, *, profile: str = "smoke", seeds=None, data_dir: str | None
             raise NotebookParameterError(f"unknown notebook parameter {key!r}; valid: {', '.join(OVERRIDES)}")
         if value is None:  # None means "the profile's value"
             continue
+        if key == "learning_rates" and not (isinstance(value, (list, tuple)) and value and all(
+                isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0 for lr in value)):
+            raise NotebookParameterError(f"learning_rates={value!r} must be a non-empty list of positive numbers "
+                                         "(with papermill: -y 'learning_rates: [0.05, 0.1]')")
         if key in ("n_train", "n_test", "batch_size", "gap") and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise NotebookParameterError(f"{key}={value!r} must be a positive integer (or None for the profile's)")
         changes[OVERRIDES[key]] = tuple(value) if isinstance(value, list) else value
     chosen = chosen.with_overrides(**changes)
+    if seeds is not None and not isinstance(seeds, (list, tuple)):
+        raise NotebookParameterError(f"seeds={seeds!r} must be a list such as [0, 1, 2] "
+                                     "(with papermill: -y 'seeds: [0, 1, 2]')")
     seeds = tuple(chosen.seeds if seeds is None else seeds)
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise NotebookParameterError(f"seeds={list(seeds)!r} must be a non-empty list of non-negative integers")

@@ -63,7 +63,7 @@ SMOKE = Profile(
     landscape_learning_rates=(0.05, 0.1, 0.15),
     landscape_gap=2,
     landscape_n_train=256,
-    probe_every=4,
+    probe_every=8,
 )
 FULL = Profile(
     name="full",

@@ -202,20 +202,24 @@ class ResultStore:
             yield Run.from_json(json.loads(path.read_text()), path.parent)
 
     # Tables from experiments that are not a single TrainConfig run (e.g. landscape measurements).
+    def table_path(self, name: str, config: Any) -> Path:
+        return self.root / "tables" / f"{name}-{_key(config)}.json"
+
     def cached_table(self, name: str, config: Any, compute: Callable[[], "Any"]):
-        """A pandas DataFrame computed once per (name, dataclass config) and then read back from disk."""
+        """A pandas DataFrame computed once per (name, dataclass or dict config) and then read back from disk.
+
+        A freshly computed table is returned as read back from its JSON file too, so the first execution shows
+        exactly the numbers every later one will.
+        """
         import pandas as pd
 
-        values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-        path = self.root / "tables" / f"{name}-{_key(config)}.json"
-        if path.exists():
-            return pd.DataFrame(json.loads(path.read_text())["rows"])
-        table = compute()
-        content = {"name": name, "config": values, "meta": {**environment(), "date": _now()},
-                   "rows": json.loads(table.to_json(orient="records"))}
-        atomic_write_json(path, content)
-        return table
-
+        path = self.table_path(name, config)
+        if not path.exists():
+            values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+            content = {"name": name, "config": values, "meta": {**environment(), "date": _now()},
+                       "rows": json.loads(compute().to_json(orient="records"))}
+            atomic_write_json(path, content)
+        return pd.DataFrame(json.loads(path.read_text())["rows"])
 
     def cached_arrays(self, name: str, config: Any, compute: Callable[[], dict]) -> dict:
         """Named numpy arrays computed once per (name, config), stored as float16 ``.npz`` (small enough to commit).
