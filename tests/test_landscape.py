@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from cifarnb import landscape, models
-from cifarnb.data import DataNotFoundError, load_cifar10
 from cifarnb.loaders import TensorLoader
 
 TINY_TRAIN = 64
@@ -23,11 +22,8 @@ TINY_BATCH = 16
 
 
 @pytest.fixture(scope="module")
-def tiny_cifar():
-    try:
-        return load_cifar10(n_train=TINY_TRAIN, n_test=10)
-    except DataNotFoundError as error:
-        pytest.skip(f"CIFAR-10 not available (set CIFARNB_DATA): {error}")
+def tiny_cifar(cifar):
+    return cifar.subset(n_train=TINY_TRAIN, n_test=10)
 
 
 class Quadratic(nn.Module):
@@ -220,3 +216,21 @@ def test_band_plots_return_axes(report_frame):
 def test_config_rejects_a_zero_gap():
     with pytest.raises(ValueError, match="gap"):
         landscape.LandscapeConfig(gap=0)
+
+
+def test_landscape_tables_are_cached_per_unit_whatever_the_device(cifar_root, tmp_path):
+    from cifarnb.experiments import landscape_tables
+    from cifarnb.results import ResultStore
+
+    store = ResultStore(tmp_path)
+    config = landscape.LandscapeConfig(models=("vgg_a_bn",), learning_rates=(0.1,), epochs=1, batch_size=16, gap=2,
+                                       n_train=32, data_root=str(cifar_root))
+    lines = []
+    first = landscape_tables(store, config, "report", device="cpu", log=lines.append)
+    again = landscape_tables(store, config.__class__(**{**config.__dict__, "device": "cpu"}), "report",
+                             device="cpu", log=lines.append)
+    assert "computed" in lines[0] and "stored" in lines[1]
+    assert first.equals(again) and set(first.quantity) == {"loss", "grad_distance", "beta"}
+    wider = landscape_tables(store, config.__class__(**{**config.__dict__, "learning_rates": (0.1, 0.05)}),
+                             "report", device="cpu", log=lines.append)
+    assert "stored" in lines[2] and "computed" in lines[3] and set(wider.lr) == {0.1, 0.05}
