@@ -141,3 +141,19 @@ def test_subset_sizes_in_the_config_are_applied(tiny):
 def test_model_on_cpu_keeps_gradients_finite(tiny):
     result = fit(small(epochs=1), tiny, progress=False)
     assert all(torch.isfinite(p).all() for p in result.model.parameters())
+
+
+def test_lr_schedule_preview_matches_a_real_run(tiny):
+    from cifarnb.train.optim import lr_schedule
+
+    for scheduler in ("step", "cosine", "onecycle"):
+        config = small(scheduler=scheduler, epochs=4, step_size=2)
+        run = fit(config, tiny, progress=False).history
+        assert lr_schedule(config, steps_per_epoch=4) == pytest.approx([row["lr"] for row in run])
+
+
+def test_plateau_preview_cuts_the_rate_after_patience_and_cooldown():
+    from cifarnb.train.optim import lr_schedule
+
+    rates = lr_schedule(TrainConfig(model="lenet5", epochs=14, lr=0.1))
+    assert rates[:7] == [0.1] * 7 and rates[7] == pytest.approx(0.05)

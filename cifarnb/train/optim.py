@@ -117,3 +117,22 @@ class ClassificationLoss(nn.Module):
         if self.name == "cross_entropy":
             return self.loss(logits, labels)
         return self.loss(logits, nn.functional.one_hot(labels, logits.shape[-1]).float())
+
+
+def lr_schedule(config: TrainConfig, steps_per_epoch: int = 1) -> list[float]:
+    """The learning rate at the start of each epoch that ``config``'s schedule gives, without training.
+
+    ReduceLROnPlateau depends on the losses a run produces, so here it is fed a loss that never improves after
+    the first epoch: the fastest decay the schedule allows, an upper bound on how often it can cut the rate.
+    """
+    weight = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([weight], lr=config.lr)
+    schedule = Schedule(config, optimizer, steps_per_epoch)
+    rates = []
+    for _ in range(config.epochs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        for _ in range(steps_per_epoch):
+            optimizer.step()  # keeps torch from warning that the schedule stepped before the optimizer
+            schedule.after_batch()
+        schedule.after_epoch(1.0, 1.0)
+    return rates
