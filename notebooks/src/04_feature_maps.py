@@ -31,6 +31,7 @@ n_test = None
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 
 from cifarnb import data, experiments, features, notebook
 from cifarnb.plots import curves
@@ -65,7 +66,14 @@ overview
 # ## Fig 20 · The image
 
 # %%
-image, label = data.first_test_image(session.data_dir)
+def read_image():
+    image, label = data.first_test_image(session.data_dir)
+    return {"image": image.numpy(), "label": np.array(label)}
+
+
+# Stored beside the maps (uint8 values are exact in float16), so the figures redraw without the data set.
+stored = session.store.cached_arrays("test_image", {"row": IMAGE_ROW}, read_image)
+image, label = torch.from_numpy(stored["image"].round().astype(np.uint8)), int(stored["label"])
 figure, ax = plt.subplots(figsize=(3.2, 3.4))
 ax.imshow(image.permute(1, 2, 0).numpy(), interpolation="nearest")
 ax.set_title(f"test image {IMAGE_ROW}: {data.CLASSES[label]}\n(32x32 px, shown enlarged)")
