@@ -5,7 +5,7 @@
 
 Both loaders train the same model with the same config (``recipes.report("resnet18")``: batch 128, SGD lr 0.1,
 ...; only ``loader`` differs) for ``--warmup-steps`` untimed and then ``--steps`` timed steps, through
-``cifarnb.train.engine.measure_throughput`` (fit()'s own epoch loop; CUDA events on a GPU). A third row feeds
+``cifarnb.train.timing.measure_throughput`` (fit()'s own epoch loop; CUDA events on a GPU). A third row feeds
 one fixed batch over and over: no loader at all, the bound a loader can reach. Printed: images/s per row, the
 ratio tensor / torchvision, and the share of the step the tensor loader costs (1 - tensor / fixed).
 ``--rounds R`` measures every row R times, in alternating order (A B C, C B A, ...), and reports the median:
@@ -33,7 +33,7 @@ from speed import environment, parse_pairs  # noqa: E402
 
 from cifarnb import recipes  # noqa: E402
 from cifarnb.data import load_cifar10  # noqa: E402
-from cifarnb.train.engine import measure_throughput  # noqa: E402
+from cifarnb.train import measure_throughput  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ An entry is ``MODEL:RECIPE`` with optional TrainConfig overrides, ``MODEL:RECIPE
 (values are JSON where they parse, e.g. ``fastresnet9:fast@epochs=12,ema_decay=0.99``). In ``--train``
 entries the keys ``seeds`` (a JSON list) and ``target`` replace ``--seeds`` and ``--target`` for that entry.
 
-Throughput (one row per ``--entries`` entry): ``cifarnb.train.engine.measure_throughput``, i.e. fit()'s own
+Throughput (one row per ``--entries`` entry): ``cifarnb.train.timing.measure_throughput``, i.e. fit()'s own
 setup and epoch loop, ``--warmup-steps`` untimed steps (compilation, autotuning, DataLoader start-up) then
 ``--steps`` timed ones; CUDA events on a GPU. s/epoch = training-set size / images per second. The ratio is
 against the report's pipeline for the same model measured in the same run: ``recipes.report(model)`` with
@@ -42,7 +42,7 @@ from cifarnb.data import load_cifar10  # noqa: E402
 from cifarnb.results import environment as software_versions  # noqa: E402
 from cifarnb.results import summarize  # noqa: E402
 from cifarnb.train import TrainConfig, fit  # noqa: E402
-from cifarnb.train.engine import measure_throughput, time_to_accuracy  # noqa: E402
+from cifarnb.train import measure_throughput, time_to_accuracy  # noqa: E402
 
 GPU_ENTRIES = ["fastresnet9:fast", "fastresnet9:report", "resnet9:report", "resnet18:report", "resnet18:fast_resnet18"]
 CPU_ENTRIES = ["fastresnet9:fast", "resnet18:fast_resnet18"]

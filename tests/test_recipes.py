@@ -14,7 +14,7 @@ import torch
 from cifarnb import models, recipes
 from cifarnb.models.layers import GhostBatchNorm2d
 from cifarnb.train import TrainConfig, fit
-from cifarnb.train.engine import measure_throughput, time_to_accuracy
+from cifarnb.train import measure_throughput, time_to_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 

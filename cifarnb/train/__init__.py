@@ -1,6 +1,11 @@
-"""Training: a typed config (:class:`TrainConfig`) and one loop (:func:`fit`) for every profile."""
+"""Training: a typed config (:class:`TrainConfig`) and one loop (:func:`fit`) for every profile.
+
+``engine`` holds the loop, ``fastpath`` its multi-line speed tricks, ``optim`` the optimizers, schedules and
+losses, ``timing`` the throughput and time-to-accuracy measurements the benchmarks use.
+"""
 
 from .config import TrainConfig
-from .engine import FitResult, evaluate, fit, measure_throughput, resolve_device, time_to_accuracy
+from .engine import FitResult, evaluate, fit, resolve_device
+from .timing import measure_throughput, time_to_accuracy
 
 __all__ = ["TrainConfig", "FitResult", "fit", "evaluate", "measure_throughput", "resolve_device", "time_to_accuracy"]

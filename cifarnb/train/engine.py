@@ -3,7 +3,7 @@
 Each step that exists only for speed is named where it happens:
   * data resident on the device, augmented there (``cifarnb.loaders.TensorLoader``);
   * autocast to bf16/fp16 on CUDA, channels_last memory format, optional ``torch.compile`` (one graph, for the
-    full training batches: ``_CompiledFullBatches``; ``compile_mode="reduce-overhead"`` adds CUDA graphs);
+    full training batches: ``fastpath.CompiledFullBatches``; ``compile_mode="reduce-overhead"`` adds CUDA graphs);
   * fused optimizer kernels on CUDA (``optim.build_optimizer``);
   * no host synchronisation inside an epoch: losses and accuracies accumulate on the device and are read once
     per epoch (which is also where divergence is detected);
@@ -11,8 +11,7 @@ Each step that exists only for speed is named where it happens:
   * ``fit(..., warmup_steps=n)``: compilation, autotuning and CUDA-graph recording happen in untimed steps that
     are then undone, so each epoch's ``seconds`` is training alone (``info["warmup_seconds"]`` has the rest).
 
-``measure_throughput`` times the same epoch loop on a fixed number of batches (CUDA events on a GPU) and
-``time_to_accuracy`` reads the training time to a target accuracy off a history; ``benchmarks/`` uses both.
+The multi-line speed tricks live in :mod:`cifarnb.train.fastpath`; :mod:`cifarnb.train.timing` times this loop.
 
 Resuming: after every epoch a checkpoint (model, optimizer, schedule, EMA, scaler, RNG states, history) is
 written atomically. ``fit(..., checkpoint_path=p)`` continues from it, and because the loader's shuffling and
@@ -29,16 +28,16 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .. import models
 from ..data import CIFAR10, load_cifar10
 from ..loaders import make_loader
 from .config import TrainConfig
+from .fastpath import BatchStream, CompiledFullBatches, make_ema, synchronized_clock, uses_cuda_graphs
 from .optim import Schedule, build_loss, build_optimizer
 
 EXACT_TEST_ROWS = 1000  # rows 0-999 of the shared test set are exact; the rest are JPEG approximations
@@ -118,7 +117,7 @@ def fit(
         if device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"].cpu())
         history, start_epoch, wall_before = state["history"], state["epoch"], state["wall_seconds"]
-    info = {"setup_seconds": _synchronized_clock(device) - setup_started}
+    info = {"setup_seconds": synchronized_clock(device) - setup_started}
     if warmup_steps > 0 and start_epoch < config.epochs:
         info["warmup_seconds"] = _warm_up(parts, warmup_steps)
 
@@ -129,7 +128,7 @@ def fit(
         lr_at_start = optimizer.param_groups[0]["lr"]
         train_loss, train_acc, seconds = _train_one_epoch(
             step_model, train_loader, epoch, optimizer, schedule, loss_fn, scaler, half, ema, bar,
-            cuda_graphs=_uses_cuda_graphs(config),
+            cuda_graphs=uses_cuda_graphs(config),
         )
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "lr": lr_at_start,
                "seconds": seconds}
@@ -180,7 +179,7 @@ class _Parts:
     config: TrainConfig
     device: torch.device
     model: nn.Module
-    step_model: nn.Module  # ``model``, or ``_CompiledFullBatches`` around it
+    step_model: nn.Module  # ``model``, or ``CompiledFullBatches`` around it
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     loss_fn: nn.Module
@@ -219,11 +218,11 @@ def _prepare(config: TrainConfig, data: CIFAR10, device: torch.device) -> _Parts
         config=config,
         device=device,
         model=model,
-        step_model=_CompiledFullBatches(model, config) if config.compile else model,
+        step_model=CompiledFullBatches(model, config) if config.compile else model,
         optimizer=optimizer,
         schedule=Schedule(config, optimizer, len(train_loader)),
         loss_fn=build_loss(config),
-        ema=_make_ema(model, config.ema_decay),
+        ema=make_ema(model, config.ema_decay),
         # fp16 needs loss scaling to keep small gradients representable; bf16 has fp32's range and does not.
         scaler=torch.amp.GradScaler("cuda", enabled=half == torch.float16),
         half=half,
@@ -231,53 +230,6 @@ def _prepare(config: TrainConfig, data: CIFAR10, device: torch.device) -> _Parts
         test_loader=test_loader,
         n_train=len(data.y_train),
     )
-
-
-class _CompiledFullBatches(nn.Module):
-    """Speed step, torch.compile, one graph per run: the model compiled for full training batches.
-
-    Compiling fuses BatchNorm, activation and pooling into few kernels; "reduce-overhead" also replays each step
-    as a CUDA graph, removing per-kernel launch cost. The graph is specialised to the training batch shape
-    (dynamic=False): every step but one per epoch uses it. The epoch's last, smaller batch and evaluation run the
-    same weights eagerly, so a run compiles one graph instead of three (and TTA's two calls in a row never read
-    a CUDA graph's output after its next replay has overwritten it). Parameters are the eager model's.
-    """
-
-    def __init__(self, model: nn.Module, config: TrainConfig):
-        super().__init__()
-        self.model = model
-        mode = None if config.compile_mode == "default" else config.compile_mode
-        # Not registered as a submodule: parameters(), buffers() and state_dict() stay exactly the model's.
-        object.__setattr__(self, "compiled", torch.compile(model, mode=mode, dynamic=False))
-        self.batch_size = config.batch_size
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.training and images.shape[0] == self.batch_size:
-            return self.compiled(images)
-        return self.model(images)
-
-
-def _uses_cuda_graphs(config: TrainConfig) -> bool:
-    return config.compile and config.compile_mode in ("reduce-overhead", "max-autotune")
-
-
-def _synchronized_clock(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
-
-
-class _Stream:
-    """A loader-like view of ``count`` batches taken from an ongoing iterator of batches."""
-
-    def __init__(self, batches: Iterator, count: int):
-        self.iterator, self.count = batches, count
-
-    def __len__(self) -> int:
-        return self.count
-
-    def batches(self, epoch: int = 0):
-        return itertools.islice(self.iterator, self.count)
 
 
 def _warm_up(parts: _Parts, steps: int) -> float:
@@ -296,10 +248,10 @@ def _warm_up(parts: _Parts, steps: int) -> float:
     rest = parts.n_train % parts.config.batch_size
     if rest and batches:
         batches.append((batches[0][0][:rest], batches[0][1][:rest]))
-    _train_one_epoch(parts.step_model, _Stream(iter(batches), len(batches)), 0, parts.optimizer, None,
-                     parts.loss_fn, parts.scaler, parts.half, None, None, cuda_graphs=_uses_cuda_graphs(parts.config))
+    _train_one_epoch(parts.step_model, BatchStream(iter(batches), len(batches)), 0, parts.optimizer, None,
+                     parts.loss_fn, parts.scaler, parts.half, None, None, cuda_graphs=uses_cuda_graphs(parts.config))
     test_batch = next(iter(parts.test_loader.batches(0)))
-    evaluate(parts.eval_model, _Stream(iter([test_batch]), 1), parts.loss_fn, parts.half,
+    evaluate(parts.eval_model, BatchStream(iter([test_batch]), 1), parts.loss_fn, parts.half,
              tta_flip=parts.config.tta_flip)
     parts.model.load_state_dict(saved["model"])
     parts.optimizer.load_state_dict(saved["optimizer"])
@@ -307,81 +259,7 @@ def _warm_up(parts: _Parts, steps: int) -> float:
     torch.set_rng_state(saved["rng_cpu"])
     if saved["rng_cuda"] is not None:
         torch.cuda.set_rng_state(saved["rng_cuda"], parts.device)
-    return _synchronized_clock(parts.device) - started
-
-
-def measure_throughput(
-    config: TrainConfig, data: CIFAR10 | None = None, *, steps: int = 20, warmup_steps: int = 5,
-    fixed_batch: bool = False,
-) -> dict:
-    """Training images per second of ``config``'s execution path, in steady state.
-
-    Same setup and epoch loop as :func:`fit` (loader, augmentation, autocast, compile, optimizer, EMA), run on
-    ``warmup_steps`` untimed and then ``steps`` timed full batches drawn from one continuing stream of batches,
-    so a DataLoader's worker start-up and compilation fall into the warm-up. On CUDA the timed span is measured
-    with CUDA events. ``fixed_batch`` feeds the first batch over and over instead: no loader cost at all, the
-    bound a loader can approach. The model is left trained on those steps; nothing is evaluated.
-    """
-    config.validate()
-    device = resolve_device(config.device)
-    data = _data_for(config, data)
-    parts = _prepare(config, data, device)
-    batches = _full_batches(parts.train_loader, config.batch_size)
-    if fixed_batch:
-        batches = itertools.repeat(next(batches))
-    cuda_graphs = _uses_cuda_graphs(config)
-    run = dict(optimizer=parts.optimizer, schedule=None, loss_fn=parts.loss_fn, scaler=parts.scaler,
-               half=parts.half, ema=parts.ema, bar=None, cuda_graphs=cuda_graphs)
-    warm_started = time.perf_counter()
-    if warmup_steps:
-        _train_one_epoch(parts.step_model, _Stream(batches, warmup_steps), 0, **run)
-    warmup_seconds = _synchronized_clock(device) - warm_started
-    if device.type == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        _train_one_epoch(parts.step_model, _Stream(batches, steps), 0, **run)
-        end.record()
-        end.synchronize()
-        seconds, timer = start.elapsed_time(end) / 1000, "cuda_events"
-    else:
-        _, _, seconds = _train_one_epoch(parts.step_model, _Stream(batches, steps), 0, **run)
-        timer = "perf_counter"
-    images = steps * config.batch_size
-    return {
-        "images": images,
-        "seconds": seconds,
-        "images_per_second": images / seconds,
-        "seconds_per_epoch": len(data.y_train) / (images / seconds),
-        "steps": steps,
-        "warmup_steps": warmup_steps,
-        "warmup_seconds": warmup_seconds,
-        "batch_size": config.batch_size,
-        "n_train": len(data.y_train),
-        "timer": timer,
-        "device": _device_name(device),
-    }
-
-
-def _full_batches(loader, batch_size: int) -> Iterator:
-    """Full batches from epoch 0, 1, 2, ... of ``loader`` (a smaller last batch would be a new shape)."""
-    for epoch in itertools.count():
-        for images, labels in loader.batches(epoch):
-            if len(labels) == batch_size:
-                yield images, labels
-
-
-def time_to_accuracy(history: list[dict], target: float, column: str = "test_acc") -> float | None:
-    """Training seconds (the rows' ``seconds``, evaluation excluded) until ``column`` first reaches ``target``.
-
-    None when no epoch reaches it.
-    """
-    elapsed = 0.0
-    for row in history:
-        elapsed += row["seconds"]
-        value = row.get(column)
-        if value is not None and math.isfinite(value) and value >= target:
-            return elapsed
-    return None
+    return synchronized_clock(parts.device) - started
 
 
 def _train_one_epoch(model, loader, epoch, optimizer, schedule, loss_fn, scaler, half, ema, bar, cuda_graphs=False):
@@ -441,37 +319,6 @@ def _autocast(device: torch.device, half: torch.dtype | None):
     if half is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=half)
-
-
-def _make_ema(model: nn.Module, decay: float | None):
-    if decay is None:
-        return None
-    # use_buffers=True averages BN running statistics too, so the EMA model needs no BN re-estimation pass.
-    return _EMA(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-
-
-class _EMA(AveragedModel):
-    """AveragedModel whose update never waits for the GPU (same arithmetic, same state dict).
-
-    torch's ``update_parameters`` copies its step counter, a CPU tensor, to the device on every call: a
-    blocking host-to-device copy each step. The EMA rule does not read the counter, so it is not copied.
-    """
-
-    def update_parameters(self, model: nn.Module) -> None:
-        averaged = [t.detach() for t in (*self.module.parameters(), *self.module.buffers())]
-        current = [t.detach() for t in (*model.parameters(), *model.buffers())]
-        if self.n_averaged == 0:  # the counter stays on the CPU, so reading it costs no synchronisation
-            for mine, theirs in zip(averaged, current, strict=True):
-                mine.copy_(theirs)
-        else:
-            groups: dict[tuple, tuple[list, list]] = {}
-            for mine, theirs in zip(averaged, current, strict=True):
-                group = groups.setdefault((mine.device, mine.dtype), ([], []))
-                group[0].append(mine)
-                group[1].append(theirs)
-            for mine, theirs in groups.values():
-                self.multi_avg_fn(mine, theirs, self.n_averaged)
-        self.n_averaged += 1
 
 
 def _progress(config: TrainConfig, start_epoch: int, steps_per_epoch: int, enabled: bool):

@@ -34,7 +34,7 @@ import pandas as pd
 
 from cifarnb import experiments, models, notebook, recipes, reference
 from cifarnb.plots import curves
-from cifarnb.train.engine import time_to_accuracy
+from cifarnb.train import time_to_accuracy
 
 session = notebook.setup("03_fastresnet9", profile=profile, seeds=seeds, data_dir=data_dir,
                          results_dir=results_dir, figures_dir=figures_dir, device=device,

@@ -1,0 +1,100 @@
+"""The speed tricks of the training loop that are more than one line, each a named step.
+
+Used by :mod:`cifarnb.train.engine`; every trick here changes how fast a run goes, never what it computes:
+
+* :class:`CompiledFullBatches`: ``torch.compile`` for the full training batches only (one graph per run);
+* :func:`uses_cuda_graphs`: whether the compile mode replays steps as CUDA graphs (each step must be marked);
+* :class:`NonBlockingEMA`: weight averaging without torch's per-step host-to-device copy of its counter;
+* :func:`synchronized_clock`: a wall clock that first waits for queued GPU work, so timings are honest;
+* :class:`BatchStream`: a loader-like view of a few batches, for warm-up and throughput measurements.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Iterator
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from .config import TrainConfig
+
+
+class CompiledFullBatches(nn.Module):
+    """Speed step, torch.compile, one graph per run: the model compiled for full training batches.
+
+    Compiling fuses BatchNorm, activation and pooling into few kernels; "reduce-overhead" also replays each step
+    as a CUDA graph, removing per-kernel launch cost. The graph is specialised to the training batch shape
+    (dynamic=False): every step but one per epoch uses it. The epoch's last, smaller batch and evaluation run the
+    same weights eagerly, so a run compiles one graph instead of three (and TTA's two calls in a row never read
+    a CUDA graph's output after its next replay has overwritten it). Parameters are the eager model's.
+    """
+
+    def __init__(self, model: nn.Module, config: TrainConfig):
+        super().__init__()
+        self.model = model
+        mode = None if config.compile_mode == "default" else config.compile_mode
+        # Not registered as a submodule: parameters(), buffers() and state_dict() stay exactly the model's.
+        object.__setattr__(self, "compiled", torch.compile(model, mode=mode, dynamic=False))
+        self.batch_size = config.batch_size
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.training and images.shape[0] == self.batch_size:
+            return self.compiled(images)
+        return self.model(images)
+
+
+def uses_cuda_graphs(config: TrainConfig) -> bool:
+    return config.compile and config.compile_mode in ("reduce-overhead", "max-autotune")
+
+
+def synchronized_clock(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+class BatchStream:
+    """A loader-like view of ``count`` batches taken from an ongoing iterator of batches."""
+
+    def __init__(self, batches: Iterator, count: int):
+        self.iterator, self.count = batches, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def batches(self, epoch: int = 0):
+        return itertools.islice(self.iterator, self.count)
+
+
+def make_ema(model: nn.Module, decay: float | None):
+    if decay is None:
+        return None
+    # use_buffers=True averages BN running statistics too, so the EMA model needs no BN re-estimation pass.
+    return NonBlockingEMA(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+class NonBlockingEMA(AveragedModel):
+    """AveragedModel whose update never waits for the GPU (same arithmetic, same state dict).
+
+    torch's ``update_parameters`` copies its step counter, a CPU tensor, to the device on every call: a
+    blocking host-to-device copy each step. The EMA rule does not read the counter, so it is not copied.
+    """
+
+    def update_parameters(self, model: nn.Module) -> None:
+        averaged = [t.detach() for t in (*self.module.parameters(), *self.module.buffers())]
+        current = [t.detach() for t in (*model.parameters(), *model.buffers())]
+        if self.n_averaged == 0:  # the counter stays on the CPU, so reading it costs no synchronisation
+            for mine, theirs in zip(averaged, current, strict=True):
+                mine.copy_(theirs)
+        else:
+            groups: dict[tuple, tuple[list, list]] = {}
+            for mine, theirs in zip(averaged, current, strict=True):
+                group = groups.setdefault((mine.device, mine.dtype), ([], []))
+                group[0].append(mine)
+                group[1].append(theirs)
+            for mine, theirs in groups.values():
+                self.multi_avg_fn(mine, theirs, self.n_averaged)
+        self.n_averaged += 1
