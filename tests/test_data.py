@@ -125,3 +125,22 @@ def test_unpickling_cannot_run_code(copy_of_shared, tmp_path):
     with pytest.raises(CorruptDataError, match="data_batch_2"):
         load_cifar10(copy_of_shared)
     assert not marker.exists()
+
+
+def test_download_is_asked_for_only_when_allowed_and_missing(monkeypatch, tmp_path, cifar_root):
+    import cifarnb.data as data_module
+
+    fetched = []
+
+    def fake_download(root):  # stands in for torchvision's checksum-verified fetch of the official archive
+        fetched.append(root)
+        os.symlink(cifar_root / BATCH_FOLDER, root / BATCH_FOLDER)
+
+    monkeypatch.setattr(data_module, "_download", fake_download)
+    with pytest.raises(DataNotFoundError):
+        load_cifar10(tmp_path)
+    assert fetched == []
+    data = load_cifar10(tmp_path, download=True, n_train=10, n_test=10)
+    assert fetched == [tmp_path] and len(data.y_train) == 10
+    load_cifar10(tmp_path, download=True, n_train=10, n_test=10)
+    assert len(fetched) == 1  # present now: not fetched again
