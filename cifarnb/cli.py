@@ -1,4 +1,5 @@
-"""Command line: ``cifarnb train`` (one run through the results store) and ``cifarnb report`` (all notebooks)."""
+"""Command line: ``cifarnb train`` (one run through the results store), ``cifarnb sweep`` (one report section's
+runs, headless) and ``cifarnb report`` (all notebooks, rendered to HTML)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,23 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from . import profiles
+    from .results import ResultStore
+    from .sweep import run_section
+
+    if args.data:
+        import os
+
+        os.environ["CIFARNB_DATA"] = args.data  # the training code reads the data root from here
+    profile = profiles.get(args.profile)
+    store = ResultStore(args.results)
+    for section in args.section:
+        run_section(section, profile, store, seeds=args.seeds, device=args.device)
+    print(f"results: {store.root}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cifarnb", description="Reproduce the CIFAR-10 report: train runs into "
                                      "the results store, or execute the report notebooks.")
@@ -94,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_arguments(train)
     train.set_defaults(handler=_train)
+
+    from .sweep import SECTIONS
+
+    sweep = commands.add_parser("sweep", help="train one section's runs into the results store, without Jupyter")
+    sweep.add_argument("--section", nargs="+", required=True, choices=SECTIONS,
+                       help="ablations (01), zoo (02), resnet9 (03), features (04), vgg and landscape (05)")
+    sweep.add_argument("--profile", default="quick", help="smoke|quick|full")
+    sweep.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the profile's seeds")
+    sweep.add_argument("--results", default=None, help="results store folder (else $CIFARNB_RESULTS, ./results)")
+    sweep.add_argument("--data", default=None, help="data folder (else $CIFARNB_DATA, ./data)")
+    sweep.add_argument("--device", default="auto", help="auto|cpu|cuda")
+    sweep.set_defaults(handler=_sweep)
 
     report = commands.add_parser("report", help="execute the five notebooks with papermill and render one HTML")
     report.add_argument("--profile", default="smoke", help="smoke|quick|full")

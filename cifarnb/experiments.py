@@ -191,3 +191,11 @@ def landscape_tables(store: ResultStore, config, method: str, *, device: str = "
         log(f"[{number}/{len(units)}] {method}'s method, {model} lr {lr:g}: "
             + ("stored" if existed else f"computed in {time.perf_counter() - started:.1f} s"))
     return pd.concat(frames, ignore_index=True)
+
+
+def feature_map_configs(profile: Profile, seed: int) -> dict[str, TrainConfig]:
+    """Report 1.5: the models whose first layers are drawn, i.e. the runs of Tables 8-9 and Table 7 (one seed)."""
+    nine = resnet9_configs(profile)
+    configs = {"FastResNet9": nine["FastResNet9"], "ResNet9": nine["ResNet9"],
+               "ResNet18": zoo_config(profile, "resnet18")}
+    return {label: config.replace(seed=seed) for label, config in configs.items()}

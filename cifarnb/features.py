@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import MEAN, STD
+from .data import MEAN, STD, first_test_image
 from .models import feature_layers
 
 
@@ -31,3 +31,36 @@ def feature_maps(model: torch.nn.Module, image: torch.Tensor) -> dict[str, np.nd
         for hook in hooks:
             hook.remove()
     return {name: captured[name][0].float().cpu().numpy() for name in layers}
+
+
+def stored_test_image(store, row: int = 0, root=None) -> tuple[torch.Tensor, int]:
+    """Test image ``row`` (0: the report's cat) and its label, kept in ``store`` so figures redraw without the
+    data set (uint8 values are exact in the store's float16)."""
+    if row != 0:
+        raise ValueError(f"row={row}: only test row 0 (the report's image) is stored; use cifarnb.data for others")
+
+    def read():
+        image, label = first_test_image(root)
+        return {"image": image.numpy(), "label": np.array(label)}
+
+    stored = store.cached_arrays("test_image", {"row": row}, read)
+    return torch.from_numpy(stored["image"].round().astype(np.uint8)), int(stored["label"])
+
+
+def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0) -> tuple[dict[str, np.ndarray], str]:
+    """The maps of ``config``'s trained model for ``image``, computed once and then read from ``store``.
+
+    Returns the maps and how they were obtained ("read from the store", "computed, model loaded from the
+    store" or "computed, model trained now"), since training may be what a first call costs.
+    """
+    how = "read from the store"
+
+    def compute():
+        nonlocal how
+        stored = store.load(config)
+        how = ("computed, model loaded from the store" if stored is not None and stored.load_model() is not None
+               else "computed, model trained now")
+        return feature_maps(store.trained_model(config, progress=False), image)
+
+    maps = store.cached_arrays(f"feature_maps_{config.model}", {"run": config.key(), "image_row": image_row}, compute)
+    return maps, how

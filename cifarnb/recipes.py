@@ -118,6 +118,11 @@ def fast_resnet18(compile: bool | None = None, **overrides: Any) -> TrainConfig:
     return report(settings.pop("model"), **settings)
 
 
+def fast_for_profile(profile) -> TrainConfig:
+    """The ``fast`` recipe sized for a run profile (its data subset; at most the recipe's 10 epochs)."""
+    return fast(n_train=profile.n_train, n_test=profile.n_test, epochs=min(10, profile.resnet9_epochs))
+
+
 RECIPES: dict[str, Callable[..., TrainConfig]] = {
     "report": report,
     "fast": fast,

@@ -55,7 +55,7 @@ FAST_LABEL = "FastResNet9 (fast recipe, ours)"
 # NBVAL_CHECK_OUTPUT
 ladder = experiments.trick_ladder(session.profile)
 tables_configs = experiments.resnet9_configs(session.profile)
-fast_config = recipes.get("fast", n_train=session.profile.n_train, n_test=session.profile.n_test, epochs=EARLY)
+fast_config = recipes.fast_for_profile(session.profile)
 all_configs = {**ladder, "ResNet18": tables_configs["ResNet18"], FAST_LABEL: fast_config}
 shown = ["model", "model_options", "epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay",
          "scheduler", "label_smoothing", "tta_flip", "n_train", "n_test"]

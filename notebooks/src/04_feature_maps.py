@@ -31,7 +31,6 @@ n_test = None
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 
 from cifarnb import data, experiments, features, notebook
 from cifarnb.plots import curves
@@ -51,10 +50,8 @@ LAYERS = ("conv1", "conv2")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-nine = experiments.resnet9_configs(session.profile)
-configs = {"FastResNet9": nine["FastResNet9"], "ResNet9": nine["ResNet9"],
-           "ResNet18": experiments.zoo_config(session.profile, "resnet18")}
-configs = {label: config.replace(seed=SEED, device=session.device) for label, config in configs.items()}
+configs = {label: config.replace(device=session.device)
+           for label, config in experiments.feature_map_configs(session.profile, SEED).items()}
 shown = ["model", "model_options", "epochs", "batch_size", "lr", "label_smoothing", "tta_flip", "n_train",
          "n_test", "seed"]
 overview = pd.DataFrame({label: {name: str(getattr(config, name)) for name in shown}
@@ -66,14 +63,8 @@ overview
 # ## Fig 20 · The image
 
 # %%
-def read_image():
-    image, label = data.first_test_image(session.data_dir)
-    return {"image": image.numpy(), "label": np.array(label)}
-
-
-# Stored beside the maps (uint8 values are exact in float16), so the figures redraw without the data set.
-stored = session.store.cached_arrays("test_image", {"row": IMAGE_ROW}, read_image)
-image, label = torch.from_numpy(stored["image"].round().astype(np.uint8)), int(stored["label"])
+# Kept in the store beside the maps, so the figures redraw without the data set.
+image, label = features.stored_test_image(session.store, IMAGE_ROW, session.data_dir)
 figure, ax = plt.subplots(figsize=(3.2, 3.4))
 ax.imshow(image.permute(1, 2, 0).numpy(), interpolation="nearest")
 ax.set_title(f"test image {IMAGE_ROW}: {data.CLASSES[label]}\n(32x32 px, shown enlarged)")
@@ -89,18 +80,8 @@ plt.show()
 # %%
 maps = {}
 for label, config in configs.items():
-    how = ["read from the store"]
-
-    def compute(config=config):
-        stored = session.store.load(config)
-        how[0] = ("computed, model loaded from the store" if stored is not None and stored.load_model() is not None
-                  else "computed, model trained now")
-        model = session.store.trained_model(config, progress=False)
-        return features.feature_maps(model, image)
-
-    maps[label] = session.store.cached_arrays(f"feature_maps_{config.model}",
-                                              {"run": config.key(), "image_row": IMAGE_ROW}, compute)
-    print(f"{label}: maps {how[0]}; "
+    maps[label], how = features.stored_feature_maps(session.store, config, image, IMAGE_ROW)
+    print(f"{label}: maps {how}; "
           + ", ".join(f"{layer} {'x'.join(map(str, maps[label][layer].shape))}" for layer in LAYERS))
 
 
