@@ -106,10 +106,14 @@ class TrainConfig:
             raise ValueError(f"model_options must be a dict of keyword arguments, got {self.model_options!r}")
         if not self.device == "auto" and not self.device.split(":")[0] in ("cpu", "cuda", "mps"):
             raise ValueError(f"device={self.device!r} is not one of auto, cpu, cuda, cuda:N, mps")
-        # Fail on an unknown model or option now rather than after data loading.
+        # Fail on an unknown model or option now rather than after data loading. Built on the meta device:
+        # shapes only, no memory and no initialisation, so even the 36M-parameter models check instantly.
+        import torch
+
         from ..models import build
 
-        build(self.model, **self.model_kwargs())
+        with torch.device("meta"):
+            build(self.model, **self.model_kwargs())
 
     def model_kwargs(self) -> dict[str, Any]:
         options = dict(self.model_options)
