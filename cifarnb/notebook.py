@@ -16,7 +16,7 @@ from pathlib import Path
 from . import models, profiles
 from .profiles import Profile
 from .results import ResultStore, environment
-from .train import resolve_device
+from .train.engine import device_name, resolve_device
 
 # Notebook parameter -> the profile setting it overrides.
 OVERRIDES = {
@@ -101,12 +101,7 @@ def setup(name: str, *, profile: str = "smoke", seeds=None, data_dir: str | None
     use_style()
     versions = ", ".join(f"{k} {v}" for k, v in environment().items())
     print(f"{name}: profile '{chosen.name}' ({chosen.description}); seeds {list(seeds)}; device {resolved}"
-          f"{' (' + _device_name(resolved) + ')' if resolved.type == 'cuda' else ''}; {versions}; "
+          f"{' (' + device_name(resolved) + ')' if resolved.type == 'cuda' else ''}; {versions}; "
           f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     return session
 
-
-def _device_name(device) -> str:
-    import torch
-
-    return torch.cuda.get_device_name(device)

@@ -159,7 +159,7 @@ def fit(
         model=final_model,
         history=history,
         diverged_epoch=diverged_epoch,
-        device=_device_name(device),
+        device=device_name(device),
         wall_seconds=wall_before + time.perf_counter() - started,
         resumed_from_epoch=start_epoch,
         info=info,
@@ -350,7 +350,7 @@ def _save_checkpoint(path: Path, model, optimizer, schedule, scaler, ema, histor
     os.replace(partial, path)  # a crash mid-write leaves the previous checkpoint intact
 
 
-def _device_name(device: torch.device) -> str:
+def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return "cpu"

@@ -15,7 +15,7 @@ import torch
 
 from ..data import CIFAR10
 from .config import TrainConfig
-from .engine import _data_for, _device_name, _prepare, _train_one_epoch, resolve_device
+from .engine import _data_for, device_name, _prepare, _train_one_epoch, resolve_device
 from .fastpath import BatchStream, synchronized_clock, uses_cuda_graphs
 
 
@@ -67,7 +67,7 @@ def measure_throughput(
         "batch_size": config.batch_size,
         "n_train": len(data.y_train),
         "timer": timer,
-        "device": _device_name(device),
+        "device": device_name(device),
     }
 
 
