@@ -31,7 +31,7 @@ STEPS=${STEPS:-50}
 
 # --- data -------------------------------------------------------------------------------------------------
 if [ ! -d "$CIFARNB_DATA/cifar-10-batches-py" ] && ls .stage/part-* >/dev/null 2>&1; then
-    stage_tool=$(ls ../shared/tools/stage-cifar10 shared/tools/stage-cifar10 2>/dev/null | head -n 1)
+    stage_tool=$(ls .stage/stage-cifar10 ../shared/tools/stage-cifar10 shared/tools/stage-cifar10 2>/dev/null | head -n 1)
     [ -n "$stage_tool" ] && $PY "$stage_tool" unpack .stage "$CIFARNB_DATA"
 fi
 if [ ! -d "$CIFARNB_DATA/cifar-10-batches-py" ]; then

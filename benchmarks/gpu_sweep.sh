@@ -17,8 +17,8 @@ STORE=${STORE:-results-gpu}
 mkdir -p "$OUT/results"
 
 if [ ! -d "$CIFARNB_DATA/cifar-10-batches-py" ] && ls .stage/part-* >/dev/null 2>&1; then
-    python3 .stage/stage-cifar10 unpack .stage "$CIFARNB_DATA" 2>/dev/null \
-        || $PY "$(ls shared/tools/stage-cifar10 ../shared/tools/stage-cifar10 2>/dev/null | head -n 1)" unpack .stage "$CIFARNB_DATA"
+    stage_tool=$(ls .stage/stage-cifar10 ../shared/tools/stage-cifar10 shared/tools/stage-cifar10 2>/dev/null | head -n 1)
+    [ -n "$stage_tool" ] && $PY "$stage_tool" unpack .stage "$CIFARNB_DATA"
 fi
 $PY -c "import cifarnb" 2>/dev/null || export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null
