@@ -2,7 +2,7 @@
 
 Notebooks ask here for "the configs of Table 2 at this profile", run them through the results store over the
 profile's seeds, and tabulate them beside the report's numbers. Nothing here trains by itself except
-:func:`run_grid`, which only loops over :meth:`ResultStore.run_seeds`.
+:func:`run_grid` and :func:`landscape_tables`, which go through the results store.
 """
 
 from __future__ import annotations

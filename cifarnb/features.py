@@ -58,7 +58,7 @@ def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0) 
     def compute():
         nonlocal how
         stored = store.load(config)
-        how = ("computed, model loaded from the store" if stored is not None and stored.load_model() is not None
+        how = ("computed, model loaded from the store" if stored is not None and stored.has_weights
                else "computed, model trained now")
         return feature_maps(store.trained_model(config, progress=False), image)
 

@@ -23,13 +23,13 @@ import math
 import os
 import platform
 import statistics
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
+from .atomic import atomic_write
 from .data import CIFAR10
 from .train import TrainConfig, fit
 
@@ -41,17 +41,12 @@ RESULTS_ENV_VAR = "CIFARNB_RESULTS"
 
 
 def atomic_write_json(path: Path, content: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(content, out, indent=1, allow_nan=True)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    text = json.dumps(content, indent=1, allow_nan=True)  # serialise first: a failure leaves the old file alone
+    atomic_write(path, lambda out: out.write(text.encode()))
+
+
+def _save_weights(model: torch.nn.Module, path: Path) -> None:
+    atomic_write(path, lambda out: torch.save(model.state_dict(), out))
 
 
 def environment() -> dict[str, str]:
@@ -100,6 +95,11 @@ class Run:
 
     def first_epoch_reaching(self, accuracy: float, column: str = "test_acc") -> int | None:
         return next((r["epoch"] for r in self.history if r.get(column, -1) >= accuracy), None)
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether this machine kept the trained weights (they are not committed with the history)."""
+        return self.path is not None and (self.path / WEIGHTS_FILE).exists()
 
     def load_model(self) -> torch.nn.Module | None:
         """The trained model if its weights were kept on this machine, else None."""
@@ -178,7 +178,7 @@ class ResultStore:
             path=folder,
         )
         if self.keep_weights and not result.diverged:
-            torch.save(result.model.state_dict(), folder / WEIGHTS_FILE)
+            _save_weights(result.model, folder / WEIGHTS_FILE)
         atomic_write_json(folder / RUN_FILE, run.to_json())
         checkpoint.unlink(missing_ok=True)
         return run
@@ -188,8 +188,7 @@ class ResultStore:
         run = self.run(config, data=data, progress=progress)
         model = run.load_model()
         if model is None:
-            result = fit(config, data, progress=progress)
-            torch.save(result.model.state_dict(), self.folder(config) / WEIGHTS_FILE)
+            _save_weights(fit(config, data, progress=progress).model, self.folder(config) / WEIGHTS_FILE)
             model = run.load_model()
         return model
 
@@ -215,8 +214,7 @@ class ResultStore:
 
         path = self.table_path(name, config)
         if not path.exists():
-            values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-            content = {"name": name, "config": values, "meta": {**environment(), "date": _now()},
+            content = {"name": name, "config": _values(config), "meta": {**environment(), "date": _now()},
                        "rows": json.loads(compute().to_json(orient="records"))}
             atomic_write_json(path, content)
         return pd.DataFrame(json.loads(path.read_text())["rows"])
@@ -233,17 +231,16 @@ class ResultStore:
             with np.load(path, allow_pickle=False) as stored:
                 return {k: stored[k].astype(np.float32) for k in stored.files}
         arrays = {k: np.asarray(v, dtype=np.float16) for k, v in compute().items()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        with os.fdopen(handle, "wb") as out:
-            np.savez_compressed(out, **arrays)
-        os.replace(partial, path)
+        atomic_write(path, lambda out: np.savez_compressed(out, **arrays))
         return {k: v.astype(np.float32) for k, v in arrays.items()}
 
 
+def _values(config: Any) -> dict:
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
 def _key(config: Any) -> str:
-    values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(_values(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _now() -> str:

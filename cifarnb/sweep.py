@@ -15,8 +15,6 @@ from .profiles import Profile
 from .results import ResultStore
 
 SECTIONS = ("ablations", "zoo", "resnet9", "features", "vgg", "landscape")
-NOTEBOOK_OF_SECTION = {"ablations": "01", "zoo": "02", "resnet9": "03", "features": "04", "vgg": "05",
-                       "landscape": "05"}
 
 
 def run_section(section: str, profile: Profile, store: ResultStore, seeds=None, device: str = "auto",

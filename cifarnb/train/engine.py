@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from .. import models
+from ..atomic import atomic_write
 from ..data import CIFAR10, load_cifar10
 from ..loaders import make_loader
 from .config import TrainConfig
@@ -344,10 +345,7 @@ def _save_checkpoint(path: Path, model, optimizer, schedule, scaler, ema, histor
         "history": history,
         "wall_seconds": wall,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
-    os.replace(partial, path)  # a crash mid-write leaves the previous checkpoint intact
+    atomic_write(path, lambda out: torch.save(state, out))  # a crash mid-write keeps the previous checkpoint
 
 
 def device_name(device: torch.device) -> str:
