@@ -83,19 +83,46 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    import functools
+
     from . import profiles
     from .results import ResultStore
-    from .sweep import run_section
+    from .sweep import sweep
 
     if args.data:
         import os
 
         os.environ["CIFARNB_DATA"] = args.data  # the training code reads the data root from here
+    if args.baseline is not None and args.archive is None:
+        raise ValueError("--baseline needs --archive PATH (the archive of results new relative to it)")
     profile = profiles.get(args.profile)
     store = ResultStore(args.results)
-    for section in args.section:
-        run_section(section, profile, store, seeds=args.seeds, device=args.device)
+    on_finished = None
+    if args.archive:
+        from .archive import pack
+
+        # Rewritten after every finished task, so whatever stops the sweep, the finished results are in it.
+        on_finished = functools.partial(pack, store.root, args.baseline, args.archive)
+    report = sweep(args.section, profile, store, seeds=args.seeds, device=args.device, workers=args.workers,
+                   budget_seconds=args.budget_s, on_finished=on_finished, log=functools.partial(print, flush=True))
+    if on_finished is not None:
+        on_finished()
+    print(f"sweep ({profile.name}, {', '.join(args.section)}): {report.summary()}")
     print(f"results: {store.root}")
+    return 0 if report.ok else 1
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from .archive import merge
+
+    report = merge(args.archive, args.results)
+    if report.conflicts:
+        print(f"cifarnb merge: nothing merged: {len(report.conflicts)} file(s) in {args.archive} differ from the "
+              f"store's copy (remove one side to choose):", file=sys.stderr)
+        for path in report.conflicts:
+            print(f"  {path}", file=sys.stderr)
+        return 1
+    print(f"merged {len(report.added)} new file(s) into {args.results} ({len(report.unchanged)} already there)")
     return 0
 
 
@@ -113,17 +140,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(train)
     train.set_defaults(handler=_train)
 
-    from .sweep import SECTIONS
+    from .sweep import PRIORITY, SECTIONS
 
-    sweep = commands.add_parser("sweep", help="train one section's runs into the results store, without Jupyter")
-    sweep.add_argument("--section", nargs="+", required=True, choices=SECTIONS,
-                       help="ablations (01), zoo (02), resnet9 (03), features (04), vgg and landscape (05)")
+    sweep = commands.add_parser("sweep", help="train report sections' runs into the results store, without Jupyter",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sweep.add_argument("--section", nargs="+", default=list(PRIORITY), choices=SECTIONS,
+                       help="ablations (01), zoo (02), resnet9 (03), features (04), vgg and landscape (05); "
+                            "filled in the order given, the first seed of every run before any second seed")
     sweep.add_argument("--profile", default="quick", help="smoke|quick|full")
     sweep.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the profile's seeds")
     sweep.add_argument("--results", default=None, help="results store folder (else $CIFARNB_RESULTS, ./results)")
     sweep.add_argument("--data", default=None, help="data folder (else $CIFARNB_DATA, ./data)")
     sweep.add_argument("--device", default="auto", help="auto|cpu|cuda")
+    sweep.add_argument("--workers", type=int, default=1,
+                       help="processes sharing the device; each claims its runs through the store")
+    sweep.add_argument("--budget-s", type=float, default=None,
+                       help="start no run that would not finish within this many seconds")
+    sweep.add_argument("--archive", default=None, help="rewrite this .tar.gz after every finished run with the "
+                       "store's result files that are new relative to --baseline")
+    sweep.add_argument("--baseline", default=None, help="the store the archive is relative to (e.g. the "
+                       "committed results/); default with --archive: none, every result file goes in")
     sweep.set_defaults(handler=_sweep)
+
+    merge = commands.add_parser("merge", help="validate a results archive and merge it into the store")
+    merge.add_argument("archive", help="a .tar.gz made by `cifarnb sweep --archive` (or benchmarks/gpu_report.sh)")
+    merge.add_argument("--results", default="results", help="the store to merge into")
+    merge.set_defaults(handler=_merge)
 
     report = commands.add_parser("report", help="execute the five notebooks with papermill and render one HTML")
     report.add_argument("--profile", default="smoke", help="smoke|quick|full")

@@ -31,6 +31,9 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 # The report normalises with these per-channel statistics of the training set (report 1.3).
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
+# TrainConfig.normalization -> (mean, std) per channel on [0, 1] pixels. "half" maps pixels to [-1, 1], as the
+# VGG_BatchNorm course template's Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)) does (report section 2).
+NORMALIZATIONS = {"cifar10": (MEAN, STD), "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
 
 DATA_ENV_VAR = "CIFARNB_DATA"
 

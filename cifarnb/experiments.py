@@ -7,34 +7,35 @@ profile's seeds, and tabulate them beside the report's numbers. Nothing here tra
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import pandas as pd
 
-from . import reference
+from . import landscape, recipes, reference
+from .landscape import LandscapeConfig
 from .profiles import Profile
 from .results import ResultStore, Run, summarize
+from .settings import (ABLATION_BASELINE, BAG_OF_TRICKS, LABEL_SMOOTHING, RESNET9_LR, VGG_SETTINGS,
+                       VGG_TEMPLATE_PIPELINE, ZOO_SETTINGS)
 from .train import TrainConfig
 
-# Report 1.1: ResNet18, 25 epochs, batch 128, lr 0.01, CE, wd 5e-4, ReLU, SGD(momentum 0.9), ReduceLROnPlateau.
-ABLATION_BASELINE = dict(model="resnet18", lr=0.01, loss="cross_entropy", weight_decay=5e-4, activation="relu",
-                         optimizer="sgd", momentum=0.9, scheduler="plateau")
-# Report 1.3, Table 6: lr 0.1, otherwise as above, 200 epochs; activation left at each model's own default.
-ZOO_SETTINGS = dict(lr=0.1, loss="cross_entropy", weight_decay=5e-4, optimizer="sgd", momentum=0.9,
-                    scheduler="plateau")
-# Report 1.4.1: ResNet9 starts at lr 0.01, everything else as the zoo.
-RESNET9_LR = 0.01
-# Report 1.4.2 gives no smoothing factor; 0.2 is the value of Page's ResNet9, which the report's tricks follow.
-LABEL_SMOOTHING = 0.2
-# Report 2.1: plain SGD (no momentum, no L2, no decay), lr 0.1, batch 128, 20 epochs.
-VGG_SETTINGS = dict(lr=0.1, momentum=0.0, weight_decay=0.0, optimizer="sgd", scheduler="none", loss="cross_entropy")
+LADDER_RECIPES = ("report", "plain")  # FastResNet9's bag-of-tricks training (the report's), Table 6's plain one
+VGG_PIPELINES = ("template", "augmented")  # the course template's (the report's), crop + flip with CIFAR mean/std
+
+
+def _sizes(profile: Profile, epochs: int) -> dict:
+    """How much of the report a profile runs: epochs, batch size, data subset (and channels_last, execution)."""
+    return dict(epochs=epochs, batch_size=profile.batch_size, n_train=profile.n_train, n_test=profile.n_test,
+                channels_last=profile.channels_last)
 
 
 def _sized(profile: Profile, epochs: int, **settings) -> TrainConfig:
-    return TrainConfig(epochs=epochs, batch_size=profile.batch_size, n_train=profile.n_train, n_test=profile.n_test,
-                       channels_last=profile.channels_last, **settings)
+    return TrainConfig(**{**_sizes(profile, epochs), **settings})
 
 
 def ablation_configs(profile: Profile, group: str) -> dict[str, TrainConfig]:
@@ -48,16 +49,32 @@ def ablation_configs(profile: Profile, group: str) -> dict[str, TrainConfig]:
 
 
 def zoo_config(profile: Profile, model: str) -> TrainConfig:
-    """Report Table 7: one model at the common settings of Table 6."""
-    return _sized(profile, profile.zoo_epochs, model=model, **ZOO_SETTINGS)
+    """Report Table 7: one model at the common settings of Table 6 (WideResNets with dropout 0.3)."""
+    return recipes.plain(model, **_sizes(profile, profile.zoo_epochs))
 
 
-def trick_ladder(profile: Profile) -> dict[str, TrainConfig]:
-    """ResNet9 plus the report's four FastResNet9 tricks, added one at a time (the last step is FastResNet9)."""
-    base = _sized(profile, profile.resnet9_epochs, model="resnet9", **{**ZOO_SETTINGS, "lr": RESNET9_LR})
-    pooled = base.replace(model_options={"pool_before_bn": True})
+def trick_ladder(profile: Profile, recipe: str = "report") -> dict[str, TrainConfig]:
+    """ResNet9 plus the report's four FastResNet9 tricks, added one at a time (the last step is FastResNet9).
+
+    ``recipe="report"``: every step trains the way the report's FastResNet9 did (``settings.BAG_OF_TRICKS``:
+    batch 512, Nesterov, warm-up/decay schedule, EMA, logits / 8), so each step measures a trick, not a schedule.
+    ``recipe="plain"``: every step at ResNet9's plain settings (Table 6, lr 0.01, batch 128, plateau).
+    """
+    if recipe not in LADDER_RECIPES:
+        raise ValueError(f"recipe={recipe!r} is not one of {', '.join(LADDER_RECIPES)}")
+    if recipe == "plain":
+        base = _sized(profile, profile.resnet9_epochs, model="resnet9", **{**ZOO_SETTINGS, "lr": RESNET9_LR})
+        scale = {}
+    else:
+        # The recipe without the two tricks that live in training (label smoothing, flip TTA).
+        training = {**BAG_OF_TRICKS, "label_smoothing": 0.0, "tta_flip": False}
+        base = TrainConfig(**{**training, **_sizes(profile, profile.resnet9_epochs), "model": "resnet9",
+                              "batch_size": BAG_OF_TRICKS["batch_size"]})
+        scale = dict(BAG_OF_TRICKS["model_options"])
+    pooled = base.replace(model_options={**scale, "pool_before_bn": True})
     smoothed = pooled.replace(label_smoothing=LABEL_SMOOTHING)
-    fast = smoothed.replace(model="fastresnet9", model_options={})  # fastresnet9 = pool before BN + ghost BN
+    # fastresnet9 = resnet9 with pool before BN and ghost BN (ghost batches of 32)
+    fast = smoothed.replace(model="fastresnet9", model_options=scale)
     return {
         "ResNet9": base,
         "+ pool before BN": pooled,
@@ -68,15 +85,23 @@ def trick_ladder(profile: Profile) -> dict[str, TrainConfig]:
 
 
 def resnet9_configs(profile: Profile) -> dict[str, TrainConfig]:
-    """Report Tables 8-9: ResNet9, FastResNet9 (report recipe) and the zoo's ResNet18."""
-    ladder = trick_ladder(profile)
+    """Report Tables 8-9: ResNet9 (plain settings, lr 0.01), FastResNet9 (bag-of-tricks) and the zoo's ResNet18."""
     resnet18 = zoo_config(profile, "resnet18").replace(epochs=profile.resnet9_epochs)
-    return {"ResNet9": ladder["ResNet9"], "FastResNet9": ladder["+ flip TTA (= FastResNet9)"], "ResNet18": resnet18}
+    return {"ResNet9": trick_ladder(profile, "plain")["ResNet9"],
+            "FastResNet9": trick_ladder(profile, "report")["+ flip TTA (= FastResNet9)"],
+            "ResNet18": resnet18}
 
 
-def vgg_configs(profile: Profile) -> dict[str, TrainConfig]:
-    """Report 2.1 (Fig 28): VGG-A with and without BatchNorm."""
-    return {label: _sized(profile, profile.vgg_epochs, model=model, **VGG_SETTINGS)
+def vgg_configs(profile: Profile, pipeline: str = "template") -> dict[str, TrainConfig]:
+    """Report 2.1 (Fig 28): VGG-A with and without BatchNorm.
+
+    ``pipeline="template"`` (the report's): the course template's data, no augmentation, pixels to [-1, 1];
+    ``"augmented"``: random crop and flip, CIFAR-10 mean/std, as every other section of the report trains.
+    """
+    if pipeline not in VGG_PIPELINES:
+        raise ValueError(f"pipeline={pipeline!r} is not one of {', '.join(VGG_PIPELINES)}")
+    data = VGG_TEMPLATE_PIPELINE if pipeline == "template" else {}
+    return {label: _sized(profile, profile.vgg_epochs, model=model, **VGG_SETTINGS, **data)
             for label, model in (("VGG-A", "vgg_a"), ("VGG-A + BN", "vgg_a_bn"))}
 
 
@@ -134,10 +159,8 @@ def seconds_per_epoch(runs: list[Run]) -> float:
     return sum(seconds) / len(seconds) if seconds else math.nan
 
 
-def landscape_config(profile: Profile, device: str = "auto"):
+def landscape_config(profile: Profile, device: str = "auto") -> LandscapeConfig:
     """Report 2.2 (Figs 30-32) and the paper's Fig. 4: VGG-A with and without BN, plain SGD, per-step measures."""
-    from .landscape import LandscapeConfig
-
     return LandscapeConfig(learning_rates=tuple(profile.landscape_learning_rates), epochs=profile.vgg_epochs,
                            batch_size=profile.batch_size, gap=profile.landscape_gap,
                            n_train=profile.landscape_n_train, device=device)
@@ -149,46 +172,85 @@ def first_epoch_reaching(runs: list[Run], accuracy: float, column: str = "test_a
     return summarize(math.nan if e is None else float(e) for e in epochs), sum(e is not None for e in epochs)
 
 
-def landscape_tables(store: ResultStore, config, method: str, *, device: str = "auto", probe_every: int | None = None,
-                     log: Callable[[str], None] = print) -> pd.DataFrame:
-    """The landscape measurements of one method, each unit computed once and cached in ``store``.
+@dataclass(frozen=True)
+class LandscapeUnit:
+    """One table of the landscape experiments: one method, one model, one learning rate, cached in the store.
 
-    ``method="report"``: every (model, lr) of ``config``; ``"paper"``: every model at the paper's lr 0.1, probed
-    every ``probe_every`` steps (default ``config.gap``). A unit's key is ``config`` narrowed to that model and lr,
-    with the device left out, so tables made on a GPU are found again on a CPU machine and changing the list of
-    learning rates keeps the tables already made.
+    Its key is the landscape config narrowed to that model and lr, with the device left out, so tables made on a
+    GPU are found again on a CPU machine and changing the list of learning rates keeps the tables already made.
     """
-    import dataclasses
-    import functools
 
-    from . import landscape
-    from .data import load_cifar10
+    method: str  # "report" or "paper"
+    config: LandscapeConfig  # narrowed: one model, one lr, device "auto"
+    probe_every: int  # paper's method only
 
+    @property
+    def model(self) -> str:
+        return self.config.models[0]
+
+    @property
+    def lr(self) -> float:
+        return self.config.learning_rates[0]
+
+    @property
+    def name(self) -> str:
+        return f"landscape_{self.method}_{self.model}_lr{self.lr:g}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}'s method, {self.model} lr {self.lr:g}"
+
+    def key(self) -> dict:
+        key = {**dataclasses.asdict(self.config), "method": self.method}
+        if self.method == "report":
+            key["quantities"] = list(landscape.REPORT_QUANTITIES)
+        else:
+            key.update(probe_every=self.probe_every, etas=list(landscape.paper_etas(landscape.PAPER_LEARNING_RATE)))
+        return key
+
+    def stored(self, store: ResultStore) -> bool:
+        return store.table_path(self.name, self.key()).exists()
+
+    def table(self, store: ResultStore, device: str = "auto", data=None, wait: bool = True) -> pd.DataFrame | None:
+        """The unit's table, computed (on ``device``) only if the store lacks it; ``data``: the training images,
+        or a function giving them. While another process computes it: waits, or returns None if not ``wait``."""
+        on_device = dataclasses.replace(self.config, device=device)
+
+        def compute():
+            images = data() if callable(data) else data
+            if self.method == "report":
+                return landscape.run_report_method(on_device, self.model, self.lr, images)
+            etas = landscape.paper_etas(landscape.PAPER_LEARNING_RATE)
+            return landscape.run_paper_method(on_device, self.model, self.lr, self.probe_every, etas, images)
+
+        return store.cached_table(self.name, self.key(), compute, wait=wait)
+
+
+def landscape_units(config: LandscapeConfig, method: str, probe_every: int | None = None) -> list[LandscapeUnit]:
+    """``method="report"``: every (model, lr) of ``config``; ``"paper"``: every model at the paper's lr 0.1,
+    probed every ``probe_every`` steps (default ``config.gap``)."""
     if method not in ("report", "paper"):
         raise ValueError(f"method={method!r} is not one of report, paper")
     rates = config.learning_rates if method == "report" else (landscape.PAPER_LEARNING_RATE,)
     probe_every = config.gap if probe_every is None else probe_every
-    etas = landscape.paper_etas(landscape.PAPER_LEARNING_RATE)
+    return [LandscapeUnit(method, dataclasses.replace(config, device="auto", models=(model,), learning_rates=(lr,)),
+                          probe_every)
+            for model in config.models for lr in rates]
+
+
+def landscape_tables(store: ResultStore, config: LandscapeConfig, method: str, *, device: str = "auto",
+                     probe_every: int | None = None, log: Callable[[str], None] = print) -> pd.DataFrame:
+    """The landscape measurements of one method (:func:`landscape_units`), each computed once and cached."""
+    from .data import load_cifar10
+
     # Read the training subset only if some unit has to be computed.
     data = functools.cache(lambda: load_cifar10(config.data_root, n_train=config.n_train, seed=config.subset_seed))
-    units = [(model, lr) for model in config.models for lr in rates]
+    units = landscape_units(config, method, probe_every)
     frames = []
-    for number, (model, lr) in enumerate(units, 1):
-        unit = dataclasses.replace(config, device="auto", models=(model,), learning_rates=(lr,))
-        key = {**dataclasses.asdict(unit), "method": method}
-        if method == "paper":
-            key.update(probe_every=probe_every, etas=list(etas))
-        on_device = dataclasses.replace(unit, device=device)
-
-        def compute(model=model, lr=lr, on_device=on_device):
-            if method == "report":
-                return landscape.run_report_method(on_device, model, lr, data())
-            return landscape.run_paper_method(on_device, model, lr, probe_every, etas, data())
-
-        name = f"landscape_{method}_{model}_lr{lr:g}"
-        started, existed = time.perf_counter(), store.table_path(name, key).exists()
-        frames.append(store.cached_table(name, key, compute))
-        log(f"[{number}/{len(units)}] {method}'s method, {model} lr {lr:g}: "
+    for number, unit in enumerate(units, 1):
+        started, existed = time.perf_counter(), unit.stored(store)
+        frames.append(unit.table(store, device, data))
+        log(f"[{number}/{len(units)}] {unit.label}: "
             + ("stored" if existed else f"computed in {time.perf_counter() - started:.1f} s"))
     return pd.concat(frames, ignore_index=True)
 

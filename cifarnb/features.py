@@ -5,20 +5,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import MEAN, STD, first_test_image
+from .data import NORMALIZATIONS, first_test_image
 from .models import feature_layers
 
 
-def normalise(image: torch.Tensor) -> torch.Tensor:
+def normalise(image: torch.Tensor, normalization: str = "cifar10") -> torch.Tensor:
     """uint8 3 x H x W -> the normalised 1 x 3 x H x W float batch the models were trained on."""
-    mean = torch.tensor(MEAN).view(3, 1, 1)
-    std = torch.tensor(STD).view(3, 1, 1)
+    mean, std = (torch.tensor(values).view(3, 1, 1) for values in NORMALIZATIONS[normalization])
     return ((image.float() / 255 - mean) / std).unsqueeze(0)
 
 
 @torch.no_grad()
-def feature_maps(model: torch.nn.Module, image: torch.Tensor) -> dict[str, np.ndarray]:
-    """{"conv1": C x H x W, "conv2": ...}: the outputs of :func:`cifarnb.models.feature_layers` in eval mode."""
+def feature_maps(model: torch.nn.Module, image: torch.Tensor, normalization: str = "cifar10") -> dict[str, np.ndarray]:
+    """{"conv1": C x H x W, "conv2": ...}: the outputs of :func:`cifarnb.models.feature_layers` in eval mode,
+    for ``image`` normalised the way the model was trained (``TrainConfig.normalization``)."""
     captured: dict[str, torch.Tensor] = {}
     layers = feature_layers(model)
     hooks = [module.register_forward_hook(lambda _m, _i, out, name=name: captured.__setitem__(name, out))
@@ -26,7 +26,7 @@ def feature_maps(model: torch.nn.Module, image: torch.Tensor) -> dict[str, np.nd
     try:
         model.eval()
         device = next(model.parameters()).device
-        model(normalise(image).to(device))
+        model(normalise(image, normalization).to(device))
     finally:
         for hook in hooks:
             hook.remove()
@@ -47,11 +47,18 @@ def stored_test_image(store, row: int = 0, root=None) -> tuple[torch.Tensor, int
     return torch.from_numpy(stored["image"].round().astype(np.uint8)), int(stored["label"])
 
 
-def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0) -> tuple[dict[str, np.ndarray], str]:
+def feature_maps_key(config, image_row: int = 0) -> dict:
+    """What a stored set of feature maps depends on: the trained run and the image."""
+    return {"run": config.key(), "image_row": image_row}
+
+
+def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0,
+                        wait: bool = True) -> tuple[dict[str, np.ndarray] | None, str]:
     """The maps of ``config``'s trained model for ``image``, computed once and then read from ``store``.
 
     Returns the maps and how they were obtained ("read from the store", "computed, model loaded from the
-    store" or "computed, model trained now"), since training may be what a first call costs.
+    store" or "computed, model trained now"), since training may be what a first call costs. With ``wait=False``
+    and another process computing them: ``(None, "claimed by another process")``.
     """
     how = "read from the store"
 
@@ -60,7 +67,7 @@ def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0) 
         stored = store.load(config)
         how = ("computed, model loaded from the store" if stored is not None and stored.has_weights
                else "computed, model trained now")
-        return feature_maps(store.trained_model(config, progress=False), image)
+        return feature_maps(store.trained_model(config, progress=False), image, config.normalization)
 
-    maps = store.cached_arrays(f"feature_maps_{config.model}", {"run": config.key(), "image_row": image_row}, compute)
-    return maps, how
+    maps = store.cached_arrays(f"feature_maps_{config.model}", feature_maps_key(config, image_row), compute, wait=wait)
+    return maps, how if maps is not None else "claimed by another process"

@@ -4,7 +4,7 @@ Two ways of asking "how smooth is the landscape the optimiser walks on?" live he
 
 **The report's method** (report 2.2.1-2.2.3, :func:`run_report_method`). Train with plain SGD (no momentum,
 weight decay, lr decay or dropout; cross-entropy) once per learning rate in
-``(0.05, 0.075, 0.1, 0.125, 0.15)`` and record three quantities along the trajectory. Steps are numbered
+``(0.05, 0.075, 0.1, 0.125, 0.15)`` and record these quantities along the trajectory. Steps are numbered
 ``t = 0, 1, ...`` across epochs; ``g(t)`` is the minibatch gradient at ``w(t)`` on minibatch ``B_t`` and the
 update is ``w(t+1) = w(t) - lr * g(t)``. The run is cut into windows of ``gap`` steps
 (``[k*gap, (k+1)*gap)``); a trailing partial window is dropped. For window ``k`` with last step
@@ -13,7 +13,13 @@ update is ``w(t+1) = w(t) - lr * g(t)``. The run is cut into windows of ``gap`` 
 * ``loss``: the *mean* training loss over the ``gap`` steps of the window ("每 30 个 step 计算其损失的均值");
 * ``grad_distance``: ``||g(s) - g(s-1)||_2`` over all trainable parameters, sampled once per window;
 * ``beta``: ``||g(s) - g(s-1)|| / ||w(s) - w(s-1)|| = ||g(s) - g(s-1)|| / (lr * ||g(s-1)||)`` (report eq. 6;
-  with plain SGD the weight change is exactly ``lr * g(s-1)``).
+  with plain SGD the weight change is exactly ``lr * g(s-1)``);
+* ``grad_distance_last_layer`` and ``beta_last_layer``: the same two on the last linear layer's weight alone,
+  with ``+ 1e-3`` in beta's denominator, as the course's VGG_BatchNorm template (which the report follows)
+  records them. Which of the two scopes the report's figures show is a question of scale; both are kept.
+
+Data as the template feeds it (``LandscapeConfig.augment=False``, ``normalization="half"``): no augmentation,
+pixels mapped to [-1, 1].
 
 The band for a model at a step is the min/max of a quantity across learning rates (:func:`min_max_band`). Note
 that ``g(s)`` and ``g(s-1)`` come from *different* minibatches, so ``grad_distance`` and ``beta`` include
@@ -57,10 +63,10 @@ from torch.func import functional_call
 from . import models
 from .data import CIFAR10, load_cifar10
 from .loaders import TensorLoader
+from .settings import LANDSCAPE_GAP, LANDSCAPE_LEARNING_RATES, REPORT_BATCH_SIZE, VGG_EPOCHS, VGG_TEMPLATE_PIPELINE
 from .train.engine import resolve_device
 
 MODELS = ("vgg_a", "vgg_a_bn")
-REPORT_LEARNING_RATES = (0.05, 0.075, 0.1, 0.125, 0.15)
 PAPER_LEARNING_RATE = 0.1
 PAPER_ETA_RANGE = (0.5, 4.0)  # multiples of the learning rate
 PAPER_ETA_CAP = 0.4  # Fig. 4 caps the largest step at 0.4 x the gradient
@@ -71,6 +77,12 @@ LOSS = "loss"
 GRAD_DISTANCE = "grad_distance"
 BETA = "beta"
 TRAIN_LOSS = "train_loss"
+# The same two measures on the last linear layer's weight alone, as the course's VGG_BatchNorm template records
+# them (``classifier[-1].weight``; beta with +1e-3 in the denominator): the report's figures 31-32 most likely.
+GRAD_DISTANCE_LAST = "grad_distance_last_layer"
+BETA_LAST = "beta_last_layer"
+TEMPLATE_BETA_EPSILON = 1e-3
+REPORT_QUANTITIES = (LOSS, GRAD_DISTANCE, BETA, GRAD_DISTANCE_LAST, BETA_LAST)
 
 REPORT_COLUMNS = ("model", "lr", "step", "quantity", "value")
 PAPER_COLUMNS = ("model", "lr", "step", "quantity", "eta", "value")
@@ -83,15 +95,19 @@ class LandscapeConfig:
     """Settings of both methods; the defaults are the report's (table 11)."""
 
     models: tuple[str, ...] = MODELS
-    learning_rates: tuple[float, ...] = REPORT_LEARNING_RATES
-    epochs: int = 20
-    batch_size: int = 128
-    gap: int = 30  # report method: window length; paper method: default probe interval
+    learning_rates: tuple[float, ...] = LANDSCAPE_LEARNING_RATES
+    epochs: int = VGG_EPOCHS
+    batch_size: int = REPORT_BATCH_SIZE
+    gap: int = LANDSCAPE_GAP  # report method: window length; paper method: default probe interval
     seed: int = 0  # model initialisation and batch order; the same for every lr so bands reflect lr alone
     subset_seed: int = 0  # which images a subset holds
     device: str = "auto"
     n_train: int | None = None  # None: all 50,000 training images
     data_root: str | None = None  # None: $CIFARNB_DATA, then ./data
+    # The course template's data pipeline (no augmentation, pixels to [-1, 1]); augment=True,
+    # normalization="cifar10" trains on crop + flip with CIFAR-10's mean/std instead.
+    augment: bool = VGG_TEMPLATE_PIPELINE["augment"]
+    normalization: str = VGG_TEMPLATE_PIPELINE["normalization"]
 
     def __post_init__(self) -> None:
         if self.gap < 1:
@@ -139,7 +155,8 @@ def _setup(config: LandscapeConfig, model_name: str, data: CIFAR10 | None):
         data = data.subset(config.n_train, None, config.subset_seed)
     torch.manual_seed(config.seed)  # identical initial weights for every learning rate
     model = models.build(model_name).to(device).train()
-    loader = TensorLoader(data.x_train, data.y_train, config.batch_size, train=True, device=device, seed=config.seed)
+    loader = TensorLoader(data.x_train, data.y_train, config.batch_size, train=True, device=device, seed=config.seed,
+                          augment=config.augment, normalization=config.normalization)
     return model, _epoch_batches(loader, config.epochs)
 
 
@@ -168,6 +185,8 @@ def measure_report_quantities(
     predecessor.
     """
     parameters = _trainable(model)
+    last = _trainable(last_linear(model))[0]  # its weight (the template's classifier[-1].weight)
+    last_index = next(i for i, p in enumerate(parameters) if p is last)
     device = parameters[0].device
     optimizer = _sgd(parameters, lr, device)
     rows: list[tuple] = []
@@ -185,13 +204,25 @@ def measure_report_quantities(
             values.append(window_loss / gap)
             if previous is not None:
                 distance = _global_norm(torch._foreach_sub(current, previous))
-                rows += [(step, GRAD_DISTANCE), (step, BETA)]
-                values += [distance, distance / (lr * _global_norm(previous))]
+                # The last layer alone: ||w(s) - w(s-1)|| = lr * ||g_last(s-1)|| under plain SGD.
+                last_distance = torch.linalg.vector_norm(current[last_index] - previous[last_index])
+                last_step = lr * torch.linalg.vector_norm(previous[last_index])
+                rows += [(step, GRAD_DISTANCE), (step, BETA), (step, GRAD_DISTANCE_LAST), (step, BETA_LAST)]
+                values += [distance, distance / (lr * _global_norm(previous)),
+                           last_distance, last_distance / (last_step + TEMPLATE_BETA_EPSILON)]
             window_loss = torch.zeros((), device=device)
         # Clone so the saved g(s-1) cannot be changed by a later in-place gradient accumulation.
         previous = [g.clone() for g in _gradients(parameters)] if (step + 2) % gap == 0 else None
         optimizer.step()
     return _tidy(rows, values, ("step", "quantity", "value"))
+
+
+def last_linear(model: nn.Module) -> nn.Linear:
+    """The model's last ``nn.Linear`` (VGG-A's ``classifier.fc3``, the template's ``classifier[-1]``)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear layer to measure")
+    return linears[-1]
 
 
 def run_report_method(

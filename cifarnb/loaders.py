@@ -18,7 +18,7 @@ from typing import Iterator, Protocol
 
 import torch
 
-from .data import MEAN, STD
+from .data import NORMALIZATIONS
 
 LOADERS = ("tensor", "torchvision")
 CROP_PADDING = 4
@@ -50,17 +50,21 @@ class TensorLoader:
         drop_last: bool = False,
         dtype: torch.dtype = torch.float32,
         channels_last: bool = False,
+        augment: bool = True,
+        normalization: str = "cifar10",
     ):
         self.device = torch.device(device)
         self.batch_size, self.train, self.seed, self.drop_last = batch_size, train, seed, drop_last
         self.dtype, self.channels_last = dtype, channels_last
+        self.augment = train and augment  # test batches are never augmented
         # One upload for the whole run; zero padding matches torchvision's RandomCrop(padding=4) on raw pixels.
         self.images = images.to(self.device)
-        if train:
+        if self.augment:
             self.images = torch.nn.functional.pad(self.images, [CROP_PADDING] * 4)
         self.labels = labels.to(self.device)
-        self.mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1) * 255
+        mean, std = NORMALIZATIONS[normalization]
+        self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1) * 255
 
     def __len__(self) -> int:
         rows = len(self.labels)
@@ -76,7 +80,7 @@ class TensorLoader:
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
             images = self.images[index]
-            if self.train:
+            if self.augment:
                 images = self._random_crop_and_flip(images, generator)
             yield self._normalise(images), self.labels[index]
 
@@ -130,11 +134,13 @@ class TorchvisionLoader:
         num_workers: int = 2,
         dtype: torch.dtype = torch.float32,
         channels_last: bool = False,
+        augment: bool = True,
+        normalization: str = "cifar10",
     ):
         import torchvision.transforms as T
 
-        steps = [T.RandomCrop(32, padding=CROP_PADDING), T.RandomHorizontalFlip()] if train else []
-        transform = T.Compose([*steps, T.ToTensor(), T.Normalize(MEAN, STD)])
+        steps = [T.RandomCrop(32, padding=CROP_PADDING), T.RandomHorizontalFlip()] if train and augment else []
+        transform = T.Compose([*steps, T.ToTensor(), T.Normalize(*NORMALIZATIONS[normalization])])
         self.dataset = _PILDataset(images, labels, transform)
         self.device = torch.device(device)
         self.batch_size, self.train, self.seed, self.drop_last = batch_size, train, seed, drop_last

@@ -13,6 +13,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .settings import (ABLATION_EPOCHS, EARLY_RESNET9_EPOCHS, EARLY_ZOO_EPOCHS, LANDSCAPE_GAP,
+                       LANDSCAPE_LEARNING_RATES, REPORT_BATCH_SIZE, REPORT_EPOCHS, VGG_EPOCHS)
+
 ZOO_MODELS = (
     "lenet5", "alexnet", "resnet18", "resnet34", "resnet50", "resnext29_2x32d", "resnext29_2x64d",
     "resnext29_32x4d", "densenet100_bc", "densenet121", "wideresnet16x8", "wideresnet28x10", "geresnext29_8x64d",
@@ -46,8 +49,6 @@ class Profile:
         return dataclasses.replace(self, **changes)
 
 
-REPORT_LEARNING_RATES = (0.05, 0.075, 0.1, 0.125, 0.15)
-
 SMOKE = Profile(
     name="smoke",
     description="CPU, minutes: real-data subsets (32 train / 50 test images), 2-3 epochs, cheapest models",
@@ -71,16 +72,16 @@ FULL = Profile(
     n_train=None,
     n_test=None,
     seeds=(0, 1, 2),
-    batch_size=128,
-    ablation_epochs=25,
-    zoo_epochs=200,
+    batch_size=REPORT_BATCH_SIZE,
+    ablation_epochs=ABLATION_EPOCHS,
+    zoo_epochs=REPORT_EPOCHS,
     zoo_models=ZOO_MODELS,
-    resnet9_epochs=200,
-    vgg_epochs=20,
-    landscape_learning_rates=REPORT_LEARNING_RATES,
-    landscape_gap=30,
+    resnet9_epochs=REPORT_EPOCHS,
+    vgg_epochs=VGG_EPOCHS,
+    landscape_learning_rates=LANDSCAPE_LEARNING_RATES,
+    landscape_gap=LANDSCAPE_GAP,
     landscape_n_train=None,
-    probe_every=30,
+    probe_every=LANDSCAPE_GAP,
     channels_last=True,
 )
 # quick is full with the long runs cut to the epoch at which the report also reads a number, and two seeds
@@ -89,8 +90,8 @@ QUICK = FULL.with_overrides(
     name="quick",
     description="one GPU, < 1 h per notebook: full data, the report's short-run epoch counts, 2 seeds",
     seeds=(0, 1),
-    zoo_epochs=25,
-    resnet9_epochs=10,
+    zoo_epochs=EARLY_ZOO_EPOCHS,
+    resnet9_epochs=EARLY_RESNET9_EPOCHS,
 )
 PROFILES = {profile.name: profile for profile in (SMOKE, QUICK, FULL)}
 

@@ -15,6 +15,7 @@ Tables computed by other experiments (the BatchNorm landscapes) are cached the s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -29,6 +30,11 @@ from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 from .atomic import atomic_write
 from .data import CIFAR10
 from .train import TrainConfig, fit
@@ -36,6 +42,7 @@ from .train import TrainConfig, fit
 RUN_FILE = "run.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHTS_FILE = "weights.pt"
+CLAIM_SUFFIX = ".claim"  # lock files: who is computing a result right now (never committed or archived)
 DEFAULT_ROOT = "results"
 RESULTS_ENV_VAR = "CIFARNB_RESULTS"
 
@@ -75,6 +82,7 @@ class Run:
     meta: dict = field(default_factory=dict)
     diverged_epoch: int | None = None
     path: Path | None = None
+    trained_here: bool = False  # made by this call (not stored, and not read back from the store)
 
     @property
     def finished(self) -> bool:
@@ -133,6 +141,30 @@ class Run:
         )
 
 
+@contextlib.contextmanager
+def claim(path: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (created if needed) while the block runs; yields whether it was taken.
+
+    Several processes filling one store (``cifarnb sweep --workers N``, two notebooks) each claim a result before
+    computing it, so none is computed twice. ``wait=False`` yields False at once when another process holds it.
+    The lock is the operating system's (``flock``): a process that dies releases it, so no claim goes stale.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        if fcntl is None:  # no flock (Windows): one process per store
+            yield True
+            return
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class ResultStore:
     """Runs keyed by :meth:`TrainConfig.key`; :meth:`run` loads a finished run or trains (resuming) one."""
 
@@ -153,11 +185,25 @@ class ResultStore:
             raise ValueError(f"{path} is not valid JSON; delete that folder to rerun the experiment") from None
         return Run.from_json(content, path.parent)
 
-    def run(self, config: TrainConfig, data: CIFAR10 | None = None, progress: bool = True) -> Run:
-        """The stored run for ``config``, training it first if needed (resuming an interrupted one)."""
+    def claim_path(self, config: TrainConfig) -> Path:
+        return self.folder(config).with_name(self.folder(config).name + CLAIM_SUFFIX)
+
+    def run(self, config: TrainConfig, data: CIFAR10 | None = None, progress: bool = True,
+            wait: bool = True) -> Run | None:
+        """The stored run for ``config``, training it first if needed (resuming an interrupted one).
+
+        While another process trains the same config, waits for it and returns its run; with ``wait=False``
+        returns None instead.
+        """
         stored = self.load(config)
         if stored is not None:
             return stored
+        with claim(self.claim_path(config), wait=wait) as claimed:
+            if not claimed:
+                return None
+            return self.load(config) or self._train(config, data, progress)
+
+    def _train(self, config: TrainConfig, data: CIFAR10 | None, progress: bool) -> Run:
         folder = self.folder(config)
         checkpoint = folder / CHECKPOINT_FILE
         result = fit(config, data, checkpoint_path=checkpoint, progress=progress)
@@ -176,6 +222,7 @@ class ResultStore:
             meta=meta,
             diverged_epoch=result.diverged_epoch,
             path=folder,
+            trained_here=True,
         )
         if self.keep_weights and not result.diverged:
             _save_weights(result.model, folder / WEIGHTS_FILE)
@@ -204,35 +251,47 @@ class ResultStore:
     def table_path(self, name: str, config: Any) -> Path:
         return self.root / "tables" / f"{name}-{_key(config)}.json"
 
-    def cached_table(self, name: str, config: Any, compute: Callable[[], "Any"]):
+    def cached_table(self, name: str, config: Any, compute: Callable[[], "Any"], wait: bool = True):
         """A pandas DataFrame computed once per (name, dataclass or dict config) and then read back from disk.
 
         A freshly computed table is returned as read back from its JSON file too, so the first execution shows
-        exactly the numbers every later one will.
+        exactly the numbers every later one will. While another process computes it, waits (or, with
+        ``wait=False``, returns None).
         """
         import pandas as pd
 
         path = self.table_path(name, config)
         if not path.exists():
-            content = {"name": name, "config": _values(config), "meta": {**environment(), "date": _now()},
-                       "rows": json.loads(compute().to_json(orient="records"))}
-            atomic_write_json(path, content)
+            with claim(path.with_name(path.name + CLAIM_SUFFIX), wait=wait) as claimed:
+                if not claimed:
+                    return None
+                if not path.exists():  # another process may have made it while this one waited
+                    content = {"name": name, "config": _values(config), "meta": {**environment(), "date": _now()},
+                               "rows": json.loads(compute().to_json(orient="records"))}
+                    atomic_write_json(path, content)
         return pd.DataFrame(json.loads(path.read_text())["rows"])
 
-    def cached_arrays(self, name: str, config: Any, compute: Callable[[], dict]) -> dict:
+    def cached_arrays(self, name: str, config: Any, compute: Callable[[], dict], wait: bool = True) -> dict | None:
         """Named numpy arrays computed once per (name, config), stored as float16 ``.npz`` (small enough to commit).
 
-        For results that are neither histories nor tables, e.g. the feature maps of one image.
+        For results that are neither histories nor tables, e.g. the feature maps of one image. Claimed like
+        :meth:`cached_table`.
         """
         import numpy as np
 
-        path = self.root / "arrays" / f"{name}-{_key(config)}.npz"
-        if path.exists():
-            with np.load(path, allow_pickle=False) as stored:
-                return {k: stored[k].astype(np.float32) for k in stored.files}
-        arrays = {k: np.asarray(v, dtype=np.float16) for k, v in compute().items()}
-        atomic_write(path, lambda out: np.savez_compressed(out, **arrays))
-        return {k: v.astype(np.float32) for k, v in arrays.items()}
+        path = self.array_path(name, config)
+        if not path.exists():
+            with claim(path.with_name(path.name + CLAIM_SUFFIX), wait=wait) as claimed:
+                if not claimed:
+                    return None
+                if not path.exists():
+                    arrays = {k: np.asarray(v, dtype=np.float16) for k, v in compute().items()}
+                    atomic_write(path, lambda out: np.savez_compressed(out, **arrays))
+        with np.load(path, allow_pickle=False) as stored:
+            return {k: stored[k].astype(np.float32) for k in stored.files}
+
+    def array_path(self, name: str, config: Any) -> Path:
+        return self.root / "arrays" / f"{name}-{_key(config)}.npz"
 
 
 def _values(config: Any) -> dict:

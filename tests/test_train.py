@@ -116,11 +116,14 @@ def test_every_optimizer_trains(tiny, optimizer):
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
 def test_every_scheduler_sets_the_learning_rate(tiny, scheduler):
-    history = fit(small(scheduler=scheduler, epochs=3, step_size=1), tiny, progress=False).history
+    knots = ((0, 1.0), (1, 0.5), (3, 0.0)) if scheduler == "piecewise" else None
+    history = fit(small(scheduler=scheduler, epochs=3, step_size=1, lr_knots=knots), tiny, progress=False).history
     rates = [row["lr"] for row in history]
     assert all(r > 0 for r in rates)
     if scheduler in ("step", "linear", "exponential", "cosine"):
         assert rates[0] == 0.05 and rates[2] < rates[1] < rates[0]
+    if scheduler == "piecewise":  # read at the start of each epoch: factors 1, 0.5, 0.25
+        assert rates == pytest.approx([0.05, 0.025, 0.0125])
 
 
 def test_flip_tta_and_label_smoothing_run(tiny):

@@ -9,18 +9,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 OPTIMIZERS = ("sgd", "adam", "adadelta", "adagrad", "adamax")
-SCHEDULERS = ("none", "plateau", "step", "linear", "exponential", "cosine", "onecycle")
+SCHEDULERS = ("none", "plateau", "step", "linear", "exponential", "cosine", "onecycle", "piecewise")
 LOSSES = ("cross_entropy", "bce_with_logits", "mse", "huber", "multilabel_soft_margin")
 ACTIVATIONS = ("relu", "mish", "leaky_relu", "elu", "gelu")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOADERS = ("tensor", "torchvision")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 PLATEAU_METRICS = ("test_loss", "train_loss")
+NORMALIZATIONS = ("cifar10", "half")  # the data set's mean/std; 0.5/0.5 (the VGG_BatchNorm course template's)
 
 # Fields that change how fast a run goes but not what it measures. They are recorded with each run but left
 # out of its key, so a run made on a GPU is found again from a CPU-only machine (and vice versa).
 EXECUTION_FIELDS = ("device", "loader", "num_workers", "precision", "channels_last", "compile", "eval_batch_size",
                     "compile_mode", "cudnn_benchmark")
+# Fields added after runs were stored, with the behaviour every earlier run had. The key leaves a field out while
+# it holds that value, so a stored run keeps its key and the same experiment never gets two (the key also drops
+# every field that is None, i.e. unset).
+KEY_NEUTRAL_DEFAULTS = {"augment": True, "normalization": "cifar10", "ema_every": 1}
 
 
 @dataclass
@@ -52,10 +57,16 @@ class TrainConfig:
     exponential_gamma: float = 0.9
     linear_end_factor: float = 0.01
     onecycle_pct_start: float = 0.25
+    # "piecewise": the lr factor at fractional epoch e, linear between (epoch, factor) knots and flat after the
+    # last, stepped every batch; e.g. ((0, 0), (2, 1), (8, 0.1)) rises to lr over 2 epochs, falls to lr/10 by 8.
+    lr_knots: tuple[tuple[float, float], ...] | None = None
     # Evaluation.
     tta_flip: bool = False  # average the logits of each test image and its mirror image
     ema_decay: float | None = None  # evaluate an exponential moving average of the weights when set
+    ema_every: int = 1  # steps between EMA updates; ema_decay is the factor of one update
     # Data.
+    augment: bool = True  # random crop (padding 4) and horizontal flip of training images; False: neither
+    normalization: str = "cifar10"  # see NORMALIZATIONS
     n_train: int | None = None
     n_test: int | None = None
     subset_seed: int = 0  # subsets stay fixed across training seeds so seeds only vary the run itself
@@ -72,6 +83,8 @@ class TrainConfig:
     cudnn_benchmark: bool = False  # let cuDNN time its convolution algorithms per shape (CUDA; process-wide)
 
     def __post_init__(self) -> None:
+        if self.lr_knots is not None:  # JSON gives lists; one canonical, hashable form
+            self.lr_knots = tuple((float(epoch), float(factor)) for epoch, factor in self.lr_knots)
         self.validate()
 
     def validate(self) -> None:
@@ -82,9 +95,10 @@ class TrainConfig:
         _choice("loader", self.loader, LOADERS)
         _choice("plateau_metric", self.plateau_metric, PLATEAU_METRICS)
         _choice("compile_mode", self.compile_mode, COMPILE_MODES)
+        _choice("normalization", self.normalization, NORMALIZATIONS)
         if self.activation is not None:
             _choice("activation", self.activation, ACTIVATIONS)
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "ema_every"):
             _positive_int(name, getattr(self, name))
         for name in ("n_train", "n_test", "step_size"):
             if getattr(self, name) is not None:
@@ -100,6 +114,15 @@ class TrainConfig:
                 raise ValueError(f"{name}={value!r} must lie in [0, 1]")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay={self.ema_decay!r} must lie in (0, 1), or be None for no EMA")
+        if (self.scheduler == "piecewise") != (self.lr_knots is not None):
+            raise ValueError("scheduler='piecewise' and lr_knots go together: give both, e.g. scheduler='piecewise', "
+                             f"lr_knots=((0, 0), (2, 1), (8, 0.1)); got scheduler={self.scheduler!r}, "
+                             f"lr_knots={self.lr_knots!r}")
+        if self.lr_knots is not None:
+            epochs = [epoch for epoch, _ in self.lr_knots]
+            if epochs[0] != 0 or epochs != sorted(set(epochs)) or min(f for _, f in self.lr_knots) < 0:
+                raise ValueError(f"lr_knots={self.lr_knots!r} must start at epoch 0, with increasing epochs and "
+                                 "factors >= 0")
         if self.label_smoothing and self.loss != "cross_entropy":
             raise ValueError(f"label_smoothing needs loss='cross_entropy', got loss={self.loss!r}")
         if not isinstance(self.model_options, dict):
@@ -139,7 +162,8 @@ class TrainConfig:
         """A short hash of the fields that define what the run measures (not how fast it runs)."""
         # Unset optional features (None) are dropped, so adding a new optional field keeps old keys valid.
         experiment = {
-            k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS and v is not None
+            k: v for k, v in self.to_dict().items()
+            if k not in EXECUTION_FIELDS and v is not None and not (k in KEY_NEUTRAL_DEFAULTS and v == KEY_NEUTRAL_DEFAULTS[k])
         }
         text = json.dumps(experiment, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

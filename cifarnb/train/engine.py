@@ -114,7 +114,7 @@ def fit(
         scaler.load_state_dict(state["scaler"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
-        torch.set_rng_state(state["rng_cpu"])
+        torch.set_rng_state(state["rng_cpu"].cpu())  # map_location moved it to the device
         if device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"].cpu())
         history, start_epoch, wall_before = state["history"], state["epoch"], state["wall_seconds"]
@@ -206,9 +206,10 @@ def _prepare(config: TrainConfig, data: CIFAR10, device: torch.device) -> _Parts
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(config, model.parameters(), device)
     half = autocast_dtype(config, device)
-    loader_options = dict(device=device, seed=config.seed, channels_last=config.channels_last)
+    loader_options = dict(device=device, seed=config.seed, channels_last=config.channels_last,
+                          normalization=config.normalization)
     train_loader = make_loader(
-        config.loader, data.x_train, data.y_train, config.batch_size, train=True,
+        config.loader, data.x_train, data.y_train, config.batch_size, train=True, augment=config.augment,
         num_workers=config.num_workers, **loader_options,
     )
     test_loader = make_loader(
@@ -223,7 +224,7 @@ def _prepare(config: TrainConfig, data: CIFAR10, device: torch.device) -> _Parts
         optimizer=optimizer,
         schedule=Schedule(config, optimizer, len(train_loader)),
         loss_fn=build_loss(config),
-        ema=make_ema(model, config.ema_decay),
+        ema=make_ema(model, config.ema_decay, config.ema_every),
         # fp16 needs loss scaling to keep small gradients representable; bf16 has fp32's range and does not.
         scaler=torch.amp.GradScaler("cuda", enabled=half == torch.float16),
         half=half,
@@ -270,7 +271,8 @@ def _train_one_epoch(model, loader, epoch, optimizer, schedule, loss_fn, scaler,
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     started = time.perf_counter()
-    for images, labels in loader.batches(epoch):
+    first_step = epoch * len(loader)  # steps are counted across epochs, so EMA updates resume in phase
+    for step, (images, labels) in enumerate(loader.batches(epoch), start=first_step):
         if cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # a new step: the previous step's graph outputs are done
         with _autocast(device, half):
@@ -282,7 +284,7 @@ def _train_one_epoch(model, loader, epoch, optimizer, schedule, loss_fn, scaler,
         scaler.update()
         if schedule is not None:
             schedule.after_batch()
-        if ema is not None:
+        if ema is not None and step % ema.every == 0:
             ema.update_parameters(model)
         # Accumulate on the device; reading these values here would stall the GPU every step.
         loss_sum += loss.detach() * len(labels)

@@ -34,7 +34,7 @@ class Schedule:
 
     def __init__(self, config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
         self.config = config
-        self.per_batch = config.scheduler == "onecycle"
+        self.per_batch = config.scheduler in ("onecycle", "piecewise")
         self.scheduler = _build_scheduler(config, optimizer, steps_per_epoch)
 
     def after_batch(self) -> None:
@@ -91,7 +91,19 @@ def _build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, step
             anneal_strategy="linear",
             cycle_momentum=False,
         )
+    if config.scheduler == "piecewise":
+        knots = config.lr_knots
+        # LambdaLR's step count is the batch index; the factor is read at the fractional epoch it falls in.
+        return sched.LambdaLR(optimizer, lambda step: piecewise_factor(knots, step / steps_per_epoch))
     raise AssertionError(config.scheduler)
+
+
+def piecewise_factor(knots: tuple[tuple[float, float], ...], epoch: float) -> float:
+    """The lr factor at fractional ``epoch``: linear between (epoch, factor) knots, flat after the last one."""
+    for (start, low), (end, high) in zip(knots, knots[1:]):
+        if epoch <= end:
+            return low + (high - low) * (epoch - start) / (end - start)
+    return knots[-1][1]
 
 
 def build_loss(config: TrainConfig) -> "ClassificationLoss":
