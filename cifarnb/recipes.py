@@ -64,12 +64,13 @@ def plain(model: str = "resnet18", **overrides: Any) -> TrainConfig:
     return _configured(settings, overrides)
 
 
-def fast(compile: bool | None = None, **overrides: Any) -> TrainConfig:
+def fast(model: str = "fastresnet9", compile: bool | None = None, **overrides: Any) -> TrainConfig:
     """FastResNet9 to 94% test accuracy in seconds on one GPU: the report's FastResNet9 (``report("fastresnet9")``
     for 10 epochs, the bag-of-tricks training) with every execution speed step on.
 
     ``compile`` None means "on where CUDA is available" (compilation pays for itself only on a GPU); like every
-    execution field it is left out of the run's key.
+    execution field it is left out of the run's key. ``model=`` runs another model of the zoo the same way (its
+    :func:`report` settings for 10 epochs).
     """
     speed = dict(
         # Data resident on the device and augmented there (tensor loader): no per-image Python work, no copies.
@@ -85,7 +86,7 @@ def fast(compile: bool | None = None, **overrides: Any) -> TrainConfig:
         # Evaluation in batches of 2,000: fewer launches.
         eval_batch_size=2000,
     )
-    return report("fastresnet9", **{"epochs": BAG_OF_TRICKS["epochs"], **speed, **overrides})
+    return report(model, **{"epochs": BAG_OF_TRICKS["epochs"], **speed, **overrides})
 
 
 def fast_resnet18(compile: bool | None = None, **overrides: Any) -> TrainConfig:

@@ -113,13 +113,15 @@ def test_report_method_averages_windows_and_samples_gradient_changes():
     frame = landscape.measure_report_quantities(model, batches, lr, gap)
 
     optimizer = torch.optim.SGD(reference.parameters(), lr=lr)
-    losses, gradients = [], []
+    losses, gradients, last_gradients, last_weights = [], [], [], []
     for inputs, targets in batches:
         optimizer.zero_grad()
         loss = F.cross_entropy(reference(inputs), targets)
         loss.backward()
         losses.append(loss.item())
         gradients.append(torch.cat([p.grad.flatten() for p in reference.parameters()]))
+        last_gradients.append(reference[2].weight.grad.clone())  # the template's classifier[-1].weight
+        last_weights.append(reference[2].weight.detach().clone())
         optimizer.step()
     table = frame.set_index(["step", "quantity"])["value"]
     assert sorted(set(frame["step"])) == [2, 5]  # the trailing partial window (step 6) is dropped
@@ -129,6 +131,11 @@ def test_report_method_averages_windows_and_samples_gradient_changes():
         assert table[(last, "grad_distance")] == pytest.approx(distance, rel=1e-5)
         beta = distance / (lr * torch.linalg.norm(gradients[last - 1]).item())
         assert table[(last, "beta")] == pytest.approx(beta, rel=1e-5)
+        # The template's: the last linear layer's weight alone, beta = ||dg|| / (||dw|| + 1e-3).
+        last_distance = torch.linalg.norm(last_gradients[last] - last_gradients[last - 1]).item()
+        moved = torch.linalg.norm(last_weights[last] - last_weights[last - 1]).item()
+        assert table[(last, "grad_distance_last_layer")] == pytest.approx(last_distance, rel=1e-5)
+        assert table[(last, "beta_last_layer")] == pytest.approx(last_distance / (moved + 1e-3), rel=1e-5)
 
 
 def test_probing_every_step_keeps_the_trajectory_bit_for_bit(tiny_cifar):
@@ -175,13 +182,13 @@ def test_report_sweep_table_shape_and_band(report_frame):
     assert not report_frame["value"].isna().any()
     steps_per_run = 2 * TINY_TRAIN // TINY_BATCH
     windows = steps_per_run // 2
-    # 2 models x 2 lrs x windows x (loss, grad_distance, beta)
-    assert len(report_frame) == 2 * 2 * windows * 3
+    # 2 models x 2 lrs x windows x (loss, then grad_distance and beta on all parameters and on the last layer)
+    assert len(report_frame) == 2 * 2 * windows * 5
     assert set(report_frame["step"]) == {2 * k + 1 for k in range(windows)}
 
     band = landscape.min_max_band(report_frame)
     assert list(band.columns) == ["model", "step", "quantity", "min", "max"]
-    assert len(band) == 2 * windows * 3
+    assert len(band) == 2 * windows * 5
     assert (band["min"] <= band["max"]).all()
 
 
@@ -230,7 +237,7 @@ def test_landscape_tables_are_cached_per_unit_whatever_the_device(cifar_root, tm
     again = landscape_tables(store, config.__class__(**{**config.__dict__, "device": "cpu"}), "report",
                              device="cpu", log=lines.append)
     assert "computed" in lines[0] and "stored" in lines[1]
-    assert first.equals(again) and set(first.quantity) == {"loss", "grad_distance", "beta"}
+    assert first.equals(again) and set(first.quantity) == set(landscape.REPORT_QUANTITIES)
     wider = landscape_tables(store, config.__class__(**{**config.__dict__, "learning_rates": (0.1, 0.05)}),
                              "report", device="cpu", log=lines.append)
     assert "stored" in lines[2] and "computed" in lines[3] and set(wider.lr) == {0.1, 0.05}

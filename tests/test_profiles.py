@@ -1,6 +1,8 @@
+import json
+
 import pytest
 
-from cifarnb import experiments, profiles, reference
+from cifarnb import experiments, profiles, recipes, reference
 from cifarnb.notebook import NotebookParameterError, setup
 
 
@@ -18,10 +20,24 @@ def test_full_profile_is_exactly_the_report():
     assert (zoo.epochs, zoo.lr, zoo.plateau_factor, zoo.plateau_patience, zoo.plateau_cooldown, zoo.min_lr) == (
         200, 0.1, 0.5, 5, 5, 1e-6)
     assert set(full.zoo_models) == set(reference.model_zoo().model)
-    ladder = experiments.trick_ladder(full)
-    assert ladder["ResNet9"].lr == 0.01 and ladder["ResNet9"].epochs == 200
-    assert experiments.vgg_configs(full)["VGG-A"].epochs == 20
-    assert experiments.landscape_config(full).learning_rates == (0.05, 0.075, 0.1, 0.125, 0.15)
+    assert zoo.model_options == {"dropout": 0.3}  # WRN's CIFAR dropout (report Fig 12d)
+    plain = experiments.trick_ladder(full, "plain")
+    assert plain["ResNet9"].lr == 0.01 and plain["ResNet9"].epochs == 200
+    assert experiments.resnet9_configs(full)["ResNet9"] == plain["ResNet9"]  # report 1.4.1 trains ResNet9 plainly
+    vgg = experiments.vgg_configs(full)["VGG-A"]
+    assert (vgg.epochs, vgg.augment, vgg.normalization) == (20, False, "half")  # the course template's pipeline
+    landscape = experiments.landscape_config(full)
+    assert landscape.learning_rates == (0.05, 0.075, 0.1, 0.125, 0.15)
+    assert (landscape.augment, landscape.normalization) == (False, "half")
+
+
+def test_the_augmented_vgg_variant_keeps_the_earlier_keys():
+    """The crop + flip variant is every VGG run made before the template pipeline: same keys."""
+    augmented = experiments.vgg_configs(profiles.get("smoke"), "augmented")["VGG-A"]
+    assert augmented.augment and augmented.normalization == "cifar10"
+    assert augmented.key() == augmented.replace(augment=True, normalization="cifar10").key()
+    assert "augment" not in json.dumps(augmented.to_dict()) or augmented.key() != \
+        experiments.vgg_configs(profiles.get("smoke"))["VGG-A"].key()
 
 
 def test_ablation_groups_vary_one_field_and_share_the_baseline():
@@ -33,11 +49,22 @@ def test_ablation_groups_vary_one_field_and_share_the_baseline():
     assert sum(len(set(group.values())) for group in keys.values()) - 4 == 21
 
 
-def test_trick_ladder_adds_one_trick_per_step():
-    ladder = list(experiments.trick_ladder(profiles.get("quick")).values())
-    assert ladder[1].model_options == {"pool_before_bn": True}
+@pytest.mark.parametrize("recipe", experiments.LADDER_RECIPES)
+def test_trick_ladder_adds_one_trick_per_step(recipe):
+    ladder = list(experiments.trick_ladder(profiles.get("quick"), recipe).values())
+    scale = {"logit_scale": 0.125} if recipe == "report" else {}
+    assert ladder[0].model == "resnet9" and ladder[0].model_options == scale
+    assert ladder[1].model_options == {**scale, "pool_before_bn": True}
     assert ladder[2].label_smoothing == 0.2 and ladder[1].label_smoothing == 0
     assert ladder[3].model == "fastresnet9" and not ladder[3].tta_flip and ladder[4].tta_flip
+    # Everything else is the recipe, the same on every step.
+    training = {"batch_size", "lr", "scheduler", "ema_decay", "nesterov", "epochs"}
+    assert len({tuple(getattr(c, f) for f in sorted(training)) for c in ladder}) == 1
+    if recipe == "report":
+        assert ladder[4] == recipes.report("fastresnet9", epochs=10, n_train=None, n_test=None, channels_last=True)
+        assert ladder[0].batch_size == 512 and ladder[0].ema_every == 5
+    else:
+        assert ladder[0].batch_size == 128 and ladder[0].scheduler == "plateau"
 
 
 def test_unknown_profile_and_overrides():

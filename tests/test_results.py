@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -102,3 +103,31 @@ def test_corrupt_run_file_names_the_file(tmp_path):
     (store.folder(config) / RUN_FILE).write_text("{not json")
     with pytest.raises(ValueError, match="run.json is not valid JSON"):
         store.load(config)
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "results"
+
+
+def test_every_committed_run_is_found_under_its_own_key():
+    """A stored run's key never changes: each committed run.json's config hashes to its folder's name."""
+    paths = sorted(COMMITTED.glob(f"*/{RUN_FILE}"))
+    assert paths, "the committed store holds no runs"
+    for path in paths:
+        config = TrainConfig.from_dict(json.loads(path.read_text())["config"])
+        assert path.parent.name == f"{config.model}-{config.key()}", path
+
+
+def test_every_committed_table_is_found_under_its_own_key():
+    from cifarnb.results import _key
+
+    for path in sorted((COMMITTED / "tables").glob("*.json")):
+        content = json.loads(path.read_text())
+        assert path.name == f"{content['name']}-{_key(content['config'])}.json", path
+
+
+def test_fields_added_later_leave_earlier_keys_alone():
+    """Keys computed before augment, normalization, ema_every and lr_knots existed (pinned literals)."""
+    assert TrainConfig().key() == "06ab1ca01247e511"
+    assert TrainConfig(model="fastresnet9", ema_decay=0.99, tta_flip=True).key() == "1b459faabc519ff0"
+    assert TrainConfig(augment=True, normalization="cifar10", ema_every=1).key() == "06ab1ca01247e511"
+    assert TrainConfig(augment=False).key() != TrainConfig().key()
