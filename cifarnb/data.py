@@ -11,6 +11,7 @@ numpy globals an ndarray needs.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import pickle
 from dataclasses import dataclass
@@ -138,6 +139,21 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
     if root is not None:
         return Path(root)
     return Path(os.environ.get(DATA_ENV_VAR) or "data")
+
+
+@functools.lru_cache(maxsize=4)
+def is_official(root: str | os.PathLike | None = None) -> bool:
+    """Whether ``root`` holds the official archive's batch files (their published MD5s, as torchvision lists
+    them). Copies with other checksums load as well (see the module docstring), but only the official test set
+    makes the 10,000-image accuracy comparable with published numbers."""
+    from torchvision.datasets import CIFAR10 as TorchvisionCIFAR10
+
+    folder = resolve_root(root) / BATCH_FOLDER
+    for name, published in (*TorchvisionCIFAR10.train_list, *TorchvisionCIFAR10.test_list):
+        path = folder / name
+        if not path.is_file() or hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest() != published:
+            return False
+    return True
 
 
 def _download(root: Path) -> None:

@@ -36,7 +36,7 @@ except ImportError:  # Windows
     fcntl = None
 
 from .atomic import atomic_write
-from .data import CIFAR10
+from .data import CIFAR10, is_official, resolve_root
 from .train import TrainConfig, fit
 
 RUN_FILE = "run.json"
@@ -213,6 +213,8 @@ class ResultStore:
             "wall_seconds": round(result.wall_seconds, 3),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "resumed_from_epoch": result.resumed_from_epoch,
+            # Whether the test set is the official one: then its 10,000-image accuracy is the one to compare.
+            "data_official": is_official(resolve_root()),
             "execution": {k: getattr(config, k) for k in ("device", "loader", "precision", "channels_last", "compile")},
         }
         run = Run(

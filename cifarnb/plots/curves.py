@@ -13,6 +13,7 @@ from .style import plain_log_ticks
 PANELS = {
     "train_acc": "train accuracy (%)",
     "test_acc": "test accuracy (%)",
+    "test_acc_exact1000": "test accuracy, exact rows 0-999 (%)",
     "train_loss": "train loss",
     "test_loss": "test loss",
     "lr": "learning rate",

@@ -8,11 +8,18 @@
 # epoch, each from a **single** run, and claims that FastResNet9 passes the 200-epoch ResNet9 (93.10%) after
 # 8 epochs and reaches 94.03% after 10.
 #
-# Here every model runs over several seeds (our column: mean ± std), the tricks are added **one at a time** so
-# each one's effect can be read off, the two claims are checked against our runs, and our own `fast` recipe
-# (FastResNet9 with a short warm-up/decay schedule at batch 512, `cifarnb.recipes`) is an extra row.
+# **How FastResNet9 was trained.** The report's flip-TTA code fragment is the validation loop of the public
+# bag-of-tricks trainer `99991/cifar10-fast-simple`, so its FastResNet9 most likely trained that way: batch 512
+# in ghost batches of 32, Nesterov SGD, a learning rate that rises over 2 epochs and falls to a tenth by epoch 8,
+# label smoothing 0.2, logits / 8, evaluation of an EMA of the weights (`cifarnb.settings.BAG_OF_TRICKS`). Under
+# the report's plain recipe (lr 0.01, plateau schedule) the learning rate cannot drop within 10 epochs. So the
+# tricks are added one at a time **under each recipe**: under the bag-of-tricks one (the report's, first), each
+# step measures a trick rather than a schedule; the plain one is the second, labelled reading.
 #
-# Runs come from the results store: re-executing loads finished runs and resumes interrupted ones.
+# **Which accuracy.** Test rows 1000-9999 of this project's CIFAR-10 copy are JPEG approximations that cost a
+# trained model several points, so the exact rows 0-999 are the primary column (with their sampling error, about
+# 0.75 points near 94%), and all 10,000 images are shown beside them, labelled as JPEG-affected
+# (`cifarnb.analysis`). Every model runs over several seeds (mean ± std). Runs come from the results store.
 
 # %% tags=parameters
 profile = "smoke"  # smoke | quick | full
@@ -26,13 +33,10 @@ n_train = None  # None: the profile's subset size (None in quick/full: all 50,00
 n_test = None
 
 # %%
-import math
-
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
-from cifarnb import experiments, models, notebook, recipes, reference
+from cifarnb import analysis, experiments, models, notebook, recipes, reference
 from cifarnb.plots import curves
 from cifarnb.train import time_to_accuracy
 
@@ -42,38 +46,41 @@ session = notebook.setup("03_fastresnet9", profile=profile, seeds=seeds, data_di
 EPOCHS = session.profile.resnet9_epochs
 EARLY = min(10, EPOCHS)  # the report's early reading (epoch 10), or the last epoch of a shorter run
 FULL_DATA = session.profile.n_train is None and session.profile.n_test is None
-FAST_LABEL = "FastResNet9 (fast recipe, ours)"
+RECIPE_NAMES = {"report": "bag-of-tricks recipe (the report's)", "plain": "plain recipe (Table 6, lr 0.01)"}
 
 # %% [markdown]
 # ## The configurations at this profile
-# The ladder adds one trick per step; its last step is the report's FastResNet9. ResNet18 is the zoo's
-# configuration (lr 0.1) trained for the same number of epochs as ResNet9. The `fast` recipe is ours, not the
-# report's: batch 512, lr 0.4 with Nesterov momentum, one-cycle warm-up then linear decay, logits scaled by
-# 1/8, and at most 10 epochs.
+# Each ladder adds one trick per step; its last step is FastResNet9 under that recipe. ResNet9 of Tables 8-9 is
+# the plain ladder's first step (report 1.4.1); the FastResNet9 of Tables 8-9 is the bag-of-tricks ladder's
+# last. ResNet18 is the zoo's configuration (lr 0.1) trained as long as ResNet9. Our `fast` recipe is the
+# report's FastResNet9 on the fast execution path (compiled, bf16, channels_last): the same experiment, the same
+# stored run.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-ladder = experiments.trick_ladder(session.profile)
+ladders = {recipe: experiments.trick_ladder(session.profile, recipe) for recipe in experiments.LADDER_RECIPES}
 tables_configs = experiments.resnet9_configs(session.profile)
-fast_config = recipes.fast_for_profile(session.profile)
-all_configs = {**ladder, "ResNet18": tables_configs["ResNet18"], FAST_LABEL: fast_config}
+assert recipes.fast_for_profile(session.profile).key() == tables_configs["FastResNet9"].key() or EPOCHS > 10
 shown = ["model", "model_options", "epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay",
-         "scheduler", "label_smoothing", "tta_flip", "n_train", "n_test"]
-pd.DataFrame({label: {name: str(getattr(config, name)) for name in shown}
-              for label, config in all_configs.items()})
+         "scheduler", "lr_knots", "label_smoothing", "ema_decay", "ema_every", "tta_flip", "n_train", "n_test"]
+columns = {f"{recipe}: {label}": config for recipe, ladder in ladders.items() for label, config in ladder.items()}
+columns["ResNet18"] = tables_configs["ResNet18"]
+pd.DataFrame({label: {name: str(getattr(config, name)) for name in shown} for label, config in columns.items()})
 
 # %% [markdown]
 # ## Run every configuration
-# The ladder's last step *is* the FastResNet9 of Tables 8-9 and its first step the ResNet9, so they train once.
+# A ladder's first step is ResNet9 and its last FastResNet9, so each trains once.
 
 # %%
-ladder_results = experiments.run_grid(session.store, ladder, session.seeds, device=session.device)
-other_results = experiments.run_grid(session.store, {"ResNet18": tables_configs["ResNet18"], FAST_LABEL: fast_config},
-                                     session.seeds, device=session.device)
-results = {"ResNet9": ladder_results["ResNet9"], "FastResNet9": ladder_results["+ flip TTA (= FastResNet9)"],
-           "ResNet18": other_results["ResNet18"], FAST_LABEL: other_results[FAST_LABEL]}
-configs = {"ResNet9": tables_configs["ResNet9"], "FastResNet9": tables_configs["FastResNet9"],
-           "ResNet18": tables_configs["ResNet18"], FAST_LABEL: fast_config}
+ladder_results = {recipe: experiments.run_grid(session.store, ladder, session.seeds, device=session.device)
+                  for recipe, ladder in ladders.items()}
+resnet18_results = experiments.run_grid(session.store, {"ResNet18": tables_configs["ResNet18"]}, session.seeds,
+                                        device=session.device)
+results = {"ResNet9": ladder_results["plain"]["ResNet9"],
+           "FastResNet9": ladder_results["report"]["+ flip TTA (= FastResNet9)"],
+           "FastResNet9 (plain recipe)": ladder_results["plain"]["+ flip TTA (= FastResNet9)"],
+           "ResNet18": resnet18_results["ResNet18"]}
+configs = {label: runs[0].config for label, runs in results.items()}
 
 
 # %%
@@ -82,13 +89,12 @@ def parameters_millions(config):
 
 
 def time_to(runs, target=94.0):
-    """Training seconds (stored per-epoch `seconds`) to the first epoch at `target` % test accuracy."""
-    times = [time_to_accuracy(run.history, target) for run in runs]
-    reached = [t for t in times if t is not None]
-    if not reached:
+    """Training seconds (stored per-epoch `seconds`) to the first epoch at `target` % on the primary column."""
+    column = analysis.primary_column(runs)
+    times = [t for t in (time_to_accuracy(run.history, target, column) for run in runs) if t is not None]
+    if not times:
         return "not reached"
-    text = f"{np.mean(reached):.1f}" + (f" ± {np.std(reached, ddof=1):.1f}" if len(reached) > 1 else "")
-    return text + (f" ({len(reached)} of {len(runs)} seeds)" if len(reached) < len(runs) else "")
+    return f"{sum(times) / len(times):.1f}" + (f" ({len(times)} of {len(runs)} seeds)" if len(times) < len(runs) else "")
 
 
 def devices(runs):
@@ -97,163 +103,108 @@ def devices(runs):
 
 # %% [markdown]
 # ## Tables 8-9 · ResNet9, FastResNet9 and ResNet18
-# Table 9 holds every row of Table 8 (which gives only the 200-epoch accuracy), so they are one table here.
-# The report's 10- and 200-epoch columns compare with ours only where our run is that long: our columns name
-# the epoch they read. Seconds per epoch are training time only (evaluation excluded), read from the stored
-# runs, on the device named in the last column; the report's are on its own (unnamed) GPU, so compare them
-# as ratios between rows, not across tables.
+# Table 9 holds every row of Table 8 (which gives only the 200-epoch accuracy), so they are one table here; the
+# FastResNet9 under the plain recipe is an extra, labelled row. Our columns name the epoch they read; the
+# report's 10- and 200-epoch columns compare with ours only where our run is that long. Seconds per epoch are
+# training time alone, on the device in the last column, and runs that shared a GPU with others (a sweep's
+# workers) read slower than alone: compare them as ratios between rows, not with the report's.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-table = experiments.comparison_table(
-    results,
-    measures={f"ours: test acc, epoch {EARLY} (%)": ("test_acc", EARLY),
-              f"ours: test acc, epoch {EPOCHS} (%)": ("test_acc", EPOCHS)},
-    reference_rows=reference.resnet9(),
-    reference_columns={"report: params (M)": "report_params_millions",
-                       "report: test acc, epoch 10 (%)": "report_test_acc_10_epochs",
-                       "report: test acc, epoch 200 (%)": "report_test_acc_200_epochs",
-                       "report: s/epoch": "report_seconds_per_epoch"},
-)
-table["ours: params (M)"] = [round(parameters_millions(configs[label]), 2) for label in table.index]
-table["ours: s/epoch"] = [round(experiments.seconds_per_epoch(results[label]), 2) for label in table.index]
-table["ours: time to 94% (s)"] = [time_to(results[label]) for label in table.index]
-table["ours: device"] = [devices(results[label]) for label in table.index]
-table.index.name = "model"
-order = ["seeds", "report: params (M)", "ours: params (M)", "report: test acc, epoch 10 (%)",
-         f"ours: test acc, epoch {EARLY} (%)", "report: test acc, epoch 200 (%)",
-         f"ours: test acc, epoch {EPOCHS} (%)", "report: s/epoch", "ours: s/epoch", "ours: time to 94% (s)",
-         "ours: device"]
-table[list(dict.fromkeys(order))]
+reference_rows = reference.resnet9().set_index("label")
+rows = []
+for label, runs in results.items():
+    report_label = "FastResNet9" if label.startswith("FastResNet9") else label
+    early, final = analysis.reading(runs, EARLY), analysis.reading(runs, EPOCHS)
+    rows.append({
+        "model": label, "seeds": len(runs),
+        "report: params (M)": reference_rows.loc[report_label, "report_params_millions"],
+        "ours: params (M)": round(parameters_millions(configs[label]), 2),
+        "report: test acc, epoch 10 (%)": reference_rows.loc[report_label, "report_test_acc_10_epochs"],
+        f"ours: {analysis.column_heading(early.column)}, epoch {EARLY} (%)": str(early),
+        f"ours: all 10,000 (JPEG-affected), epoch {EARLY} (%)": str(analysis.reading(runs, EARLY, "test_acc")),
+        "report: test acc, epoch 200 (%)": reference_rows.loc[report_label, "report_test_acc_200_epochs"],
+        f"ours: {analysis.column_heading(final.column)}, epoch {EPOCHS} (%)": str(final),
+        "report: s/epoch": reference_rows.loc[report_label, "report_seconds_per_epoch"],
+        "ours: s/epoch": round(experiments.seconds_per_epoch(runs), 2),
+        "ours: time to 94% (s)": time_to(runs),
+        "ours: device": devices(runs),
+    })
+table = pd.DataFrame(rows).set_index("model")
+table.loc[:, ~table.columns.duplicated()]
 
 # %% [markdown]
 # ## Fig 19 · FastResNet9 learning curves
-# The report's FastResNet9 (plateau schedule, batch 128) and our `fast` recipe; mean over seeds with the
-# seeds' range shaded.
+# FastResNet9 under both recipes; mean over seeds with the seeds' range shaded. Test accuracy is on the
+# primary column (the exact rows where the runs saw the whole test set).
 
 # %%
-figure = curves.learning_curves({"FastResNet9 (report recipe)": results["FastResNet9"],
-                                 FAST_LABEL: results[FAST_LABEL]},
+test_column = analysis.primary_column(results["FastResNet9"])
+figure = curves.learning_curves({f"FastResNet9, {RECIPE_NAMES['report']}": results["FastResNet9"],
+                                 f"FastResNet9, {RECIPE_NAMES['plain']}": results["FastResNet9 (plain recipe)"]},
                                 title=f"Fig 19: FastResNet9 learning curves (profile {session.profile.name}, "
-                                      f"mean and seed range)")
+                                      f"mean and seed range)",
+                                columns=("train_acc", test_column, "train_loss", "test_loss"))
 session.save(figure, "fastresnet9_curves")
 plt.show()
 
 # %% [markdown]
 # ## The tricks one at a time
-# Each row adds one trick to the row above. The report measured no step on its own; its last column is what
-# section 1.4.2 says each trick does. "Δ" is the change of the mean final test accuracy from the row above,
-# in percentage points; with a handful of seeds a Δ smaller than the stds is not a measured effect.
+# Each row adds one trick to the row above; the report measured no step on its own, so its column is what
+# section 1.4.2 says each trick does. A change within two standard errors is not a measured effect.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 REPORT_SAYS = {
-    "ResNet9": "ResNet18 minus two residual blocks, GELU, lr 0.01",
+    "ResNet9": "ResNet18 minus two residual blocks, GELU",
     "+ pool before BN": "much faster training, convergence slightly slower",
     "+ label smoothing": "faster training, better generalisation",
     "+ ghost BN (32)": "higher accuracy",
     "+ flip TTA (= FastResNet9)": "a little more time, higher accuracy",
 }
-rows, previous = [], None
-for label, runs in ladder_results.items():
-    final = experiments.measure(runs, "test_acc")
-    rows.append({"step": label, "seeds": len(runs), "report says": REPORT_SAYS[label],
-                 f"ours: final test acc, epoch {EPOCHS} (%)": str(final),
-                 "Δ final (pp)": "" if previous is None else f"{final.mean - previous:+.2f}",
-                 f"ours: test acc, epoch {EARLY} (%)": str(experiments.measure(runs, "test_acc", EARLY)),
-                 "ours: s/epoch": round(experiments.seconds_per_epoch(runs), 2)})
-    previous = final.mean
-ladder_table = pd.DataFrame(rows).set_index("step")
-ladder_table.drop(columns=[f"ours: test acc, epoch {EARLY} (%)"] if EARLY == EPOCHS else [])
+ladder_tables = {recipe: analysis.ladder_table(runs, REPORT_SAYS, EPOCHS) for recipe, runs in ladder_results.items()}
+pd.concat({RECIPE_NAMES[recipe]: table for recipe, table in ladder_tables.items()}, names=["recipe", "step"])
 
 # %%
-figure, (curve_ax, bar_ax) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [1.4, 1]})
-curves.plot_curve(ladder_results, "test_acc", curve_ax)
-curve_ax.set_title("test accuracy per epoch (mean, seed range shaded)")
-curve_ax.legend(loc="best")
-finals = {label: experiments.measure(runs, "test_acc") for label, runs in ladder_results.items()}
-positions = np.arange(len(finals))
-bar_ax.bar(positions, [s.mean for s in finals.values()], yerr=[s.std for s in finals.values()], capsize=4,
-           color=[f"C{i}" for i in positions])
-bar_ax.set_xticks(positions, [label.replace(" (= FastResNet9)", "\n(= FastResNet9)") for label in finals],
-                  rotation=30, ha="right")
-low = min(s.mean - s.std for s in finals.values())
-bar_ax.set_ylim(max(0.0, low - 5), None)
-bar_ax.set_ylabel(f"final test accuracy (%), epoch {EPOCHS}")
-bar_ax.set_title(f"final test accuracy per step (mean ± std, {len(session.seeds)} "
-                 f"seed{'s' if len(session.seeds) > 1 else ''})")
-figure.suptitle(f"ResNet9 → FastResNet9, one trick at a time (profile {session.profile.name})")
+figure, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
+for ax, (recipe, ladder_runs) in zip(axes, ladder_results.items()):
+    curves.plot_curve(ladder_runs, analysis.primary_column(next(iter(ladder_runs.values()))), ax)
+    ax.set_title(RECIPE_NAMES[recipe])
+    ax.legend(loc="lower right", fontsize=8)
+figure.suptitle(f"ResNet9 → FastResNet9, one trick at a time (profile {session.profile.name}, mean and seed range)")
 figure.tight_layout()
 session.save(figure, "trick_ladder")
 plt.show()
 
 # %% [markdown]
-# ## The report's claims, checked
-# (a) "FastResNet9 passes the 200-epoch ResNet9 (93.10%) after 8 epochs": the first epoch at which our
-# FastResNet9 reaches 93.10% (the report's text; its Table 8 says 93.07%), and (b) the first epoch at which it
-# reaches our own ResNet9's final mean accuracy, which is a 200-epoch ResNet9 only at the `full` profile.
-# (c) "FastResNet9 reaches 94.03% after 10 epochs". A claim about full CIFAR-10 cannot be tested on a subset,
-# and one about epoch 8 or 10 not on a shorter run: the last column says so.
+# ## The report's claims, checked under each recipe
+# (a) "FastResNet9 passes the 200-epoch ResNet9 (93.10%) after 8 epochs" and (b) "FastResNet9 reaches 94.03%
+# after 10 epochs", on the primary column, allowing two standard errors (`cifarnb.analysis`). A claim about full
+# CIFAR-10 cannot be tested on a subset, nor one about epoch 8 or 10 on a shorter run: the verdict says so.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-fast_runs, resnet9_final = results["FastResNet9"], experiments.measure(results["ResNet9"], "test_acc")
-
-
-def epoch_text(summary):
-    return f"{summary.mean:.0f}" if summary.std == 0 else f"{summary.mean:.1f} ± {summary.std:.1f}"
-
-
-def reaching(target, report_epoch):
-    epoch, reached = experiments.first_epoch_reaching(fast_runs, target)
-    if reached:
-        found = f"epoch {epoch_text(epoch)}"
-        if reached < len(fast_runs):
-            found += f" ({reached} of {len(fast_runs)} seeds)"
-    else:
-        found = f"not reached in {EPOCHS} epochs"
+claims = []
+for recipe, ladder_runs in ladder_results.items():
+    fast_runs = ladder_runs["+ flip TTA (= FastResNet9)"]
+    found, verdict = analysis.reached_by_verdict(fast_runs, 93.10, report_epoch=8, full_data=FULL_DATA)
+    claims.append({"recipe": RECIPE_NAMES[recipe], "claim": "(a) passes the 200-epoch ResNet9's 93.10% by epoch 8",
+                   "ours": found, "verdict": verdict})
+    at_10 = analysis.reading(fast_runs, 10)
     if not FULL_DATA:
         verdict = "not testable: trained on a subset, not all of CIFAR-10"
-    elif reached < len(fast_runs) and EPOCHS < report_epoch:
-        verdict = f"not testable: the run stops at epoch {EPOCHS}"
-    elif reached < len(fast_runs):
-        verdict = f"not reproduced: {len(fast_runs) - reached} seed(s) never reach it"
-    elif epoch.mean <= report_epoch:
-        verdict = f"reproduced (by epoch {report_epoch})"
     else:
-        verdict = f"not reproduced: later than epoch {report_epoch}"
-    return found, verdict
-
-
-claims = []
-found, verdict = reaching(93.10, 8)
-claims.append({"claim": "(a) FastResNet9 reaches 93.10% (report's 200-epoch ResNet9)", "report": "epoch 8",
-               "ours": found, "verdict": verdict})
-found, verdict = reaching(resnet9_final.mean, 8)
-if FULL_DATA and EPOCHS < 200:
-    verdict += f"; our ResNet9 ran {EPOCHS} epochs, not 200"
-claims.append({"claim": f"(b) FastResNet9 reaches our ResNet9's final mean ({resnet9_final.mean:.2f}%, epoch {EPOCHS})",
-               "report": "epoch 8", "ours": found, "verdict": verdict})
-at_10 = experiments.measure(fast_runs, "test_acc", 10)
-if not FULL_DATA:
-    verdict = "not testable: trained on a subset, not all of CIFAR-10"
-elif EPOCHS < 10:
-    verdict = f"not testable: the run stops at epoch {EPOCHS}"
-else:
-    gap = at_10.mean - 94.03
-    verdict = "reproduced" if gap >= 0 else (f"{gap:+.2f} pp below the report, within our seed spread"
-                                             if -gap <= at_10.std else f"not reproduced: {gap:+.2f} pp below")
-claims.append({"claim": "(c) FastResNet9 test accuracy after 10 epochs", "report": "94.03%",
-               "ours": f"{at_10}%" if at_10.count else "n/a (fewer than 10 epochs)", "verdict": verdict})
-pd.DataFrame(claims).set_index("claim")
+        verdict = analysis.accuracy_verdict(at_10, 94.03)
+    claims.append({"recipe": RECIPE_NAMES[recipe], "claim": "(b) 94.03% after 10 epochs", "ours": str(at_10),
+                   "verdict": verdict})
+pd.DataFrame(claims).set_index(["recipe", "claim"])
 
 # %% [markdown]
 # ## Reading
-# At the `smoke` profile (a few dozen images, three epochs) these numbers only show that the pipeline runs end
-# to end: every model is near chance, no claim is testable, and the seconds per epoch mostly measure overhead.
-# At `quick` (full data, 10 epochs) the epoch-10 columns and claims (a) and (c) compare directly with the
-# report; (b) then compares with a 10-epoch ResNet9, a much lower bar than the report's 200-epoch one. Only
-# `full` reads the 200-epoch column. The ladder separates what the report attributes to FastResNet9 as a
-# whole: a step whose Δ lies within the seeds' spread has no measured effect at that profile. Seconds per
-# epoch depend on the device and on our training loop (data held on the device, not the report's loader), so
-# only their ratios between rows carry over to the report's.
+# At the `smoke` profile (a few dozen images, three epochs) the numbers only show that the pipeline runs end
+# to end: every model is near chance and no claim is testable. At `quick` (all data, 10 epochs) the epoch-10
+# columns and both claims compare directly with the report; only `full` reads the 200-epoch column. The two
+# ladders separate what the report attributes to FastResNet9 as a whole: under the bag-of-tricks recipe a step
+# measures its trick; under the plain recipe it also measures how the trick copes with a learning rate that
+# never drops. The gap between the exact rows and all 10,000 images is the JPEG noise of this copy's test rows
+# 1000-9999, not the model.

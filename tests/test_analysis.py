@@ -1,0 +1,41 @@
+"""Comparisons with the report: the exact test rows first, their sampling error, verdicts that allow for it."""
+
+import pytest
+
+from cifarnb import analysis
+from cifarnb.results import Run
+from cifarnb.train import TrainConfig
+
+
+def run(exact: list[float], full: list[float], official: bool = False, seed: int = 0) -> Run:
+    history = [{"epoch": e + 1, "test_acc": f, "test_acc_exact1000": x} for e, (x, f) in enumerate(zip(exact, full))]
+    return Run(TrainConfig(model="lenet5", seed=seed), history, "finished", meta={"data_official": official})
+
+
+def test_the_exact_rows_are_primary_unless_the_data_is_official():
+    assert analysis.primary_column([run([90], [85])]) == "test_acc_exact1000"
+    assert analysis.primary_column([run([90], [85], official=True)]) == "test_acc"
+    subset = Run(TrainConfig(model="lenet5", n_test=50), [{"epoch": 1, "test_acc": 40.0}], "finished")
+    assert analysis.primary_column([subset]) == "test_acc"
+
+
+def test_sampling_error_of_1000_images():
+    assert analysis.sampling_error(94.0, 1000) == pytest.approx(0.751, abs=1e-3)
+    assert analysis.sampling_error(75.0, 1000) == pytest.approx(1.369, abs=1e-3)
+    one = analysis.reading([run([94.0], [90.0])])
+    assert one.column == "test_acc_exact1000" and one.error == pytest.approx(0.751, abs=1e-3)
+    two = analysis.reading([run([93.0], [90.0]), run([95.0], [90.0], seed=1)])
+    assert two.summary.mean == 94.0 and two.error > one.error  # the seeds' spread adds to the error
+
+
+@pytest.mark.parametrize("ours, verdict", [(94.5, "reproduced"), (93.0, "consistent"), (91.0, "not reproduced")])
+def test_accuracy_verdict_allows_two_standard_errors(ours, verdict):
+    assert analysis.accuracy_verdict(analysis.reading([run([ours], [80.0])]), 94.03).startswith(verdict)
+
+
+def test_reached_by_verdict():
+    runs = [run([80, 88, 92.6, 93.2], [70, 80, 85, 86])]
+    found, verdict = analysis.reached_by_verdict(runs, 93.10, report_epoch=3, full_data=True)
+    assert found.startswith("epoch 4") and verdict.startswith("consistent")
+    assert analysis.reached_by_verdict(runs, 93.10, report_epoch=8, full_data=True)[1].startswith("not testable")
+    assert analysis.reached_by_verdict(runs, 93.10, report_epoch=3, full_data=False)[1].startswith("not testable")
