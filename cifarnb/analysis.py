@@ -86,7 +86,7 @@ def accuracy_verdict(ours: Reading, report: float) -> str:
     return f"not reproduced: {gap:+.2f} pp, beyond {TOLERANCE:g} SE ({allowed:.2f} pp)"
 
 
-def first_epoch_reaching(runs: list[Run], target: float, column: str | None = None) -> int | None:
+def first_epoch_mean_reaches(runs: list[Run], target: float, column: str | None = None) -> int | None:
     """The first epoch whose mean accuracy over ``runs`` reaches ``target`` (None: never)."""
     column = column or primary_column(runs)
     epochs = sorted({row["epoch"] for run in runs for row in run.history})
@@ -102,7 +102,7 @@ def reached_by_verdict(runs: list[Run], target: float, report_epoch: int, full_d
     if not full_data:
         return "n/a", "not testable: trained on a subset, not all of CIFAR-10"
     epochs = max((len(run.history) for run in runs), default=0)
-    first = first_epoch_reaching(runs, target)
+    first = first_epoch_mean_reaches(runs, target)
     found = f"epoch {first}" if first is not None else f"not reached in {epochs} epochs"
     if epochs < report_epoch:
         return found, f"not testable: the runs stop at epoch {epochs}"
@@ -134,3 +134,39 @@ def ladder_table(ladder: dict[str, list[Run]], report_says: dict[str, str], epoc
 def column_heading(column: str) -> str:
     """How a table heads an accuracy column."""
     return "test acc, exact rows 0-999" if column == EXACT_COLUMN else "test acc"
+
+
+EARLY_FRACTION, LATE_FRACTION = 0.2, 0.5  # "early": the first fifth of the steps; "late": the second half
+
+
+def early_and_late(table: pd.DataFrame, quantity: str) -> pd.DataFrame:
+    """Median of ``quantity`` per model over the early and the late steps of a landscape table (every lr or eta
+    pooled): the shape of the report's Figs 31-32 in two numbers per model."""
+    rows = table[table["quantity"] == quantity]
+    last = rows["step"].max()
+    early = rows[rows["step"] < EARLY_FRACTION * last].groupby("model")["value"].median()
+    late = rows[rows["step"] >= LATE_FRACTION * last].groupby("model")["value"].median()
+    return pd.DataFrame({"early median": early, "late median": late})
+
+
+def report_pattern(table: pd.DataFrame, quantity: str, plain: str = "vgg_a", with_bn: str = "vgg_a_bn") -> str:
+    """Whether ``quantity`` shows what the report describes for Figs 31-32: VGG-A + BN above VGG-A early in
+    training, below it later."""
+    medians = early_and_late(table, quantity)
+    if not {plain, with_bn} <= set(medians.index):
+        return "not testable: both models are needed"
+    early_above = medians.loc[with_bn, "early median"] > medians.loc[plain, "early median"]
+    late_below = medians.loc[with_bn, "late median"] < medians.loc[plain, "late median"]
+    found = (f"BN {'above' if early_above else 'below'} plain early, "
+             f"{'below' if late_below else 'above'} plain late")
+    return found + (": as the report describes" if early_above and late_below else ": not what the report describes")
+
+
+def pattern_summary(table: pd.DataFrame, quantity: str) -> dict[str, object]:
+    """:func:`early_and_late` flattened into one table row (``"<model>, early median"``, ...) plus the
+    :func:`report_pattern` verdict under ``"shape"``."""
+    medians = early_and_late(table, quantity)
+    row: dict[str, object] = {f"{model}, {when}": float(f"{medians.loc[model, when]:.4g}")
+                              for model in medians.index for when in medians.columns}
+    row["shape"] = report_pattern(table, quantity)
+    return row

@@ -18,8 +18,8 @@ update is ``w(t+1) = w(t) - lr * g(t)``. The run is cut into windows of ``gap`` 
   with ``+ 1e-3`` in beta's denominator, as the course's VGG_BatchNorm template (which the report follows)
   records them. Which of the two scopes the report's figures show is a question of scale; both are kept.
 
-Data as the template feeds it (``LandscapeConfig.augment=False``, ``normalization="half"``): no augmentation,
-pixels mapped to [-1, 1].
+Data and initialisation as the template has them (``LandscapeConfig.augment=False``, ``normalization="half"``,
+``init="xavier_normal"``): no augmentation, pixels mapped to [-1, 1], Xavier-normal weights.
 
 The band for a model at a step is the min/max of a quantity across learning rates (:func:`min_max_band`). Note
 that ``g(s)`` and ``g(s-1)`` come from *different* minibatches, so ``grad_distance`` and ``beta`` include
@@ -63,7 +63,7 @@ from torch.func import functional_call
 from . import models
 from .data import CIFAR10, load_cifar10
 from .loaders import TensorLoader
-from .settings import LANDSCAPE_GAP, LANDSCAPE_LEARNING_RATES, REPORT_BATCH_SIZE, VGG_EPOCHS, VGG_TEMPLATE_PIPELINE
+from .settings import LANDSCAPE_GAP, LANDSCAPE_LEARNING_RATES, REPORT_BATCH_SIZE, VGG_EPOCHS, VGG_TEMPLATE
 from .train.engine import resolve_device
 
 MODELS = ("vgg_a", "vgg_a_bn")
@@ -104,10 +104,11 @@ class LandscapeConfig:
     device: str = "auto"
     n_train: int | None = None  # None: all 50,000 training images
     data_root: str | None = None  # None: $CIFARNB_DATA, then ./data
-    # The course template's data pipeline (no augmentation, pixels to [-1, 1]); augment=True,
-    # normalization="cifar10" trains on crop + flip with CIFAR-10's mean/std instead.
-    augment: bool = VGG_TEMPLATE_PIPELINE["augment"]
-    normalization: str = VGG_TEMPLATE_PIPELINE["normalization"]
+    # The course template's data pipeline (no augmentation, pixels to [-1, 1]) and initialisation; augment=True,
+    # normalization="cifar10", init="default" trains on crop + flip with CIFAR-10's mean/std from PyTorch's init.
+    augment: bool = VGG_TEMPLATE["augment"]
+    normalization: str = VGG_TEMPLATE["normalization"]
+    init: str = VGG_TEMPLATE["model_options"]["init"]
 
     def __post_init__(self) -> None:
         if self.gap < 1:
@@ -154,7 +155,7 @@ def _setup(config: LandscapeConfig, model_name: str, data: CIFAR10 | None):
     elif config.n_train is not None and len(data.y_train) != config.n_train:
         data = data.subset(config.n_train, None, config.subset_seed)
     torch.manual_seed(config.seed)  # identical initial weights for every learning rate
-    model = models.build(model_name).to(device).train()
+    model = models.build(model_name, init=config.init).to(device).train()
     loader = TensorLoader(data.x_train, data.y_train, config.batch_size, train=True, device=device, seed=config.seed,
                           augment=config.augment, normalization=config.normalization)
     return model, _epoch_batches(loader, config.epochs)

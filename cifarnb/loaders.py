@@ -35,43 +35,42 @@ class BatchSource(Protocol):
     def batches(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
-class TensorLoader:
-    """Normalised (and, for training, augmented) batches cut from a device-resident uint8 tensor."""
+class _Loader:
+    """What both loaders share: batch geometry, (seed, epoch) shuffling, the output dtype and layout."""
 
-    def __init__(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        batch_size: int,
-        *,
-        train: bool,
-        device: str | torch.device = "cpu",
-        seed: int = 0,
-        drop_last: bool = False,
-        dtype: torch.dtype = torch.float32,
-        channels_last: bool = False,
-        augment: bool = True,
-        normalization: str = "cifar10",
-    ):
-        self.device = torch.device(device)
+    def __init__(self, rows: int, batch_size: int, *, train: bool, device: str | torch.device = "cpu",
+                 seed: int = 0, drop_last: bool = False, dtype: torch.dtype = torch.float32,
+                 channels_last: bool = False, augment: bool = True, normalization: str = "cifar10"):
+        self.rows, self.device = rows, torch.device(device)
         self.batch_size, self.train, self.seed, self.drop_last = batch_size, train, seed, drop_last
         self.dtype, self.channels_last = dtype, channels_last
         self.augment = train and augment  # test batches are never augmented
+        self.mean, self.std = NORMALIZATIONS[normalization]
+
+    def __len__(self) -> int:
+        return self.rows // self.batch_size if self.drop_last else -(-self.rows // self.batch_size)
+
+
+class TensorLoader(_Loader):
+    """Normalised (and, for training, augmented) batches cut from a device-resident uint8 tensor.
+
+    Options are :class:`_Loader`'s: ``train``, ``device``, ``seed``, ``drop_last``, ``dtype``, ``channels_last``,
+    ``augment`` (random crop and flip of training batches) and ``normalization`` (``data.NORMALIZATIONS``).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, **options):
+        super().__init__(len(labels), batch_size, **options)
         # One upload for the whole run; zero padding matches torchvision's RandomCrop(padding=4) on raw pixels.
         self.images = images.to(self.device)
         if self.augment:
             self.images = torch.nn.functional.pad(self.images, [CROP_PADDING] * 4)
         self.labels = labels.to(self.device)
-        mean, std = NORMALIZATIONS[normalization]
-        self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1) * 255
-
-    def __len__(self) -> int:
-        rows = len(self.labels)
-        return rows // self.batch_size if self.drop_last else -(-rows // self.batch_size)
+        # Per-channel statistics on raw 0-255 pixels, shaped to broadcast over a batch.
+        self.mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1) * 255
 
     def batches(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        rows = len(self.labels)
+        rows = self.rows
         if self.train:
             generator = epoch_generator(self.seed, epoch, self.device)
             order = torch.randperm(rows, generator=generator, device=self.device)
@@ -118,37 +117,18 @@ class _PILDataset(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[row])), self.labels[row]
 
 
-class TorchvisionLoader:
+class TorchvisionLoader(_Loader):
     """The report's pipeline: per-image PIL transforms in DataLoader workers, copied to the device per batch."""
 
-    def __init__(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        batch_size: int,
-        *,
-        train: bool,
-        device: str | torch.device = "cpu",
-        seed: int = 0,
-        drop_last: bool = False,
-        num_workers: int = 2,
-        dtype: torch.dtype = torch.float32,
-        channels_last: bool = False,
-        augment: bool = True,
-        normalization: str = "cifar10",
-    ):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, num_workers: int = 2,
+                 **options):
         import torchvision.transforms as T
 
-        steps = [T.RandomCrop(32, padding=CROP_PADDING), T.RandomHorizontalFlip()] if train and augment else []
-        transform = T.Compose([*steps, T.ToTensor(), T.Normalize(*NORMALIZATIONS[normalization])])
+        super().__init__(len(labels), batch_size, **options)
+        steps = [T.RandomCrop(32, padding=CROP_PADDING), T.RandomHorizontalFlip()] if self.augment else []
+        transform = T.Compose([*steps, T.ToTensor(), T.Normalize(self.mean, self.std)])
         self.dataset = _PILDataset(images, labels, transform)
-        self.device = torch.device(device)
-        self.batch_size, self.train, self.seed, self.drop_last = batch_size, train, seed, drop_last
-        self.num_workers, self.dtype, self.channels_last = num_workers, dtype, channels_last
-
-    def __len__(self) -> int:
-        rows = len(self.dataset)
-        return rows // self.batch_size if self.drop_last else -(-rows // self.batch_size)
+        self.num_workers = num_workers
 
     def batches(self, epoch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         # With workers, each worker's transform RNG is seeded from this generator, so epochs are repeatable;

@@ -63,11 +63,13 @@ BAG_OF_TRICKS = dict(
 )
 
 # Report 2.1 (Fig 28): plain SGD (no momentum, weight decay or lr decay), lr 0.1, batch 128, 20 epochs; and the
-# course's VGG_BatchNorm template's data pipeline, which the report's numbers are consistent with: ToTensor +
-# Normalize(0.5, 0.5), no augmentation.
+# course's VGG_BatchNorm template, which the report follows: its data pipeline (ToTensor + Normalize(0.5, 0.5),
+# no augmentation; the report's 79.5% / 82.8% are consistent with it) and its Xavier-normal initialisation
+# (with PyTorch's default, VGG-A without BN stays on the ln 10 plateau for 18 of 20 epochs at lr 0.1).
 VGG_SETTINGS = dict(lr=0.1, momentum=0.0, weight_decay=0.0, optimizer="sgd", scheduler="none", loss="cross_entropy")
 VGG_EPOCHS = 20
-VGG_TEMPLATE_PIPELINE = dict(augment=False, normalization="half")
+VGG_TEMPLATE_INIT = "xavier_normal"
+VGG_TEMPLATE = dict(augment=False, normalization="half", model_options={"init": VGG_TEMPLATE_INIT})
 
 # Report 2.2: the learning rates of the landscape bands (the report's own; the guidance file's
 # [1e-3, 2e-3, 1e-4, 5e-4] did not train in 20 epochs, report Fig 29), sampled every 30 steps.

@@ -39,3 +39,18 @@ def test_reached_by_verdict():
     assert found.startswith("epoch 4") and verdict.startswith("consistent")
     assert analysis.reached_by_verdict(runs, 93.10, report_epoch=8, full_data=True)[1].startswith("not testable")
     assert analysis.reached_by_verdict(runs, 93.10, report_epoch=3, full_data=False)[1].startswith("not testable")
+
+
+def test_report_pattern_reads_early_and_late_medians():
+    import pandas as pd
+
+    rows = [("vgg_a", step, "beta", 1.0) for step in range(0, 100, 10)]
+    rows += [("vgg_a_bn", step, "beta", 5.0 if step < 20 else 0.5) for step in range(0, 100, 10)]
+    table = pd.DataFrame(rows, columns=["model", "step", "quantity", "value"])
+    medians = analysis.early_and_late(table, "beta")
+    assert medians.loc["vgg_a_bn", "early median"] == 5.0 and medians.loc["vgg_a_bn", "late median"] == 0.5
+    assert analysis.report_pattern(table, "beta").endswith("as the report describes")
+    row = analysis.pattern_summary(table, "beta")
+    assert row["vgg_a_bn, early median"] == 5.0 and row["vgg_a, late median"] == 1.0 and "shape" in row
+    flipped = table.assign(model=table["model"].map({"vgg_a": "vgg_a_bn", "vgg_a_bn": "vgg_a"}))
+    assert analysis.report_pattern(flipped, "beta").endswith("not what the report describes")

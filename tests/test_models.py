@@ -227,3 +227,22 @@ def test_every_model_names_two_feature_layers(name: str) -> None:
     layers = models.feature_layers(model)
     assert list(layers) == ["conv1", "conv2"]
     assert all(isinstance(m, nn.Module) for m in layers.values())
+
+
+def test_vgg_template_initialisation_is_xavier_normal():
+    """init="xavier_normal" (the course template's): weight std sqrt(2 / (fan_in + fan_out)), zero biases."""
+    import math
+
+    import torch
+    from torch import nn
+
+    from cifarnb.models import build
+
+    torch.manual_seed(0)
+    model = build("vgg_a_bn", init="xavier_normal")
+    conv = model.features.conv3  # 128 -> 256, 3x3
+    expected = math.sqrt(2 / (128 * 9 + 256 * 9))
+    assert conv.weight.std().item() == pytest.approx(expected, rel=0.02) and not conv.bias.any()
+    assert all(not m.bias.any() for m in model.modules() if isinstance(m, nn.Linear))
+    with pytest.raises(ValueError, match="init='he' is not one of default, xavier_normal"):
+        build("vgg_a", init="he")

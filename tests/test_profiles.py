@@ -25,16 +25,18 @@ def test_full_profile_is_exactly_the_report():
     assert plain["ResNet9"].lr == 0.01 and plain["ResNet9"].epochs == 200
     assert experiments.resnet9_configs(full)["ResNet9"] == plain["ResNet9"]  # report 1.4.1 trains ResNet9 plainly
     vgg = experiments.vgg_configs(full)["VGG-A"]
-    assert (vgg.epochs, vgg.augment, vgg.normalization) == (20, False, "half")  # the course template's pipeline
+    # The course template's pipeline and initialisation.
+    assert (vgg.epochs, vgg.augment, vgg.normalization, vgg.model_options) == (20, False, "half",
+                                                                                {"init": "xavier_normal"})
     landscape = experiments.landscape_config(full)
     assert landscape.learning_rates == (0.05, 0.075, 0.1, 0.125, 0.15)
-    assert (landscape.augment, landscape.normalization) == (False, "half")
+    assert (landscape.augment, landscape.normalization, landscape.init) == (False, "half", "xavier_normal")
 
 
 def test_the_augmented_vgg_variant_keeps_the_earlier_keys():
     """The crop + flip variant is every VGG run made before the template pipeline: same keys."""
     augmented = experiments.vgg_configs(profiles.get("smoke"), "augmented")["VGG-A"]
-    assert augmented.augment and augmented.normalization == "cifar10"
+    assert augmented.augment and augmented.normalization == "cifar10" and augmented.model_options == {}
     assert augmented.key() == augmented.replace(augment=True, normalization="cifar10").key()
     assert "augment" not in json.dumps(augmented.to_dict()) or augmented.key() != \
         experiments.vgg_configs(profiles.get("smoke"))["VGG-A"].key()

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
 
-from ..landscape import BETA, GRAD_DISTANCE, LOSS, MODELS, TRAIN_LOSS, min_max_band
+from ..landscape import BETA, BETA_LAST, GRAD_DISTANCE, GRAD_DISTANCE_LAST, LOSS, MODELS, TRAIN_LOSS, min_max_band
 
 MODEL_COLOURS = {"vgg_a": "tab:green", "vgg_a_bn": "tab:red"}
 MODEL_LABELS = {"vgg_a": "Standard VGG", "vgg_a_bn": "Standard VGG + BatchNorm"}
@@ -22,12 +22,16 @@ QUANTITY_LABELS = {
     TRAIN_LOSS: "training loss (cross-entropy, nats)",
     GRAD_DISTANCE: r"gradient distance $\|\Delta g\|_2$",
     BETA: r"effective $\beta$-smoothness",
+    GRAD_DISTANCE_LAST: r"last layer's $\|\Delta g\|_2$",
+    BETA_LAST: r"last layer's $\|\Delta g\| / (\|\Delta w\| + 10^{-3})$",
 }
 QUANTITY_TITLES = {
     LOSS: "Loss landscape",
     TRAIN_LOSS: "Training loss",
     GRAD_DISTANCE: "Gradient predictiveness",
     BETA: r"Effective $\beta$-smoothness",
+    GRAD_DISTANCE_LAST: "Gradient predictiveness, last layer",
+    BETA_LAST: r"Effective $\beta$-smoothness, last layer",
 }
 
 
