@@ -165,6 +165,11 @@ def claim(path: Path, wait: bool = True) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _claim_file(result: Path) -> Path:
+    """The lock file beside a result (a run folder, a table, an array file) while it is being computed."""
+    return result.with_name(result.name + CLAIM_SUFFIX)
+
+
 class ResultStore:
     """Runs keyed by :meth:`TrainConfig.key`; :meth:`run` loads a finished run or trains (resuming) one."""
 
@@ -186,7 +191,7 @@ class ResultStore:
         return Run.from_json(content, path.parent)
 
     def claim_path(self, config: TrainConfig) -> Path:
-        return self.folder(config).with_name(self.folder(config).name + CLAIM_SUFFIX)
+        return _claim_file(self.folder(config))
 
     def run(self, config: TrainConfig, data: CIFAR10 | None = None, progress: bool = True,
             wait: bool = True) -> Run | None:
@@ -264,7 +269,7 @@ class ResultStore:
 
         path = self.table_path(name, config)
         if not path.exists():
-            with claim(path.with_name(path.name + CLAIM_SUFFIX), wait=wait) as claimed:
+            with claim(_claim_file(path), wait=wait) as claimed:
                 if not claimed:
                     return None
                 if not path.exists():  # another process may have made it while this one waited
@@ -283,7 +288,7 @@ class ResultStore:
 
         path = self.array_path(name, config)
         if not path.exists():
-            with claim(path.with_name(path.name + CLAIM_SUFFIX), wait=wait) as claimed:
+            with claim(_claim_file(path), wait=wait) as claimed:
                 if not claimed:
                     return None
                 if not path.exists():
