@@ -284,8 +284,3 @@ def _worker(tasks, root, keep_weights, device, deadline, on_finished, log, prefi
               lambda line: log(prefix + line))
     raise SystemExit(0 if ok else 1)
 
-
-def run_section(section: str, profile: Profile, store: ResultStore, seeds=None, device: str = "auto",
-                log: Callable[[str], None] = print) -> SweepReport:
-    """Train (or load) every task of one ``section`` at ``profile`` into ``store``, in this process."""
-    return sweep([section], profile, store, seeds, device, log=log)

@@ -5,7 +5,7 @@ import pytest
 from cifarnb import experiments, profiles
 from cifarnb.cli import main
 from cifarnb.results import ResultStore, claim
-from cifarnb.sweep import plan, run_section, sweep
+from cifarnb.sweep import plan, sweep
 
 
 def without_timings(history):
@@ -73,6 +73,6 @@ def test_no_run_starts_past_the_budget(tmp_path, cifar_root, monkeypatch):
     assert all("not started, needs ~" in line for line in lines) and not list(tmp_path.glob("*/run.json"))
 
 
-def test_unknown_section_is_rejected(tmp_path):
+def test_unknown_section_is_rejected():
     with pytest.raises(ValueError, match="section='plots' is not one of ablations, zoo"):
-        run_section("plots", profiles.get("smoke"), ResultStore(tmp_path))
+        plan(["plots"], profiles.get("smoke"))
