@@ -19,18 +19,12 @@ import re
 import tarfile
 import zipfile
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Iterator
-
-try:
-    import fcntl
-except ImportError:  # Windows: no flock, so one process per store (as in results.claim)
-    fcntl = None  # type: ignore[assignment]
+from typing import BinaryIO
 
 from .atomic import atomic_write
-from .results import RUN_FILE, _key
+from .results import RUN_FILE, _key, claim
 
 LOCK_FILE = ".archive.claim"
 MAX_MEMBER_BYTES = 16 * 2**20
@@ -75,18 +69,6 @@ def new_files(store_root: str | os.PathLike, baseline_root: str | os.PathLike | 
     return sorted(found)
 
 
-@contextmanager
-def _locked(store: Path) -> Iterator[None]:
-    # O_NOFOLLOW: a planted symlink must not make us create or lock a file elsewhere.
-    fd = os.open(store / LOCK_FILE, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock; the file stays, deleting it would race other lockers
-
-
 def pack(store_root: str | os.PathLike, baseline_root: str | os.PathLike | None,
          archive_path: str | os.PathLike) -> int:
     """Write the store's :func:`new_files` to ``archive_path`` (replaced atomically); returns the member count.
@@ -96,7 +78,7 @@ def pack(store_root: str | os.PathLike, baseline_root: str | os.PathLike | None,
     store = Path(store_root)
     if not store.is_dir():
         raise FileNotFoundError(f"results store {store} is not a folder")
-    with _locked(store):
+    with claim(store / LOCK_FILE):
         members = []
         for rel in new_files(store, baseline_root):
             data = (store / rel).read_bytes()  # read once: the archive holds exactly the bytes checked
@@ -128,7 +110,7 @@ def merge(archive_path: str | os.PathLike, store_root: str | os.PathLike) -> Mer
     store = Path(store_root)
     store.mkdir(parents=True, exist_ok=True)
     report = MergeReport()
-    with _locked(store):
+    with claim(store / LOCK_FILE):
         new = []
         for name, data in members:
             target = store / name

@@ -150,19 +150,20 @@ def claim(path: Path, wait: bool = True) -> Iterator[bool]:
     The lock is the operating system's (``flock``): a process that dies releases it, so no claim goes stale.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    # O_NOFOLLOW: a planted symlink must not make us create or lock a file elsewhere.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
         if fcntl is None:  # no flock (Windows): one process per store
             yield True
             return
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock; the file stays (deleting it would race other claimants)
 
 
 def _claim_file(result: Path) -> Path:
