@@ -72,20 +72,8 @@ def fast(model: str = "fastresnet9", compile: bool | None = None, **overrides: A
     execution field it is left out of the run's key. ``model=`` runs another model of the zoo the same way (its
     :func:`report` settings for 10 epochs).
     """
-    speed = dict(
-        # Data resident on the device and augmented there (tensor loader): no per-image Python work, no copies.
-        loader="tensor",
-        # bf16 autocast on CUDA: tensor-core matmuls/convolutions at twice fp32's throughput or more.
-        precision="auto",
-        # channels_last: the memory layout cuDNN's tensor-core convolutions use without transposing.
-        channels_last=True,
-        # cuDNN times its convolution algorithms once per shape and keeps the fastest.
-        cudnn_benchmark=True,
-        # torch.compile on CUDA: BN, activation and pooling fused into few kernels (one graph per run).
-        compile=_compile_default(compile),
-        # Evaluation in batches of 2,000: fewer launches.
-        eval_batch_size=2000,
-    )
+    speed = {**_fast_execution(compile),
+             "eval_batch_size": 2000}  # evaluation in batches of 2,000: fewer launches
     return report(model, **{"epochs": BAG_OF_TRICKS["epochs"], **speed, **overrides})
 
 
@@ -97,9 +85,7 @@ def fast_resnet18(compile: bool | None = None, **overrides: Any) -> TrainConfig:
     the arithmetic, which is why the GPU check compares its accuracy with the report's. ``model=`` runs another
     zoo model the same way.
     """
-    settings = dict(model="resnet18", loader="tensor", precision="auto", channels_last=True, cudnn_benchmark=True,
-                    compile=_compile_default(compile))
-    settings.update(overrides)
+    settings = {"model": "resnet18", **_fast_execution(compile), **overrides}
     return report(settings.pop("model"), **settings)
 
 
@@ -130,8 +116,20 @@ def get(name: str, **overrides: Any) -> TrainConfig:
     return recipe(**overrides)
 
 
-def _compile_default(compile: bool | None) -> bool:
-    return torch.cuda.is_available() if compile is None else bool(compile)
+def _fast_execution(compile: bool | None) -> dict[str, Any]:
+    """The fast path's execution fields (none of them part of a run's key), each with the speed it buys."""
+    return dict(
+        # Data resident on the device and augmented there (tensor loader): no per-image Python work, no copies.
+        loader="tensor",
+        # bf16 autocast on CUDA: tensor-core matmuls/convolutions at twice fp32's throughput or more.
+        precision="auto",
+        # channels_last: the memory layout cuDNN's tensor-core convolutions use without transposing.
+        channels_last=True,
+        # cuDNN times its convolution algorithms once per shape and keeps the fastest.
+        cudnn_benchmark=True,
+        # torch.compile, on where CUDA is (None): BN, activation and pooling fused into few kernels, one graph.
+        compile=torch.cuda.is_available() if compile is None else bool(compile),
+    )
 
 
 def _configured(settings: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
