@@ -8,7 +8,6 @@ profile's seeds, and tabulate them beside the report's numbers. Nothing here tra
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import time
 from dataclasses import dataclass
@@ -217,17 +216,17 @@ class LandscapeUnit:
     def stored(self, store: ResultStore) -> bool:
         return store.table_path(self.name, self.key()).exists()
 
-    def table(self, store: ResultStore, device: str = "auto", data=None, wait: bool = True) -> pd.DataFrame | None:
-        """The unit's table, computed (on ``device``) only if the store lacks it; ``data``: the training images,
-        or a function giving them. While another process computes it: waits, or returns None if not ``wait``."""
+    def table(self, store: ResultStore, device: str = "auto", wait: bool = True) -> pd.DataFrame | None:
+        """The unit's table, computed (on ``device``) only if the store lacks it. While another process computes
+        it: waits, or returns None if not ``wait``. The images are read only to compute (``load_cifar10`` keeps
+        the data set in memory, so a sweep of units reads it once)."""
         on_device = dataclasses.replace(self.config, device=device)
 
         def compute():
-            images = data() if callable(data) else data
             if self.method == "report":
-                return landscape.run_report_method(on_device, self.model, self.lr, images)
+                return landscape.run_report_method(on_device, self.model, self.lr)
             etas = landscape.paper_etas(landscape.PAPER_LEARNING_RATE)
-            return landscape.run_paper_method(on_device, self.model, self.lr, self.probe_every, etas, images)
+            return landscape.run_paper_method(on_device, self.model, self.lr, self.probe_every, etas)
 
         return store.cached_table(self.name, self.key(), compute, wait=wait)
 
@@ -247,15 +246,11 @@ def landscape_units(config: LandscapeConfig, method: str, probe_every: int | Non
 def landscape_tables(store: ResultStore, config: LandscapeConfig, method: str, *, device: str = "auto",
                      probe_every: int | None = None, log: Callable[[str], None] = print) -> pd.DataFrame:
     """The landscape measurements of one method (:func:`landscape_units`), each computed once and cached."""
-    from .data import load_cifar10
-
-    # Read the training subset only if some unit has to be computed.
-    data = functools.cache(lambda: load_cifar10(config.data_root, n_train=config.n_train, seed=config.subset_seed))
     units = landscape_units(config, method, probe_every)
     frames = []
     for number, unit in enumerate(units, 1):
         started, existed = time.perf_counter(), unit.stored(store)
-        frames.append(unit.table(store, device, data))
+        frames.append(unit.table(store, device))
         log(f"[{number}/{len(units)}] {unit.label}: "
             + ("stored" if existed else f"computed in {time.perf_counter() - started:.1f} s"))
     return pd.concat(frames, ignore_index=True)

@@ -47,9 +47,14 @@ def stored_test_image(store, row: int = 0, root=None) -> tuple[torch.Tensor, int
     return torch.from_numpy(stored["image"].round().astype(np.uint8)), int(stored["label"])
 
 
-def feature_maps_key(config, image_row: int = 0) -> dict:
-    """What a stored set of feature maps depends on: the trained run and the image."""
-    return {"run": config.key(), "image_row": image_row}
+def _stored_as(config, image_row: int = 0) -> tuple[str, dict]:
+    """The store's name and key of a set of feature maps: the model, the trained run and the image."""
+    return f"feature_maps_{config.model}", {"run": config.key(), "image_row": image_row}
+
+
+def feature_maps_path(store, config, image_row: int = 0):
+    """Where ``store`` keeps (or will keep) the maps of ``config``'s model for test row ``image_row``."""
+    return store.array_path(*_stored_as(config, image_row))
 
 
 def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0,
@@ -69,5 +74,5 @@ def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0,
                else "computed, model trained now")
         return feature_maps(store.trained_model(config, progress=False), image, config.normalization)
 
-    maps = store.cached_arrays(f"feature_maps_{config.model}", feature_maps_key(config, image_row), compute, wait=wait)
+    maps = store.cached_arrays(*_stored_as(config, image_row), compute, wait=wait)
     return maps, how if maps is not None else "claimed by another process"

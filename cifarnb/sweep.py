@@ -63,9 +63,9 @@ class Task:
         if self.kind == "landscape":
             return self.unit.stored(store)
         if self.kind == "features":
-            from .features import feature_maps_key
+            from .features import feature_maps_path
 
-            return store.array_path(f"feature_maps_{self.config.model}", feature_maps_key(self.config)).exists()
+            return feature_maps_path(store, self.config).exists()
         return store.load(self.config) is not None
 
     def compute(self, store: ResultStore, device: str, wait: bool = True) -> str | None:
@@ -79,9 +79,7 @@ class Task:
             return (f"{how}, final test acc {run.final('test_acc'):.2f}%"
                     + (f", DIVERGED at epoch {run.diverged_epoch}" if run.diverged_epoch else ""))
         if self.kind == "landscape":
-            config = self.unit.config
-            data = functools.partial(_training_data, config.data_root, config.n_train, config.subset_seed)
-            table = self.unit.table(store, device, data, wait=wait)
+            table = self.unit.table(store, device, wait=wait)
             return None if table is None else f"computed in {time.perf_counter() - started:.1f} s"
         from .features import stored_feature_maps, stored_test_image
 
@@ -189,13 +187,6 @@ def _macs_per_image(model: str, options: tuple) -> float:
         with FlopCounterMode(display=False) as counter:
             network(torch.empty(2, 3, 32, 32))
     return counter.get_total_flops() / 2 / 2  # two images, two FLOPs per multiply-add
-
-
-@functools.cache
-def _training_data(root, n_train, subset_seed):
-    from .data import load_cifar10
-
-    return load_cifar10(root, n_train=n_train, seed=subset_seed)
 
 
 def work(tasks: list[Task], store: ResultStore, device: str = "auto", deadline: float | None = None,
