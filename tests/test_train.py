@@ -221,3 +221,20 @@ def test_bce_with_logits_and_multilabel_soft_margin_are_one_loss():
     (margin_gradient,) = torch.autograd.grad(margin, logits)
     assert bce.item() == pytest.approx(margin.item(), rel=1e-6)
     assert torch.allclose(bce_gradient, margin_gradient, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("metric, rising_accuracy_halves", [("test_acc", True), ("test_loss", False)])
+def test_plateau_metric_chooses_what_the_min_mode_scheduler_watches(metric, rising_accuracy_halves):
+    # Accuracy rising and loss falling every epoch: the min-mode scheduler fed the accuracy sees no improvement
+    # and halves the rate after `patience` epochs; fed the loss, it keeps the rate.
+    from cifarnb.train.optim import Schedule
+
+    config = TrainConfig(model="lenet5", scheduler="plateau", plateau_metric=metric, lr=0.1)
+    weight = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([weight], lr=config.lr)
+    schedule = Schedule(config, optimizer, steps_per_epoch=1)
+    for epoch in range(config.plateau_patience + 2):
+        optimizer.step()
+        schedule.after_epoch({"train_loss": 2.0 - 0.1 * epoch, "test_loss": 2.0 - 0.1 * epoch,
+                              "test_acc": 10.0 + epoch})
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05 if rising_accuracy_halves else 0.1)

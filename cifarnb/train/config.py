@@ -15,7 +15,10 @@ ACTIVATIONS = ("relu", "mish", "leaky_relu", "elu", "gelu")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOADERS = ("tensor", "torchvision")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
-PLATEAU_METRICS = ("test_loss", "train_loss")
+# What ReduceLROnPlateau is stepped with. Always mode='min', as the report's code builds it; "test_acc" is the
+# reading in which the report passed its test accuracy to that min-mode scheduler (so the rate halves whenever
+# accuracy has not fallen for `patience` epochs: about every patience + cooldown + 1 epochs while it improves).
+PLATEAU_METRICS = ("test_loss", "train_loss", "test_acc")
 NORMALIZATIONS = ("cifar10", "half")  # the data set's mean/std; 0.5/0.5 (the VGG_BatchNorm course template's)
 
 # Fields that change how fast a run goes but not what it measures. They are recorded with each run but left

@@ -145,7 +145,7 @@ def fit(
             row["test_acc_exact1000"] = 100.0 * correct[:exact_rows].float().mean().item()
         row["eval_seconds"] = time.perf_counter() - eval_started
         history.append(row)
-        schedule.after_epoch(train_loss, test_loss)
+        schedule.after_epoch(row)
         if bar is not None:
             bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.3f}", test_acc=f"{row['test_acc']:.2f}")
         if checkpoint_path is not None:

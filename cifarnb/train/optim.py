@@ -41,11 +41,12 @@ class Schedule:
         if self.per_batch:
             self.scheduler.step()
 
-    def after_epoch(self, train_loss: float, test_loss: float) -> None:
+    def after_epoch(self, epoch_row: dict) -> None:
+        """Step after an epoch; ``epoch_row`` is its history row (train_loss, test_loss, test_acc)."""
         if self.scheduler is None or self.per_batch:
             return
         if self.config.scheduler == "plateau":
-            self.scheduler.step(test_loss if self.config.plateau_metric == "test_loss" else train_loss)
+            self.scheduler.step(epoch_row[self.config.plateau_metric])
         else:
             self.scheduler.step()
 
@@ -146,5 +147,5 @@ def lr_schedule(config: TrainConfig, steps_per_epoch: int = 1) -> list[float]:
         for _ in range(steps_per_epoch):
             optimizer.step()  # keeps torch from warning that the schedule stepped before the optimizer
             schedule.after_batch()
-        schedule.after_epoch(1.0, 1.0)
+        schedule.after_epoch({"train_loss": 1.0, "test_loss": 1.0, "test_acc": 1.0})
     return rates
