@@ -89,10 +89,6 @@ def _sweep(args: argparse.Namespace) -> int:
     from .results import ResultStore
     from .sweep import sweep
 
-    if args.data:
-        import os
-
-        os.environ["CIFARNB_DATA"] = args.data  # the training code reads the data root from here
     if args.baseline is not None and args.archive is None:
         raise ValueError("--baseline needs --archive PATH (the archive of results new relative to it)")
     profile = profiles.get(args.profile)
@@ -104,7 +100,8 @@ def _sweep(args: argparse.Namespace) -> int:
         # Rewritten after every finished task, so whatever stops the sweep, the finished results are in it.
         on_finished = functools.partial(pack, store.root, args.baseline, args.archive)
     report = sweep(args.section, profile, store, seeds=args.seeds, device=args.device, workers=args.workers,
-                   budget_seconds=args.budget_s, on_finished=on_finished, log=functools.partial(print, flush=True))
+                   budget_seconds=args.budget_s, on_finished=on_finished, log=functools.partial(print, flush=True),
+                   data_root=args.data)
     if on_finished is not None:
         on_finished()
     print(f"sweep ({profile.name}, {', '.join(args.section)}): {report.summary()}")

@@ -118,11 +118,11 @@ def test_every_committed_run_is_found_under_its_own_key():
 
 
 def test_every_committed_table_is_found_under_its_own_key():
-    from cifarnb.results import _key
+    from cifarnb.results import content_key
 
     for path in sorted((COMMITTED / "tables").glob("*.json")):
         content = json.loads(path.read_text())
-        assert path.name == f"{content['name']}-{_key(content['config'])}.json", path
+        assert path.name == f"{content['name']}-{content_key(content['config'])}.json", path
 
 
 def test_fields_added_later_leave_earlier_keys_alone():

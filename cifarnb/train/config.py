@@ -21,7 +21,7 @@ NORMALIZATIONS = ("cifar10", "half")  # the data set's mean/std; 0.5/0.5 (the VG
 # Fields that change how fast a run goes but not what it measures. They are recorded with each run but left
 # out of its key, so a run made on a GPU is found again from a CPU-only machine (and vice versa).
 EXECUTION_FIELDS = ("device", "loader", "num_workers", "precision", "channels_last", "compile", "eval_batch_size",
-                    "compile_mode", "cudnn_benchmark")
+                    "compile_mode", "cudnn_benchmark", "data_root")
 # Fields added after runs were stored, with the behaviour every earlier run had. The key leaves a field out while
 # it holds that value, so a stored run keeps its key and the same experiment never gets two (the key also drops
 # every field that is None, i.e. unset).
@@ -81,6 +81,7 @@ class TrainConfig:
     eval_batch_size: int = 1000
     compile_mode: str = "default"  # torch.compile's mode; "reduce-overhead" adds CUDA graphs (compile=True only)
     cudnn_benchmark: bool = False  # let cuDNN time its convolution algorithms per shape (CUDA; process-wide)
+    data_root: str | None = None  # folder holding cifar-10-batches-py/; None: $CIFARNB_DATA, then ./data
 
     def __post_init__(self) -> None:
         if self.lr_knots is not None:  # JSON gives lists; one canonical, hashable form
