@@ -62,9 +62,9 @@ from torch.func import functional_call
 
 from . import models
 from .data import CIFAR10, load_cifar10
+from .device import resolve_device
 from .loaders import TensorLoader
 from .settings import LANDSCAPE_GAP, LANDSCAPE_LEARNING_RATES, REPORT_BATCH_SIZE, VGG_EPOCHS, VGG_TEMPLATE
-from .device import resolve_device
 
 MODELS = ("vgg_a", "vgg_a_bn")
 PAPER_LEARNING_RATE = 0.1

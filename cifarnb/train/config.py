@@ -8,12 +8,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..loaders import LOADERS
+from ..models.layers import ACTIVATIONS
+
 OPTIMIZERS = ("sgd", "adam", "adadelta", "adagrad", "adamax")
 SCHEDULERS = ("none", "plateau", "step", "linear", "exponential", "cosine", "onecycle", "piecewise")
 LOSSES = ("cross_entropy", "bce_with_logits", "mse", "huber", "multilabel_soft_margin")
-ACTIVATIONS = ("relu", "mish", "leaky_relu", "elu", "gelu")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-LOADERS = ("tensor", "torchvision")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 PLATEAU_METRICS = ("test_loss", "train_loss")
 NORMALIZATIONS = ("cifar10", "half")  # the data set's mean/std; 0.5/0.5 (the VGG_BatchNorm course template's)
