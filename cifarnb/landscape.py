@@ -237,15 +237,6 @@ def run_report_method(
     return _label(measure_report_quantities(model, batches, lr, config.gap), model_name, lr)
 
 
-def run_report_sweep(config: LandscapeConfig, data: CIFAR10 | None = None) -> pd.DataFrame:
-    """Every model in ``config.models`` at every learning rate, concatenated."""
-    if data is None:
-        data = load_cifar10(config.data_root, n_train=config.n_train, seed=config.subset_seed)
-    frames = [
-        run_report_method(config, name, lr, data) for name in config.models for lr in config.learning_rates
-    ]
-    return pd.concat(frames, ignore_index=True)
-
 
 def min_max_band(frame: pd.DataFrame) -> pd.DataFrame:
     """Min and max of ``value`` per (model, step, quantity): across lr for the report's table, across eta

@@ -232,10 +232,6 @@ class ResultStore:
             model = run.load_model()
         return model
 
-    def run_seeds(self, config: TrainConfig, seeds: Iterable[int], progress: bool = True,
-                  data: CIFAR10 | None = None) -> list[Run]:
-        return [self.run(config.replace(seed=seed), data=data, progress=progress) for seed in seeds]
-
     def runs(self) -> Iterator[Run]:
         for path in sorted(self.root.glob(f"*/{RUN_FILE}")):
             yield Run.from_json(json.loads(path.read_text()), path.parent)

@@ -71,7 +71,7 @@ def test_atomic_write_leaves_old_file_when_serialisation_fails(tmp_path):
 
 def test_run_seeds_and_summary(tiny, tmp_path):
     store = ResultStore(tmp_path)
-    runs = store.run_seeds(small(epochs=1), seeds=[0, 1], data=tiny, progress=False)
+    runs = [store.run(small(epochs=1, seed=seed), data=tiny, progress=False) for seed in (0, 1)]
     assert [r.config.seed for r in runs] == [0, 1]
     assert len(list(store.runs())) == 2
     summary = summarize([70.0, 74.0])
