@@ -36,6 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from cifarnb import recipes  # noqa: E402
+from cifarnb.cli import parse_value  # noqa: E402
 from cifarnb.data import load_cifar10  # noqa: E402
 from cifarnb.device import describe  # noqa: E402
 from cifarnb.results import summarize  # noqa: E402
@@ -50,12 +51,6 @@ REDUCED = dict(steps=2, warmup_steps=1, set={"batch_size": 32, "eval_batch_size"
 REPORT_PIPELINE = dict(loader="torchvision", precision="fp32", channels_last=False, compile=False,
                        cudnn_benchmark=False)
 
-
-def parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def parse_pairs(pairs: list[str]) -> dict:

@@ -24,7 +24,8 @@ _FIELD_HELP = {
 }
 
 
-def _parse_value(text: str):
+def parse_value(text: str):
+    """A command-line value: JSON where it parses (numbers, lists, true/null), else the text itself."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -45,7 +46,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
         elif hints[field.name] is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
-            parser.add_argument(flag, type=_parse_value, default=default, metavar=field.name.upper(), help=help_text)
+            parser.add_argument(flag, type=parse_value, default=default, metavar=field.name.upper(), help=help_text)
 
 
 def _config_from(args: argparse.Namespace) -> TrainConfig:
@@ -55,7 +56,7 @@ def _config_from(args: argparse.Namespace) -> TrainConfig:
         if "=" not in pair:
             raise ValueError(f"--model-options {pair!r} must look like key=value, e.g. dropout=0.3")
         key, text = pair.split("=", 1)
-        options[key] = _parse_value(text)
+        options[key] = parse_value(text)
     values["model_options"] = options
     return TrainConfig(**values)
 
