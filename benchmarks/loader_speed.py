@@ -29,7 +29,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed import environment, parse_pairs  # noqa: E402
+from speed import parse_pairs  # noqa: E402
+
+from cifarnb.device import describe  # noqa: E402
 
 from cifarnb import recipes  # noqa: E402
 from cifarnb.data import load_cifar10  # noqa: E402
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup_steps = args.warmup_steps if args.warmup_steps is not None else (5 if cuda else 1)
     overrides = dict(model=args.model, batch_size=args.batch_size, num_workers=args.num_workers, device=args.device)
     config = recipes.get(args.recipe, **{**overrides, **parse_pairs(args.set)})
-    env = environment(torch.device("cuda" if cuda else "cpu"))
+    env = describe(torch.device("cuda" if cuda else "cpu"))
     print(f"loader_speed.py: {env['device']}, torch {env['torch']}, {env['date']}: {config.model} ({args.recipe}), "
           f"batch {config.batch_size}, precision {config.precision}, {steps} steps after {warmup_steps}", flush=True)
     data = load_cifar10(args.data)

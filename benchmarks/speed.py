@@ -27,9 +27,7 @@ training runs on 512 / 200 images for 1 epoch; every code path runs, nothing is 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -38,8 +36,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from cifarnb import recipes  # noqa: E402
+from cifarnb.cli import parse_value  # noqa: E402
 from cifarnb.data import load_cifar10  # noqa: E402
-from cifarnb.results import environment as software_versions  # noqa: E402
+from cifarnb.device import describe  # noqa: E402
 from cifarnb.results import summarize  # noqa: E402
 from cifarnb.train import TrainConfig, fit  # noqa: E402
 from cifarnb.train import measure_throughput, time_to_accuracy  # noqa: E402
@@ -52,12 +51,6 @@ REDUCED = dict(steps=2, warmup_steps=1, set={"batch_size": 32, "eval_batch_size"
 REPORT_PIPELINE = dict(loader="torchvision", precision="fp32", channels_last=False, compile=False,
                        cudnn_benchmark=False)
 
-
-def parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def parse_pairs(pairs: list[str]) -> dict:
@@ -102,30 +95,6 @@ def entry_config(entry: str, common: dict) -> tuple[TrainConfig, dict]:
 def baseline_config(model: str, common: dict) -> TrainConfig:
     return recipes.report(model, **{**common, **REPORT_PIPELINE})
 
-
-def environment(device: torch.device) -> dict:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = cpu_name()
-    return {
-        "device": name,
-        "device_type": device.type,
-        **software_versions(),
-        "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
-        "cpu_threads": torch.get_num_threads(),
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"),
-    }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return "cpu: " + line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "cpu: " + (platform.processor() or platform.machine())
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -330,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     # Several compiled models (one per seed and row) share each forward's compile cache; keep room for them.
     limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
     setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))
-    env = environment(device)
+    env = describe(device)
     log = lambda text: print(text, flush=True)  # noqa: E731
     log(f"speed.py: {env['device']}, torch {env['torch']}, {env['date']}, "
         f"{'reduced form' if reduced else 'full form'}; steps {steps} after {warmup_steps} warm-up")

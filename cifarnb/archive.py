@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from .atomic import atomic_write
-from .results import RUN_FILE, _key, claim
+from .results import RUN_FILE, content_key, claim
 
 LOCK_FILE = ".archive.claim"
 MAX_MEMBER_BYTES = 16 * 2**20
@@ -200,8 +200,8 @@ def _check(rel: str, data: bytes) -> None:
             content = json.loads(data)
             if not isinstance(content["config"], dict) or not isinstance(content["rows"], list):
                 raise ValueError("config must be an object and rows a list")
-            if content["name"] != name or _key(content["config"]) != key:
-                raise ValueError(f"content is {content['name']}-{_key(content['config'])}, not {name}-{key}")
+            if content["name"] != name or content_key(content["config"]) != key:
+                raise ValueError(f"content is {content['name']}-{content_key(content['config'])}, not {name}-{key}")
         else:
             _check_npz(data)
     except Exception as error:  # KeyError, TypeError, model-building errors...: all mean a malformed file

@@ -24,7 +24,8 @@ _FIELD_HELP = {
 }
 
 
-def _parse_value(text: str):
+def parse_value(text: str):
+    """A command-line value: JSON where it parses (numbers, lists, true/null), else the text itself."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -45,7 +46,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
         elif hints[field.name] is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
-            parser.add_argument(flag, type=_parse_value, default=default, metavar=field.name.upper(), help=help_text)
+            parser.add_argument(flag, type=parse_value, default=default, metavar=field.name.upper(), help=help_text)
 
 
 def _config_from(args: argparse.Namespace) -> TrainConfig:
@@ -55,7 +56,7 @@ def _config_from(args: argparse.Namespace) -> TrainConfig:
         if "=" not in pair:
             raise ValueError(f"--model-options {pair!r} must look like key=value, e.g. dropout=0.3")
         key, text = pair.split("=", 1)
-        options[key] = _parse_value(text)
+        options[key] = parse_value(text)
     values["model_options"] = options
     return TrainConfig(**values)
 
@@ -89,10 +90,6 @@ def _sweep(args: argparse.Namespace) -> int:
     from .results import ResultStore
     from .sweep import sweep
 
-    if args.data:
-        import os
-
-        os.environ["CIFARNB_DATA"] = args.data  # the training code reads the data root from here
     if args.baseline is not None and args.archive is None:
         raise ValueError("--baseline needs --archive PATH (the archive of results new relative to it)")
     profile = profiles.get(args.profile)
@@ -104,7 +101,8 @@ def _sweep(args: argparse.Namespace) -> int:
         # Rewritten after every finished task, so whatever stops the sweep, the finished results are in it.
         on_finished = functools.partial(pack, store.root, args.baseline, args.archive)
     report = sweep(args.section, profile, store, seeds=args.seeds, device=args.device, workers=args.workers,
-                   budget_seconds=args.budget_s, on_finished=on_finished, log=functools.partial(print, flush=True))
+                   budget_seconds=args.budget_s, on_finished=on_finished, log=functools.partial(print, flush=True),
+                   data_root=args.data)
     if on_finished is not None:
         on_finished()
     print(f"sweep ({profile.name}, {', '.join(args.section)}): {report.summary()}")

@@ -216,11 +216,12 @@ class LandscapeUnit:
     def stored(self, store: ResultStore) -> bool:
         return store.table_path(self.name, self.key()).exists()
 
-    def table(self, store: ResultStore, device: str = "auto", wait: bool = True) -> pd.DataFrame | None:
+    def table(self, store: ResultStore, device: str = "auto", wait: bool = True,
+              data_root: str | None = None) -> pd.DataFrame | None:
         """The unit's table, computed (on ``device``) only if the store lacks it. While another process computes
         it: waits, or returns None if not ``wait``. The images are read only to compute (``load_cifar10`` keeps
         the data set in memory, so a sweep of units reads it once)."""
-        on_device = dataclasses.replace(self.config, device=device)
+        on_device = dataclasses.replace(self.config, device=device, data_root=data_root)
 
         def compute():
             if self.method == "report":

@@ -62,9 +62,9 @@ from torch.func import functional_call
 
 from . import models
 from .data import CIFAR10, load_cifar10
+from .device import resolve_device
 from .loaders import TensorLoader
 from .settings import LANDSCAPE_GAP, LANDSCAPE_LEARNING_RATES, REPORT_BATCH_SIZE, VGG_EPOCHS, VGG_TEMPLATE
-from .train.engine import resolve_device
 
 MODELS = ("vgg_a", "vgg_a_bn")
 PAPER_LEARNING_RATE = 0.1
@@ -236,15 +236,6 @@ def run_report_method(
     model, batches = _setup(config, model_name, data)
     return _label(measure_report_quantities(model, batches, lr, config.gap), model_name, lr)
 
-
-def run_report_sweep(config: LandscapeConfig, data: CIFAR10 | None = None) -> pd.DataFrame:
-    """Every model in ``config.models`` at every learning rate, concatenated."""
-    if data is None:
-        data = load_cifar10(config.data_root, n_train=config.n_train, seed=config.subset_seed)
-    frames = [
-        run_report_method(config, name, lr, data) for name in config.models for lr in config.learning_rates
-    ]
-    return pd.concat(frames, ignore_index=True)
 
 
 def min_max_band(frame: pd.DataFrame) -> pd.DataFrame:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from . import models, profiles
 from .profiles import Profile
-from .results import ResultStore, environment
-from .train.engine import device_name, resolve_device
+from .device import device_name, resolve_device, software_versions
+from .results import ResultStore
 
 # Notebook parameter -> the profile setting it overrides.
 OVERRIDES = {
@@ -99,7 +99,7 @@ def setup(name: str, *, profile: str = "smoke", seeds=None, data_dir: str | None
     from .plots.style import use_style
 
     use_style()
-    versions = ", ".join(f"{k} {v}" for k, v in environment().items())
+    versions = ", ".join(f"{k} {v}" for k, v in software_versions().items())
     print(f"{name}: profile '{chosen.name}' ({chosen.description}); seeds {list(seeds)}; device {resolved}"
           f"{' (' + device_name(resolved) + ')' if resolved.type == 'cuda' else ''}; {versions}; "
           f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")

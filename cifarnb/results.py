@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ except ImportError:  # Windows
 
 from .atomic import atomic_write
 from .data import CIFAR10, is_official, resolve_root
+from .device import software_versions
 from .train import TrainConfig, fit
 
 RUN_FILE = "run.json"
@@ -55,21 +55,6 @@ def atomic_write_json(path: Path, content: Any) -> None:
 def _save_weights(model: torch.nn.Module, path: Path) -> None:
     atomic_write(path, lambda out: torch.save(model.state_dict(), out))
 
-
-def environment() -> dict[str, str]:
-    import numpy
-    import torchvision
-
-    from . import __version__
-
-    return {
-        "cifarnb": __version__,
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "numpy": numpy.__version__,
-        "python": platform.python_version(),
-        "cuda": torch.version.cuda or "none",
-    }
 
 
 @dataclass
@@ -214,13 +199,13 @@ class ResultStore:
         checkpoint = folder / CHECKPOINT_FILE
         result = fit(config, data, checkpoint_path=checkpoint, progress=progress)
         meta = {
-            **environment(),
+            **software_versions(),
             "device": result.device,
             "wall_seconds": round(result.wall_seconds, 3),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "resumed_from_epoch": result.resumed_from_epoch,
             # Whether the test set is the official one: then its 10,000-image accuracy is the one to compare.
-            "data_official": is_official(resolve_root()),
+            "data_official": is_official(resolve_root(config.data_root)),
             "execution": {k: getattr(config, k) for k in ("device", "loader", "precision", "channels_last", "compile")},
         }
         run = Run(
@@ -247,17 +232,13 @@ class ResultStore:
             model = run.load_model()
         return model
 
-    def run_seeds(self, config: TrainConfig, seeds: Iterable[int], progress: bool = True,
-                  data: CIFAR10 | None = None) -> list[Run]:
-        return [self.run(config.replace(seed=seed), data=data, progress=progress) for seed in seeds]
-
     def runs(self) -> Iterator[Run]:
         for path in sorted(self.root.glob(f"*/{RUN_FILE}")):
             yield Run.from_json(json.loads(path.read_text()), path.parent)
 
     # Tables from experiments that are not a single TrainConfig run (e.g. landscape measurements).
     def table_path(self, name: str, config: Any) -> Path:
-        return self.root / "tables" / f"{name}-{_key(config)}.json"
+        return self.root / "tables" / f"{name}-{content_key(config)}.json"
 
     def cached_table(self, name: str, config: Any, compute: Callable[[], "Any"], wait: bool = True):
         """A pandas DataFrame computed once per (name, dataclass or dict config) and then read back from disk.
@@ -274,7 +255,7 @@ class ResultStore:
                 if not claimed:
                     return None
                 if not path.exists():  # another process may have made it while this one waited
-                    content = {"name": name, "config": _values(config), "meta": {**environment(), "date": _now()},
+                    content = {"name": name, "config": _values(config), "meta": {**software_versions(), "date": _now()},
                                "rows": json.loads(compute().to_json(orient="records"))}
                     atomic_write_json(path, content)
         return pd.DataFrame(json.loads(path.read_text())["rows"])
@@ -299,14 +280,14 @@ class ResultStore:
             return {k: stored[k].astype(np.float32) for k in stored.files}
 
     def array_path(self, name: str, config: Any) -> Path:
-        return self.root / "arrays" / f"{name}-{_key(config)}.npz"
+        return self.root / "arrays" / f"{name}-{content_key(config)}.npz"
 
 
 def _values(config: Any) -> dict:
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
 
 
-def _key(config: Any) -> str:
+def content_key(config: Any) -> str:
     return hashlib.sha256(json.dumps(_values(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

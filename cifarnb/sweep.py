@@ -68,23 +68,24 @@ class Task:
             return feature_maps_path(store, self.config).exists()
         return store.load(self.config) is not None
 
-    def compute(self, store: ResultStore, device: str, wait: bool = True) -> str | None:
+    def compute(self, store: ResultStore, device: str, wait: bool = True, data_root: str | None = None) -> str | None:
         """Compute into ``store`` (or load); a few words on how, or None while another process holds the claim."""
         started = time.perf_counter()
         if self.kind == "run":
-            run = store.run(self.config.replace(device=device), progress=False, wait=wait)
+            run = store.run(self.config.replace(device=device, data_root=data_root), progress=False, wait=wait)
             if run is None:
                 return None
             how = f"trained in {time.perf_counter() - started:.1f} s" if run.trained_here else "stored meanwhile"
             return (f"{how}, final test acc {run.final('test_acc'):.2f}%"
                     + (f", DIVERGED at epoch {run.diverged_epoch}" if run.diverged_epoch else ""))
         if self.kind == "landscape":
-            table = self.unit.table(store, device, wait=wait)
+            table = self.unit.table(store, device, wait=wait, data_root=data_root)
             return None if table is None else f"computed in {time.perf_counter() - started:.1f} s"
         from .features import stored_feature_maps, stored_test_image
 
         image, _ = stored_test_image(store)
-        maps, how = stored_feature_maps(store, self.config.replace(device=device), image, wait=wait)
+        on_device = self.config.replace(device=device, data_root=data_root)
+        maps, how = stored_feature_maps(store, on_device, image, wait=wait)
         return None if maps is None else f"feature maps {how}"
 
     def estimate_seconds(self, store: ResultStore, device_label: str, device_type: str) -> float:
@@ -190,14 +191,16 @@ def _macs_per_image(model: str, options: tuple) -> float:
 
 
 def work(tasks: list[Task], store: ResultStore, device: str = "auto", deadline: float | None = None,
-         on_finished: Callable[[], None] | None = None, log: Callable[[str], None] = print) -> bool:
+         on_finished: Callable[[], None] | None = None, log: Callable[[str], None] = print,
+         data_root: str | None = None) -> bool:
     """One process's share of a sweep: every task not yet stored and not claimed by another process, in order.
 
+    ``data_root``: the folder holding cifar-10-batches-py/ (None: ``$CIFARNB_DATA``, then ./data).
     ``deadline`` (``time.time()`` seconds): a task whose estimate would end past it is not started.
     ``on_finished`` runs after each computed task (e.g. to rewrite a results archive). Returns False if a task
     failed (its traceback is logged and the sweep goes on with the rest).
     """
-    from .train.engine import device_name, resolve_device
+    from .device import device_name, resolve_device
 
     resolved = resolve_device(device)
     label, device_type = device_name(resolved), resolved.type
@@ -212,7 +215,7 @@ def work(tasks: list[Task], store: ResultStore, device: str = "auto", deadline: 
                     f"{max(0.0, deadline - time.time()):.0f} s left")
                 continue
         try:
-            how = task.compute(store, device, wait=False)
+            how = task.compute(store, device, wait=False, data_root=data_root)
         except Exception:  # noqa: BLE001 - one broken task must not cost the rest of a device session
             ok = False
             log(f"[{number}/{len(tasks)}] {task.label}: FAILED\n{traceback.format_exc()}")
@@ -240,7 +243,7 @@ class SweepReport:
 
 def sweep(sections, profile: Profile, store: ResultStore, seeds=None, device: str = "auto", workers: int = 1,
           budget_seconds: float | None = None, on_finished: Callable[[], None] | None = None,
-          log: Callable[[str], None] = print) -> SweepReport:
+          log: Callable[[str], None] = print, data_root: str | None = None) -> SweepReport:
     """Every task of ``sections`` (:func:`plan`) through ``store``, by ``workers`` processes sharing ``device``.
 
     ``budget_seconds``: no task starts that would not end within this many seconds from now. With several
@@ -252,12 +255,12 @@ def sweep(sections, profile: Profile, store: ResultStore, seeds=None, device: st
     before = {task: task.stored(store) for task in tasks}
     deadline = None if budget_seconds is None else time.time() + budget_seconds
     if workers == 1:
-        ok = work(tasks, store, device, deadline, on_finished, log)
+        ok = work(tasks, store, device, deadline, on_finished, log, data_root)
     else:
         # Fresh interpreters ("spawn"): CUDA cannot be shared with forked children.
         context = multiprocessing.get_context("spawn")
         processes = [context.Process(target=_worker, args=(tasks, store.root, store.keep_weights, device, deadline,
-                                                            on_finished, log, f"[worker {n}] "))
+                                                            on_finished, log, f"[worker {n}] ", data_root))
                      for n in range(1, workers + 1)]
         for process in processes:
             process.start()
@@ -270,8 +273,8 @@ def sweep(sections, profile: Profile, store: ResultStore, seeds=None, device: st
                        left=[t.label for t in tasks if not after[t]], ok=ok)
 
 
-def _worker(tasks, root, keep_weights, device, deadline, on_finished, log, prefix) -> None:
+def _worker(tasks, root, keep_weights, device, deadline, on_finished, log, prefix, data_root) -> None:
     ok = work(tasks, ResultStore(root, keep_weights=keep_weights), device, deadline, on_finished,
-              lambda line: log(prefix + line))
+              lambda line: log(prefix + line), data_root)
     raise SystemExit(0 if ok else 1)
 

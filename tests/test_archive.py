@@ -16,7 +16,7 @@ import pytest
 from cifarnb import archive
 from cifarnb.archive import merge, new_files, pack
 from cifarnb.atomic import atomic_write
-from cifarnb.results import CHECKPOINT_FILE, RUN_FILE, WEIGHTS_FILE, Run, _key, atomic_write_json
+from cifarnb.results import CHECKPOINT_FILE, RUN_FILE, WEIGHTS_FILE, Run, content_key, atomic_write_json
 from cifarnb.train import TrainConfig
 
 CONFIG = TrainConfig(model="lenet5", epochs=1, device="cpu", n_train=32, n_test=32)
@@ -47,12 +47,12 @@ def store(tmp_path) -> Path:
     folder = write_run(root, CONFIG).parent
     for junk in (WEIGHTS_FILE, CHECKPOINT_FILE, "run.json123.partial"):
         (folder / junk).write_bytes(b"not a result")
-    atomic_write_json(root / "tables" / f"demo-{_key(TABLE_CONFIG)}.json",
+    atomic_write_json(root / "tables" / f"demo-{content_key(TABLE_CONFIG)}.json",
                       {"name": "demo", "config": TABLE_CONFIG, "meta": {}, "rows": [{"eta": 0.1, "loss": 1.0}]})
     maps = npz_bytes(conv1=np.ones((2, 3), np.float16))
-    atomic_write(root / "arrays" / f"maps-{_key({'row': 1})}.npz", lambda out: out.write(maps))
+    atomic_write(root / "arrays" / f"maps-{content_key({'row': 1})}.npz", lambda out: out.write(maps))
     (root / "notes.txt").write_text("not a result")
-    for claim in (f"lenet5-{CONFIG.key()}.claim", f"tables/demo-{_key(TABLE_CONFIG)}.json.claim"):
+    for claim in (f"lenet5-{CONFIG.key()}.claim", f"tables/demo-{content_key(TABLE_CONFIG)}.json.claim"):
         (root / claim).write_text("")  # results.claim's lock files: never archived
     return root
 
@@ -148,7 +148,7 @@ def test_bad_member_is_refused_in_one_line_naming_it_and_nothing_is_written(case
     # The bad member comes after a valid one: validation must finish before the first write.
     good_table = json.dumps({"name": "demo", "config": TABLE_CONFIG, "rows": []}).encode()
     path = tarball(tmp_path / "bad.tar.gz", entry("tables", kind=tarfile.DIRTYPE),
-                   entry(f"tables/demo-{_key(TABLE_CONFIG)}.json", good_table), (info, data))
+                   entry(f"tables/demo-{content_key(TABLE_CONFIG)}.json", good_table), (info, data))
     with pytest.raises(ValueError) as error:
         merge(path, tmp_path / "store")
     message = str(error.value)

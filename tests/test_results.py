@@ -71,7 +71,7 @@ def test_atomic_write_leaves_old_file_when_serialisation_fails(tmp_path):
 
 def test_run_seeds_and_summary(tiny, tmp_path):
     store = ResultStore(tmp_path)
-    runs = store.run_seeds(small(epochs=1), seeds=[0, 1], data=tiny, progress=False)
+    runs = [store.run(small(epochs=1, seed=seed), data=tiny, progress=False) for seed in (0, 1)]
     assert [r.config.seed for r in runs] == [0, 1]
     assert len(list(store.runs())) == 2
     summary = summarize([70.0, 74.0])
@@ -118,11 +118,11 @@ def test_every_committed_run_is_found_under_its_own_key():
 
 
 def test_every_committed_table_is_found_under_its_own_key():
-    from cifarnb.results import _key
+    from cifarnb.results import content_key
 
     for path in sorted((COMMITTED / "tables").glob("*.json")):
         content = json.loads(path.read_text())
-        assert path.name == f"{content['name']}-{_key(content['config'])}.json", path
+        assert path.name == f"{content['name']}-{content_key(content['config'])}.json", path
 
 
 def test_fields_added_later_leave_earlier_keys_alone():

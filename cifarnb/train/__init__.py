@@ -5,7 +5,7 @@ losses, ``timing`` the throughput and time-to-accuracy measurements the benchmar
 """
 
 from .config import TrainConfig
-from .engine import FitResult, evaluate, fit, resolve_device
+from .engine import FitResult, evaluate, fit
 from .timing import measure_throughput, time_to_accuracy
 
-__all__ = ["TrainConfig", "FitResult", "fit", "evaluate", "measure_throughput", "resolve_device", "time_to_accuracy"]
+__all__ = ["TrainConfig", "FitResult", "fit", "evaluate", "measure_throughput", "time_to_accuracy"]

@@ -8,12 +8,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..loaders import LOADERS
+from ..models.layers import ACTIVATIONS
+
 OPTIMIZERS = ("sgd", "adam", "adadelta", "adagrad", "adamax")
 SCHEDULERS = ("none", "plateau", "step", "linear", "exponential", "cosine", "onecycle", "piecewise")
 LOSSES = ("cross_entropy", "bce_with_logits", "mse", "huber", "multilabel_soft_margin")
-ACTIVATIONS = ("relu", "mish", "leaky_relu", "elu", "gelu")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-LOADERS = ("tensor", "torchvision")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 # What ReduceLROnPlateau is stepped with. Always mode='min', as the report's code builds it; "test_acc" is the
 # reading in which the report passed its test accuracy to that min-mode scheduler (so the rate halves whenever
@@ -24,7 +25,7 @@ NORMALIZATIONS = ("cifar10", "half")  # the data set's mean/std; 0.5/0.5 (the VG
 # Fields that change how fast a run goes but not what it measures. They are recorded with each run but left
 # out of its key, so a run made on a GPU is found again from a CPU-only machine (and vice versa).
 EXECUTION_FIELDS = ("device", "loader", "num_workers", "precision", "channels_last", "compile", "eval_batch_size",
-                    "compile_mode", "cudnn_benchmark")
+                    "compile_mode", "cudnn_benchmark", "data_root")
 # Fields added after runs were stored, with the behaviour every earlier run had. The key leaves a field out while
 # it holds that value, so a stored run keeps its key and the same experiment never gets two (the key also drops
 # every field that is None, i.e. unset).
@@ -84,6 +85,7 @@ class TrainConfig:
     eval_batch_size: int = 1000
     compile_mode: str = "default"  # torch.compile's mode; "reduce-overhead" adds CUDA graphs (compile=True only)
     cudnn_benchmark: bool = False  # let cuDNN time its convolution algorithms per shape (CUDA; process-wide)
+    data_root: str | None = None  # folder holding cifar-10-batches-py/; None: $CIFARNB_DATA, then ./data
 
     def __post_init__(self) -> None:
         if self.lr_knots is not None:  # JSON gives lists; one canonical, hashable form

@@ -36,9 +36,10 @@ from torch import nn
 from .. import models
 from ..atomic import atomic_write
 from ..data import CIFAR10, load_cifar10
+from ..device import device_name, resolve_device, synchronized_clock
 from ..loaders import make_loader
 from .config import TrainConfig
-from .fastpath import BatchStream, CompiledFullBatches, make_ema, synchronized_clock, uses_cuda_graphs
+from .fastpath import BatchStream, CompiledFullBatches, make_ema, uses_cuda_graphs
 from .optim import Schedule, build_loss, build_optimizer
 
 EXACT_TEST_ROWS = 1000  # rows 0-999 of the shared test set are exact; the rest are JPEG approximations
@@ -58,14 +59,6 @@ class FitResult:
     def diverged(self) -> bool:
         return self.diverged_epoch is not None
 
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} but CUDA is not available here; use device='auto' or 'cpu'")
-    return device
 
 
 def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -96,8 +89,8 @@ def fit(
     config.validate()
     setup_started = time.perf_counter()
     device = resolve_device(config.device)
-    data = _data_for(config, data)
-    parts = _prepare(config, data, device)
+    data = data_for(config, data)
+    parts = prepare(config, data, device)
     model, step_model, optimizer, schedule = parts.model, parts.step_model, parts.optimizer, parts.schedule
     train_loader, test_loader, loss_fn, ema = parts.train_loader, parts.test_loader, parts.loss_fn, parts.ema
     scaler, half = parts.scaler, parts.half
@@ -127,7 +120,7 @@ def fit(
     diverged_epoch = None
     for epoch in range(start_epoch, config.epochs):
         lr_at_start = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc, seconds = _train_one_epoch(
+        train_loss, train_acc, seconds = train_one_epoch(
             step_model, train_loader, epoch, optimizer, schedule, loss_fn, scaler, half, ema, bar,
             cuda_graphs=uses_cuda_graphs(config),
         )
@@ -167,14 +160,14 @@ def fit(
     )
 
 
-def _data_for(config: TrainConfig, data: CIFAR10 | None) -> CIFAR10:
+def data_for(config: TrainConfig, data: CIFAR10 | None) -> CIFAR10:
     if data is None:
-        return load_cifar10(n_train=config.n_train, n_test=config.n_test, seed=config.subset_seed)
+        return load_cifar10(config.data_root, n_train=config.n_train, n_test=config.n_test, seed=config.subset_seed)
     return data.subset(config.n_train, config.n_test, seed=config.subset_seed)
 
 
 @dataclass
-class _Parts:
+class Parts:
     """Everything one run trains with, built the same way for fit() and measure_throughput()."""
 
     config: TrainConfig
@@ -196,7 +189,7 @@ class _Parts:
         return self.ema.module if self.ema is not None else self.step_model
 
 
-def _prepare(config: TrainConfig, data: CIFAR10, device: torch.device) -> _Parts:
+def prepare(config: TrainConfig, data: CIFAR10, device: torch.device) -> Parts:
     # Speed step, cuDNN autotuning: each new input shape times the convolution algorithms once.
     if config.cudnn_benchmark and device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -216,7 +209,7 @@ def _prepare(config: TrainConfig, data: CIFAR10, device: torch.device) -> _Parts
         config.loader, data.x_test, data.y_test, config.eval_batch_size, train=False,
         num_workers=config.num_workers, **loader_options,
     )
-    return _Parts(
+    return Parts(
         config=config,
         device=device,
         model=model,
@@ -234,7 +227,7 @@ def _prepare(config: TrainConfig, data: CIFAR10, device: torch.device) -> _Parts
     )
 
 
-def _warm_up(parts: _Parts, steps: int) -> float:
+def _warm_up(parts: Parts, steps: int) -> float:
     """Run ``steps`` training steps and one evaluation batch, then put every state back; returns the seconds."""
     started = time.perf_counter()
     saved = {
@@ -250,7 +243,7 @@ def _warm_up(parts: _Parts, steps: int) -> float:
     rest = parts.n_train % parts.config.batch_size
     if rest and batches:
         batches.append((batches[0][0][:rest], batches[0][1][:rest]))
-    _train_one_epoch(parts.step_model, BatchStream(iter(batches), len(batches)), 0, parts.optimizer, None,
+    train_one_epoch(parts.step_model, BatchStream(iter(batches), len(batches)), 0, parts.optimizer, None,
                      parts.loss_fn, parts.scaler, parts.half, None, None, cuda_graphs=uses_cuda_graphs(parts.config))
     test_batch = next(iter(parts.test_loader.batches(0)))
     evaluate(parts.eval_model, BatchStream(iter([test_batch]), 1), parts.loss_fn, parts.half,
@@ -264,7 +257,7 @@ def _warm_up(parts: _Parts, steps: int) -> float:
     return synchronized_clock(parts.device) - started
 
 
-def _train_one_epoch(model, loader, epoch, optimizer, schedule, loss_fn, scaler, half, ema, bar, cuda_graphs=False):
+def train_one_epoch(model, loader, epoch, optimizer, schedule, loss_fn, scaler, half, ema, bar, cuda_graphs=False):
     model.train()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
@@ -349,8 +342,3 @@ def _save_checkpoint(path: Path, model, optimizer, schedule, scaler, ema, histor
     }
     atomic_write(path, lambda out: torch.save(state, out))  # a crash mid-write keeps the previous checkpoint
 
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return "cpu"

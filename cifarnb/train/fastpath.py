@@ -5,14 +5,12 @@ Used by :mod:`cifarnb.train.engine`; every trick here changes how fast a run goe
 * :class:`CompiledFullBatches`: ``torch.compile`` for the full training batches only (one graph per run);
 * :func:`uses_cuda_graphs`: whether the compile mode replays steps as CUDA graphs (each step must be marked);
 * :class:`NonBlockingEMA`: weight averaging without torch's per-step host-to-device copy of its counter;
-* :func:`synchronized_clock`: a wall clock that first waits for queued GPU work, so timings are honest;
 * :class:`BatchStream`: a loader-like view of a few batches, for warm-up and throughput measurements.
 """
 
 from __future__ import annotations
 
 import itertools
-import time
 from typing import Iterator
 
 import torch
@@ -48,12 +46,6 @@ class CompiledFullBatches(nn.Module):
 
 def uses_cuda_graphs(config: TrainConfig) -> bool:
     return config.compile and config.compile_mode in ("reduce-overhead", "max-autotune")
-
-
-def synchronized_clock(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
 
 
 class BatchStream:

@@ -7,8 +7,6 @@ from torch import nn
 
 from .config import TrainConfig
 
-NUM_CLASSES = 10
-
 
 def build_optimizer(config: TrainConfig, parameters, device: torch.device) -> torch.optim.Optimizer:
     # Fused kernels update all parameters in one launch on CUDA; on CPU the default path is used.

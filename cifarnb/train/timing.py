@@ -15,8 +15,9 @@ import torch
 
 from ..data import CIFAR10
 from .config import TrainConfig
-from .engine import _data_for, device_name, _prepare, _train_one_epoch, resolve_device
-from .fastpath import BatchStream, synchronized_clock, uses_cuda_graphs
+from ..device import device_name, resolve_device, synchronized_clock
+from .engine import data_for, prepare, train_one_epoch
+from .fastpath import BatchStream, uses_cuda_graphs
 
 
 def measure_throughput(
@@ -33,8 +34,8 @@ def measure_throughput(
     """
     config.validate()
     device = resolve_device(config.device)
-    data = _data_for(config, data)
-    parts = _prepare(config, data, device)
+    data = data_for(config, data)
+    parts = prepare(config, data, device)
     batches = _full_batches(parts.train_loader, config.batch_size)
     if fixed_batch:
         batches = itertools.repeat(next(batches))
@@ -43,17 +44,17 @@ def measure_throughput(
                half=parts.half, ema=parts.ema, bar=None, cuda_graphs=cuda_graphs)
     warm_started = time.perf_counter()
     if warmup_steps:
-        _train_one_epoch(parts.step_model, BatchStream(batches, warmup_steps), 0, **run)
+        train_one_epoch(parts.step_model, BatchStream(batches, warmup_steps), 0, **run)
     warmup_seconds = synchronized_clock(device) - warm_started
     if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        _train_one_epoch(parts.step_model, BatchStream(batches, steps), 0, **run)
+        train_one_epoch(parts.step_model, BatchStream(batches, steps), 0, **run)
         end.record()
         end.synchronize()
         seconds, timer = start.elapsed_time(end) / 1000, "cuda_events"
     else:
-        _, _, seconds = _train_one_epoch(parts.step_model, BatchStream(batches, steps), 0, **run)
+        _, _, seconds = train_one_epoch(parts.step_model, BatchStream(batches, steps), 0, **run)
         timer = "perf_counter"
     images = steps * config.batch_size
     return {
