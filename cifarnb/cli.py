@@ -8,19 +8,27 @@ import dataclasses
 import json
 import sys
 import typing
+from typing import Any, Callable
 
 from .train import TrainConfig
+from .train import config as config_choices
 from .train.config import EXECUTION_FIELDS
 
 _FIELD_HELP = {
     "model_options": "model keyword options as key=value (repeatable), e.g. --model-options dropout=0.3",
-    "activation": "override the model's activation: relu|mish|leaky_relu|elu|gelu",
-    "optimizer": "sgd|adam|adadelta|adagrad|adamax",
-    "scheduler": "none|plateau|step|linear|exponential|cosine|onecycle",
-    "loss": "cross_entropy|bce_with_logits|mse|huber|multilabel_soft_margin",
-    "precision": "auto|fp32|bf16|fp16 (autocast on CUDA only)",
+    "activation": "override the model's activation: " + "|".join(config_choices.ACTIVATIONS),
+    "optimizer": "|".join(config_choices.OPTIMIZERS),
+    "scheduler": "|".join(config_choices.SCHEDULERS) + " (piecewise needs --lr-knots)",
+    "loss": "|".join(config_choices.LOSSES),
+    "plateau_metric": "|".join(config_choices.PLATEAU_METRICS),
+    "normalization": "|".join(config_choices.NORMALIZATIONS),
+    "compile_mode": "|".join(config_choices.COMPILE_MODES),
+    "precision": "|".join(config_choices.PRECISIONS) + " (autocast on CUDA only)",
     "loader": "tensor (on-device) | torchvision (the report's pipeline)",
     "device": "auto|cpu|cuda|cuda:N",
+    "lr_knots": "piecewise schedule as JSON [[epoch, factor], ...], e.g. [[0,0],[2,1],[8,0.1]]",
+    "seed": "training seed, a whole number >= 0",
+    "subset_seed": "seed choosing --n-train/--n-test subsets, a whole number >= 0",
 }
 
 
@@ -31,19 +39,40 @@ def _parse_value(text: str):
         return text
 
 
+def _optional(number: type) -> Callable[[str], Any]:
+    """An argparse type for an optional number: the number, or None for "none"/"null"."""
+    def parse(text: str):
+        return None if text.lower() in ("none", "null") else number(text)
+    parse.__name__ = number.__name__  # argparse names it in "invalid int value"
+    return parse
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     hints = typing.get_type_hints(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
-        help_text = _FIELD_HELP.get(field.name, "") + f" (default: {default})"
+        help_text = _FIELD_HELP.get(field.name, "")
+        if field.name == "model":
+            from .models import list_models
+
+            help_text = "one of " + ", ".join(list_models()) + " (any letter case)"
+        help_text = (help_text + " (default: %(default)s)").strip()  # said once; the formatter adds none
         if field.name in EXECUTION_FIELDS:
             help_text += " [execution only: not part of the run's key]"
         if field.name == "model_options":
             parser.add_argument(flag, action="append", default=[], metavar="KEY=VALUE", help=help_text)
         elif hints[field.name] is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif hints[field.name] in (int, float):
+            # argparse turns a ValueError here into one usage line ("invalid int value: 'abc'").
+            parser.add_argument(flag, type=hints[field.name], default=default, metavar=field.name.upper(),
+                                help=help_text)
+        elif hints[field.name] in (int | None, float | None, typing.Optional[int], typing.Optional[float]):
+            number = int if int in typing.get_args(hints[field.name]) else float
+            parser.add_argument(flag, type=_optional(number), default=default, metavar=field.name.upper(),
+                                help=help_text)
         else:
             parser.add_argument(flag, type=_parse_value, default=default, metavar=field.name.upper(), help=help_text)
 
@@ -131,8 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "the results store, or execute the report notebooks.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train one config (or load it from the results store)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train = commands.add_parser("train", help="train one config (or load it from the results store)")
     train.add_argument("--data", default=None, help="folder holding cifar-10-batches-py/ (else $CIFARNB_DATA, ./data)")
     train.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing")
     train.add_argument("--results", default=None, help="results store folder (else $CIFARNB_RESULTS, ./results)")

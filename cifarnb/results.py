@@ -41,6 +41,7 @@ from .train import TrainConfig, fit
 
 RUN_FILE = "run.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+RUN_FIELDS = ("config", "history", "status")  # what Run.from_json cannot do without
 WEIGHTS_FILE = "weights.pt"
 CLAIM_SUFFIX = ".claim"  # lock files: who is computing a result right now (never committed or archived)
 DEFAULT_ROOT = "results"
@@ -189,6 +190,9 @@ class ResultStore:
             content = json.loads(path.read_text())
         except json.JSONDecodeError:
             raise ValueError(f"{path} is not valid JSON; delete that folder to rerun the experiment") from None
+        missing = [name for name in RUN_FIELDS if name not in content] if isinstance(content, dict) else ["all"]
+        if missing:
+            raise ValueError(f"{path} lacks {', '.join(missing)}; delete that folder to rerun the experiment")
         return Run.from_json(content, path.parent)
 
     def claim_path(self, config: TrainConfig) -> Path:
