@@ -39,6 +39,14 @@ def _parse_value(text: str):
         return text
 
 
+def _seed(text: str) -> int:
+    """An argparse type for a seed: the same rule as TrainConfig's (a whole number >= 0), as one usage line."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed {value} must be a whole number >= 0")
+    return value
+
+
 def _optional(number: type) -> Callable[[str], Any]:
     """An argparse type for an optional number: the number, or None for "none"/"null"."""
     def parse(text: str):
@@ -65,6 +73,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action="append", default=[], metavar="KEY=VALUE", help=help_text)
         elif hints[field.name] is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif field.name in ("seed", "subset_seed"):
+            parser.add_argument(flag, type=_seed, default=default, metavar=field.name.upper(), help=help_text)
         elif hints[field.name] in (int, float):
             # argparse turns a ValueError here into one usage line ("invalid int value: 'abc'").
             parser.add_argument(flag, type=hints[field.name], default=default, metavar=field.name.upper(),
@@ -98,15 +108,19 @@ def _train(args: argparse.Namespace) -> int:
     store = ResultStore(args.results)
     run = store.run(config, data=data, progress=not args.quiet)
     print(run.frame().to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"{run.status}: {run.path}")
+    print(f"{run.status} ({run.origin}): {run.path}")
     return 0 if run.finished else 3
 
 
 def _report(args: argparse.Namespace) -> int:
     from .report import run_report
 
+    if args.download:
+        from .data import load_cifar10
+
+        load_cifar10(args.data, download=True)  # fetch or repair once, before any notebook needs it
     html = run_report(profile=args.profile, output=args.output, notebooks=args.notebooks, results=args.results,
-                      data=args.data, device=args.device, only=args.only)
+                      figures=args.figures, data=args.data, device=args.device, only=args.only)
     print(f"report: {html}")
     return 0
 
@@ -122,6 +136,10 @@ def _sweep(args: argparse.Namespace) -> int:
         import os
 
         os.environ["CIFARNB_DATA"] = args.data  # the training code reads the data root from here
+    if args.download:
+        from .data import load_cifar10
+
+        load_cifar10(args.data, download=True)  # fetch or repair once, before the workers start
     if args.baseline is not None and args.archive is None:
         raise ValueError("--baseline needs --archive PATH (the archive of results new relative to it)")
     profile = profiles.get(args.profile)
@@ -162,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train one config (or load it from the results store)")
     train.add_argument("--data", default=None, help="folder holding cifar-10-batches-py/ (else $CIFARNB_DATA, ./data)")
-    train.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing")
+    train.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing, partial or damaged")
     train.add_argument("--results", default=None, help="results store folder (else $CIFARNB_RESULTS, ./results)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_arguments(train)
@@ -170,22 +188,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .sweep import PRIORITY, SECTIONS
 
-    sweep = commands.add_parser("sweep", help="train report sections' runs into the results store, without Jupyter",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sweep = commands.add_parser("sweep", help="train report sections' runs into the results store, without Jupyter")
     sweep.add_argument("--section", nargs="+", default=list(PRIORITY), choices=SECTIONS,
                        help="ablations (01), zoo (02), resnet9 (03), features (04), vgg and landscape (05); "
-                            "filled in the order given, the first seed of every run before any second seed")
-    sweep.add_argument("--profile", default="quick", help="smoke|quick|full")
-    sweep.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the profile's seeds")
+                            "filled in the order given, the first seed of every run before any second seed (default: %(default)s)")
+    sweep.add_argument("--profile", default="quick", help="smoke|quick|full (default: %(default)s)")
+    sweep.add_argument("--seeds", type=_seed, nargs="+", default=None, help="whole numbers >= 0 (default: the "
+                       "profile's seeds)")
+    sweep.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing, partial or damaged")
     sweep.add_argument("--results", default=None, help="results store folder (else $CIFARNB_RESULTS, ./results)")
     sweep.add_argument("--data", default=None, help="data folder (else $CIFARNB_DATA, ./data)")
-    sweep.add_argument("--device", default="auto", help="auto|cpu|cuda")
+    sweep.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
     sweep.add_argument("--workers", type=int, default=1,
-                       help="processes sharing the device; each claims its runs through the store")
+                       help="processes sharing the device; each claims its runs through the store (default: %(default)s)")
     sweep.add_argument("--budget-s", type=float, default=None,
-                       help="start no run that would not finish within this many seconds")
+                       help="start no run that would not finish within this many seconds (default: no budget)")
     sweep.add_argument("--archive", default=None, help="rewrite this .tar.gz after every finished run with the "
-                       "store's result files that are new relative to --baseline")
+                       "store's result files that are new relative to --baseline (default: no archive)")
     sweep.add_argument("--baseline", default=None, help="the store the archive is relative to (e.g. the "
                        "committed results/); default with --archive: none, every result file goes in")
     sweep.set_defaults(handler=_sweep)
@@ -200,7 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output", default="output", help="folder for executed notebooks and report.html")
     report.add_argument("--notebooks", default="notebooks", help="folder holding 01_...ipynb to 05_...ipynb")
     report.add_argument("--results", default=None, help="results store folder (else the notebooks' default)")
+    report.add_argument("--figures", default=None, help="folder for the notebooks' figures (default: the "
+                        "repository's figures/, or OUTPUT/figures when --results is given, so rendering another "
+                        "store never overwrites the committed figures)")
     report.add_argument("--data", default=None, help="data folder (else $CIFARNB_DATA, ./data)")
+    report.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing, partial or damaged")
     report.add_argument("--device", default="auto", help="auto|cpu|cuda")
     report.add_argument("--only", nargs="*", default=None, help="run only notebooks whose name starts with these")
     report.set_defaults(handler=_report)

@@ -106,6 +106,14 @@ class Run:
         return next((r["epoch"] for r in self.history if r.get(column, -1) >= accuracy), None)
 
     @property
+    def origin(self) -> str:
+        """How this call got the run: "loaded" from the store, "resumed from epoch k" or "trained" from epoch 0."""
+        if not self.trained_here:
+            return "loaded"
+        resumed = self.meta.get("resumed_from_epoch", 0)
+        return f"resumed from epoch {resumed}" if resumed else "trained"
+
+    @property
     def has_weights(self) -> bool:
         """Whether this machine kept the trained weights (they are not committed with the history)."""
         return self.path is not None and (self.path / WEIGHTS_FILE).exists()
