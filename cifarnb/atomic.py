@@ -18,6 +18,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, partial = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
     try:
+        # mkstemp makes the file 0600; results are shared (a store, a clone), so others may read them.
+        os.chmod(partial, 0o644)
         with os.fdopen(handle, "wb") as out:
             write(out)
             out.flush()

@@ -8,19 +8,27 @@ import dataclasses
 import json
 import sys
 import typing
+from typing import Any, Callable
 
 from .train import TrainConfig
+from .train import config as config_choices
 from .train.config import EXECUTION_FIELDS
 
 _FIELD_HELP = {
     "model_options": "model keyword options as key=value (repeatable), e.g. --model-options dropout=0.3",
-    "activation": "override the model's activation: relu|mish|leaky_relu|elu|gelu",
-    "optimizer": "sgd|adam|adadelta|adagrad|adamax",
-    "scheduler": "none|plateau|step|linear|exponential|cosine|onecycle",
-    "loss": "cross_entropy|bce_with_logits|mse|huber|multilabel_soft_margin",
-    "precision": "auto|fp32|bf16|fp16 (autocast on CUDA only)",
+    "activation": "override the model's activation: " + "|".join(config_choices.ACTIVATIONS),
+    "optimizer": "|".join(config_choices.OPTIMIZERS),
+    "scheduler": "|".join(config_choices.SCHEDULERS) + " (piecewise needs --lr-knots)",
+    "loss": "|".join(config_choices.LOSSES),
+    "plateau_metric": "|".join(config_choices.PLATEAU_METRICS),
+    "normalization": "|".join(config_choices.NORMALIZATIONS),
+    "compile_mode": "|".join(config_choices.COMPILE_MODES),
+    "precision": "|".join(config_choices.PRECISIONS) + " (autocast on CUDA only)",
     "loader": "tensor (on-device) | torchvision (the report's pipeline)",
     "device": "auto|cpu|cuda|cuda:N",
+    "lr_knots": "piecewise schedule as JSON [[epoch, factor], ...], e.g. [[0,0],[2,1],[8,0.1]]",
+    "seed": "training seed, a whole number >= 0",
+    "subset_seed": "seed choosing --n-train/--n-test subsets, a whole number >= 0",
 }
 
 
@@ -32,19 +40,50 @@ def parse_value(text: str):
         return text
 
 
+def _seed(text: str) -> int:
+    """An argparse type for a seed: the same rule as TrainConfig's (a whole number >= 0), as one usage line."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed {value} must be a whole number >= 0")
+    return value
+
+
+def _optional(number: type) -> Callable[[str], Any]:
+    """An argparse type for an optional number: the number, or None for "none"/"null"."""
+    def parse(text: str):
+        return None if text.lower() in ("none", "null") else number(text)
+    parse.__name__ = number.__name__  # argparse names it in "invalid int value"
+    return parse
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     hints = typing.get_type_hints(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
-        help_text = _FIELD_HELP.get(field.name, "") + f" (default: {default})"
+        help_text = _FIELD_HELP.get(field.name, "")
+        if field.name == "model":
+            from .models import list_models
+
+            help_text = "one of " + ", ".join(list_models()) + " (any letter case)"
+        help_text = (help_text + " (default: %(default)s)").strip()  # said once; the formatter adds none
         if field.name in EXECUTION_FIELDS:
             help_text += " [execution only: not part of the run's key]"
         if field.name == "model_options":
             parser.add_argument(flag, action="append", default=[], metavar="KEY=VALUE", help=help_text)
         elif hints[field.name] is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif field.name in ("seed", "subset_seed"):
+            parser.add_argument(flag, type=_seed, default=default, metavar=field.name.upper(), help=help_text)
+        elif hints[field.name] in (int, float):
+            # argparse turns a ValueError here into one usage line ("invalid int value: 'abc'").
+            parser.add_argument(flag, type=hints[field.name], default=default, metavar=field.name.upper(),
+                                help=help_text)
+        elif hints[field.name] in (int | None, float | None, typing.Optional[int], typing.Optional[float]):
+            number = int if int in typing.get_args(hints[field.name]) else float
+            parser.add_argument(flag, type=_optional(number), default=default, metavar=field.name.upper(),
+                                help=help_text)
         else:
             parser.add_argument(flag, type=parse_value, default=default, metavar=field.name.upper(), help=help_text)
 
@@ -70,15 +109,19 @@ def _train(args: argparse.Namespace) -> int:
     store = ResultStore(args.results)
     run = store.run(config, data=data, progress=not args.quiet)
     print(run.frame().to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"{run.status}: {run.path}")
+    print(f"{run.status} ({run.origin}): {run.path}")
     return 0 if run.finished else 3
 
 
 def _report(args: argparse.Namespace) -> int:
     from .report import run_report
 
+    if args.download:
+        from .data import load_cifar10
+
+        load_cifar10(args.data, download=True)  # fetch or repair once, before any notebook needs it
     html = run_report(profile=args.profile, output=args.output, notebooks=args.notebooks, results=args.results,
-                      data=args.data, device=args.device, only=args.only)
+                      figures=args.figures, data=args.data, device=args.device, only=args.only)
     print(f"report: {html}")
     return 0
 
@@ -90,6 +133,10 @@ def _sweep(args: argparse.Namespace) -> int:
     from .results import ResultStore
     from .sweep import sweep
 
+    if args.download:
+        from .data import load_cifar10
+
+        load_cifar10(args.data, download=True)  # fetch or repair once, before the workers start
     if args.baseline is not None and args.archive is None:
         raise ValueError("--baseline needs --archive PATH (the archive of results new relative to it)")
     profile = profiles.get(args.profile)
@@ -129,10 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "the results store, or execute the report notebooks.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train one config (or load it from the results store)",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train = commands.add_parser("train", help="train one config (or load it from the results store)")
     train.add_argument("--data", default=None, help="folder holding cifar-10-batches-py/ (else $CIFARNB_DATA, ./data)")
-    train.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing")
+    train.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing, partial or damaged")
     train.add_argument("--results", default=None, help="results store folder (else $CIFARNB_RESULTS, ./results)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_arguments(train)
@@ -140,22 +186,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .sweep import PRIORITY, SECTIONS
 
-    sweep = commands.add_parser("sweep", help="train report sections' runs into the results store, without Jupyter",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sweep = commands.add_parser("sweep", help="train report sections' runs into the results store, without Jupyter")
     sweep.add_argument("--section", nargs="+", default=list(PRIORITY), choices=SECTIONS,
                        help="ablations (01), zoo (02), resnet9 (03), features (04), vgg and landscape (05); "
-                            "filled in the order given, the first seed of every run before any second seed")
-    sweep.add_argument("--profile", default="quick", help="smoke|quick|full")
-    sweep.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the profile's seeds")
+                            "filled in the order given, the first seed of every run before any second seed (default: %(default)s)")
+    sweep.add_argument("--profile", default="quick", help="smoke|quick|full (default: %(default)s)")
+    sweep.add_argument("--seeds", type=_seed, nargs="+", default=None, help="whole numbers >= 0 (default: the "
+                       "profile's seeds)")
+    sweep.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing, partial or damaged")
     sweep.add_argument("--results", default=None, help="results store folder (else $CIFARNB_RESULTS, ./results)")
     sweep.add_argument("--data", default=None, help="data folder (else $CIFARNB_DATA, ./data)")
-    sweep.add_argument("--device", default="auto", help="auto|cpu|cuda")
+    sweep.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
     sweep.add_argument("--workers", type=int, default=1,
-                       help="processes sharing the device; each claims its runs through the store")
+                       help="processes sharing the device; each claims its runs through the store (default: %(default)s)")
     sweep.add_argument("--budget-s", type=float, default=None,
-                       help="start no run that would not finish within this many seconds")
+                       help="start no run that would not finish within this many seconds (default: no budget)")
     sweep.add_argument("--archive", default=None, help="rewrite this .tar.gz after every finished run with the "
-                       "store's result files that are new relative to --baseline")
+                       "store's result files that are new relative to --baseline (default: no archive)")
     sweep.add_argument("--baseline", default=None, help="the store the archive is relative to (e.g. the "
                        "committed results/); default with --archive: none, every result file goes in")
     sweep.set_defaults(handler=_sweep)
@@ -170,7 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output", default="output", help="folder for executed notebooks and report.html")
     report.add_argument("--notebooks", default="notebooks", help="folder holding 01_...ipynb to 05_...ipynb")
     report.add_argument("--results", default=None, help="results store folder (else the notebooks' default)")
+    report.add_argument("--figures", default=None, help="folder for the notebooks' figures (default: the "
+                        "repository's figures/, or OUTPUT/figures when --results is given, so rendering another "
+                        "store never overwrites the committed figures)")
     report.add_argument("--data", default=None, help="data folder (else $CIFARNB_DATA, ./data)")
+    report.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing, partial or damaged")
     report.add_argument("--device", default="auto", help="auto|cpu|cuda")
     report.add_argument("--only", nargs="*", default=None, help="run only notebooks whose name starts with these")
     report.set_defaults(handler=_report)

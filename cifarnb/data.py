@@ -164,6 +164,16 @@ def _download(root: Path) -> None:
     TorchvisionCIFAR10(str(root), train=True, download=True)
 
 
+def _complete(folder: Path) -> bool:
+    """Whether every batch is present and reads as a valid CIFAR-10 batch."""
+    try:
+        for name in (*TRAIN_FILES, TEST_FILE):
+            _read_batch(folder / name)
+    except (DataNotFoundError, CorruptDataError):
+        return False
+    return True
+
+
 def load_cifar10(
     root: str | os.PathLike | None = None,
     download: bool = False,
@@ -176,8 +186,10 @@ def load_cifar10(
     ``n_train`` / ``n_test`` pick a class-balanced, seeded subset for small runs.
     """
     root = resolve_root(root)
-    if not (root / BATCH_FOLDER).is_dir() and download:
+    if download and not _complete(root / BATCH_FOLDER):
+        # Missing, partial or damaged: fetch again (torchvision re-extracts over what is there).
         _download(root)
+        _load_whole.cache_clear()
     return _load_whole(str(root.resolve())).subset(n_train, n_test, seed)
 
 

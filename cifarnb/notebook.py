@@ -51,6 +51,23 @@ class Session:
         save(figure, self.figures, name)
 
 
+# The repository's notebooks/ folder, when the package runs from a checkout (an editable install or a clone).
+_NOTEBOOKS_FOLDER = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _beside_notebooks(path: str | os.PathLike) -> Path:
+    """A relative path resolved against the repository's notebooks/ folder, wherever the caller runs from.
+
+    The notebooks' defaults ("../results", "../figures") are written relative to notebooks/; papermill or
+    Jupyter started from the repository root must still write into the repository's results/ and figures/,
+    not into the caller's parent folder. Absolute paths, and installs without a checkout, are left as given.
+    """
+    path = Path(path).expanduser()
+    if path.is_absolute() or not _NOTEBOOKS_FOLDER.is_dir():
+        return path
+    return (_NOTEBOOKS_FOLDER / path).resolve()
+
+
 def setup(name: str, *, profile: str = "smoke", seeds=None, data_dir: str | None = None,
           results_dir: str | None = None, figures_dir: str = "../figures", device: str = "auto",
           epochs: int | None = None, epochs_field: str | None = None, models_list=None, **overrides) -> Session:
@@ -94,8 +111,9 @@ def setup(name: str, *, profile: str = "smoke", seeds=None, data_dir: str | None
     if data_dir:
         os.environ["CIFARNB_DATA"] = str(data_dir)  # the training code reads the data root from here
     resolved = resolve_device(device)
-    session = Session(name=name, profile=chosen, seeds=seeds, device=device, store=ResultStore(results_dir),
-                      figures=Path(figures_dir) / name, data_dir=data_dir)
+    session = Session(name=name, profile=chosen, seeds=seeds, device=device,
+                      store=ResultStore(_beside_notebooks(results_dir) if results_dir else None),
+                      figures=_beside_notebooks(figures_dir) / name, data_dir=data_dir)
     from .plots.style import use_style
 
     use_style()

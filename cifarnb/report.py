@@ -22,7 +22,7 @@ def notebook_paths(folder: str | Path, only: list[str] | None = None) -> list[Pa
 
 
 def run_report(profile: str = "smoke", output: str | Path = "output", notebooks: str | Path = "notebooks",
-               results: str | None = None, data: str | None = None, device: str = "auto",
+               results: str | None = None, figures: str | None = None, data: str | None = None, device: str = "auto",
                only: list[str] | None = None, log=print) -> Path:
     """Run every notebook into ``output/`` (one progress line each) and write ``output/report.html``."""
     import nbformat
@@ -35,6 +35,11 @@ def run_report(profile: str = "smoke", output: str | Path = "output", notebooks:
     parameters = {"profile": profile, "device": device}
     if results:
         parameters["results_dir"] = str(Path(results).resolve())
+    if results and not figures:
+        # Figures of another store must not overwrite the committed figures/ (drawn from the committed store).
+        figures = output / "figures"
+    if figures:
+        parameters["figures_dir"] = str(Path(figures).resolve())
     if data:
         parameters["data_dir"] = str(Path(data).resolve())
     executed = []

@@ -41,6 +41,7 @@ from .train import TrainConfig, fit
 
 RUN_FILE = "run.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+RUN_FIELDS = ("config", "history", "status")  # what Run.from_json cannot do without
 WEIGHTS_FILE = "weights.pt"
 CLAIM_SUFFIX = ".claim"  # lock files: who is computing a result right now (never committed or archived)
 DEFAULT_ROOT = "results"
@@ -88,6 +89,14 @@ class Run:
 
     def first_epoch_reaching(self, accuracy: float, column: str = "test_acc") -> int | None:
         return next((r["epoch"] for r in self.history if r.get(column, -1) >= accuracy), None)
+
+    @property
+    def origin(self) -> str:
+        """How this call got the run: "loaded" from the store, "resumed from epoch k" or "trained" from epoch 0."""
+        if not self.trained_here:
+            return "loaded"
+        resumed = self.meta.get("resumed_from_epoch", 0)
+        return f"resumed from epoch {resumed}" if resumed else "trained"
 
     @property
     def has_weights(self) -> bool:
@@ -174,6 +183,9 @@ class ResultStore:
             content = json.loads(path.read_text())
         except json.JSONDecodeError:
             raise ValueError(f"{path} is not valid JSON; delete that folder to rerun the experiment") from None
+        missing = [name for name in RUN_FIELDS if name not in content] if isinstance(content, dict) else ["all"]
+        if missing:
+            raise ValueError(f"{path} lacks {', '.join(missing)}; delete that folder to rerun the experiment")
         return Run.from_json(content, path.parent)
 
     def claim_path(self, config: TrainConfig) -> Path:

@@ -1,4 +1,6 @@
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -31,8 +33,12 @@ def test_train_runs_stores_and_reloads(tmp_path, cifar_root, capsys):
     (run_file,) = tmp_path.glob("lenet5-*/run.json")
     stored = json.loads(run_file.read_text())
     assert stored["config"]["model_options"] == {"activation": "gelu"} and len(stored["history"]) == 2
+    assert first.strip().endswith(f"finished (trained): {run_file.parent}")
     assert main(args) == 0
-    assert capsys.readouterr().out == first  # the second call loads the stored run
+    second = capsys.readouterr().out  # the second call loads the stored run, and says so
+    assert second == first.replace("(trained)", "(loaded)")
+    assert main([*args[:-4], "--model", "LeNet5", *args[-4:]]) == 0  # one run whatever the letter case
+    assert "(loaded)" in capsys.readouterr().out and len(list(tmp_path.glob("lenet5-*/run.json"))) == 1
 
 
 def test_bad_value_is_a_one_line_error(capsys):
@@ -54,3 +60,67 @@ def test_report_rejects_unknown_profile(capsys):
 def test_parser_flags_round_trip_booleans():
     args = build_parser().parse_args(["train", "--tta-flip", "--no-channels-last"])
     assert args.tta_flip is True and args.channels_last is False
+
+
+def test_help_says_each_default_once_and_lists_the_choices(capsys):
+    from cifarnb.models import list_models
+    from cifarnb.train.config import LOSSES, OPTIMIZERS, SCHEDULERS
+
+    for command in ("train", "sweep", "report"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = " ".join(capsys.readouterr().out.split())  # help wraps lines anywhere
+        assert out.count("(default:") == len(re.findall(r"\(default: [^)]*\)", out))
+        assert not re.search(r"\(default: ([^)]*)\) \(default: ", out)
+        if command == "train":
+            joined = out.replace("- ", "-").replace(" ", "")
+            for name in (*list_models(), *OPTIMIZERS, *SCHEDULERS, *LOSSES):
+                assert name.replace(" ", "") in joined, name
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["train", "--epochs", "abc"], "--epochs"),
+    (["train", "--lr", "fast"], "--lr"),
+    (["train", "--n-train", "many"], "--n-train"),
+    (["train", "--seed", "-1"], "--seed"),
+    (["sweep", "--seeds", "0", "-2"], "--seeds"),
+    (["sweep", "--workers", "two"], "--workers"),
+])
+def test_bad_numbers_and_negative_seeds_are_usage_errors(argv, flag, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert error.startswith(f"cifarnb {argv[0]}: error: argument {flag}")
+
+
+def test_negative_seed_rejected_by_config_and_notebook(tmp_path):
+    from cifarnb.notebook import NotebookParameterError, setup
+    from cifarnb.train import TrainConfig
+
+    for field in ("seed", "subset_seed"):
+        with pytest.raises(ValueError, match=f"{field}=-1 must be a whole number >= 0"):
+            TrainConfig(**{field: -1})
+    with pytest.raises(NotebookParameterError, match="non-negative"):
+        setup("test", seeds=[0, -1], results_dir=str(tmp_path), figures_dir=str(tmp_path))
+
+
+def test_report_with_another_store_leaves_committed_figures_alone(tmp_path, monkeypatch):
+    import papermill
+
+    from cifarnb.report import run_report
+
+    seen = []
+
+    def fake_execute(source, target, parameters, **kwargs):  # records what each notebook would be given
+        seen.append(parameters)
+        Path(target).write_text(Path(source).read_text())
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    run_report(output=tmp_path / "out", results=str(tmp_path / "store"), only=["01"], log=lambda *a, **k: None)
+    assert seen[-1]["figures_dir"] == str((tmp_path / "out" / "figures").resolve())
+    run_report(output=tmp_path / "out", results=str(tmp_path / "store"), figures=str(tmp_path / "figs"), only=["01"],
+               log=lambda *a, **k: None)
+    assert seen[-1]["figures_dir"] == str((tmp_path / "figs").resolve())
+    run_report(output=tmp_path / "out", only=["01"], log=lambda *a, **k: None)
+    assert "figures_dir" not in seen[-1]  # the committed store renders into the committed figures/

@@ -144,3 +144,43 @@ def test_download_is_asked_for_only_when_allowed_and_missing(monkeypatch, tmp_pa
     assert fetched == [tmp_path] and len(data.y_train) == 10
     load_cifar10(tmp_path, download=True, n_train=10, n_test=10)
     assert len(fetched) == 1  # present now: not fetched again
+
+
+def test_download_repairs_a_partial_or_damaged_folder(monkeypatch, tmp_path):
+    import tarfile
+
+    import cifarnb.data as data_module
+
+    rows = 10  # tiny fake batches: the row count every batch is checked against, shrunk for the test
+    monkeypatch.setattr(data_module, "ROWS_PER_BATCH", rows)
+    source = tmp_path / "source" / BATCH_FOLDER
+    source.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in (*data_module.TRAIN_FILES, data_module.TEST_FILE):
+        batch = {b"data": rng.integers(0, 256, (rows, 3072), dtype=np.uint8), b"labels": list(range(rows))}
+        (source / name).write_bytes(pickle.dumps(batch))
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source, arcname=BATCH_FOLDER)
+    fetched = []
+
+    def fake_download(root):  # stands in for torchvision's fetch: extracts the archive over what is there
+        fetched.append(root)
+        with tarfile.open(archive) as tar:
+            tar.extractall(root, filter="data")
+
+    monkeypatch.setattr(data_module, "_download", fake_download)
+    root = tmp_path / "data"
+    folder = root / BATCH_FOLDER
+    folder.mkdir(parents=True)
+    (folder / "data_batch_1").write_bytes((source / "data_batch_1").read_bytes())  # partial: one batch only
+    data = load_cifar10(root, download=True)
+    assert len(fetched) == 1 and len(data.y_train) == 5 * rows
+    (folder / "data_batch_3").write_bytes(b"truncated")  # damaged
+    data_module._load_whole.cache_clear()  # the per-process cache would still serve the good copy
+    with pytest.raises(CorruptDataError, match="data_batch_3"):
+        load_cifar10(root)
+    data = load_cifar10(root, download=True)
+    assert len(fetched) == 2 and len(data.y_test) == rows
+    load_cifar10(root, download=True)
+    assert len(fetched) == 2  # complete and valid: not fetched again

@@ -131,3 +131,45 @@ def test_fields_added_later_leave_earlier_keys_alone():
     assert TrainConfig(model="fastresnet9", ema_decay=0.99, tta_flip=True).key() == "1b459faabc519ff0"
     assert TrainConfig(augment=True, normalization="cifar10", ema_every=1).key() == "06ab1ca01247e511"
     assert TrainConfig(augment=False).key() != TrainConfig().key()
+
+
+def test_corrupt_checkpoint_is_moved_aside_and_the_run_restarts(tiny, tmp_path, capsys):
+    store = ResultStore(tmp_path)
+    config = small(epochs=2)
+    checkpoint = store.folder(config) / CHECKPOINT_FILE
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"half a checkpoint")
+    run = store.run(config, data=tiny, progress=False)
+    (warning,) = [line for line in capsys.readouterr().err.splitlines() if "checkpoint" in line]
+    assert str(checkpoint) in warning and "epoch 0" in warning
+    assert (checkpoint.parent / "checkpoint.pt.corrupt").read_bytes() == b"half a checkpoint"
+    assert run.finished and len(run.history) == 2 and run.origin == "trained"
+    assert store.run(config, data=tiny, progress=False).origin == "loaded"
+
+
+def test_resumed_run_says_from_which_epoch(tiny, tmp_path):
+    config = small(epochs=3)
+    store = ResultStore(tmp_path)
+
+    def crash(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, tiny, checkpoint_path=store.folder(config) / CHECKPOINT_FILE, progress=False, on_epoch=crash)
+    assert store.run(config, data=tiny, progress=False).origin == "resumed from epoch 1"
+
+
+def test_run_file_lacking_fields_names_the_file_and_the_fields(tmp_path):
+    store = ResultStore(tmp_path)
+    config = small()
+    store.folder(config).mkdir(parents=True)
+    (store.folder(config) / RUN_FILE).write_text(json.dumps({"config": config.to_dict(), "meta": {}}))
+    with pytest.raises(ValueError, match=r"run.json lacks history, status; delete that folder") as error:
+        store.load(config)
+    assert "\n" not in str(error.value)
+
+
+def test_store_files_are_readable_by_others(tmp_path):
+    atomic_write_json(tmp_path / "a.json", {"x": 1})
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644

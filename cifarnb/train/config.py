@@ -88,6 +88,10 @@ class TrainConfig:
     data_root: str | None = None  # folder holding cifar-10-batches-py/; None: $CIFARNB_DATA, then ./data
 
     def __post_init__(self) -> None:
+        # The registry is case-insensitive; one spelling in the key makes "LeNet5" and "lenet5" one run
+        # (every committed key was made with the lowercase name, so none changes).
+        if isinstance(self.model, str):
+            self.model = self.model.lower()
         if self.lr_knots is not None:  # JSON gives lists; one canonical, hashable form
             self.lr_knots = tuple((float(epoch), float(factor)) for epoch, factor in self.lr_knots)
         self.validate()
@@ -108,6 +112,10 @@ class TrainConfig:
         for name in ("n_train", "n_test", "step_size"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
+        for name in ("seed", "subset_seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name}={value!r} must be a whole number >= 0")
         if not self.lr > 0:
             raise ValueError(f"lr={self.lr!r} must be > 0")
         for name in ("momentum", "weight_decay", "min_lr", "num_workers"):

@@ -25,6 +25,7 @@ import copy
 import itertools
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,8 +100,8 @@ def fit(
     history: list[dict] = []
     start_epoch, wall_before = 0, 0.0
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
-    if checkpoint_path is not None and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+    state = _load_checkpoint(checkpoint_path, device) if checkpoint_path is not None else None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
@@ -325,6 +326,31 @@ def _progress(config: TrainConfig, start_epoch: int, steps_per_epoch: int, enabl
     total = config.epochs * steps_per_epoch
     return tqdm(total=total, initial=start_epoch * steps_per_epoch, desc=f"{config.model}", unit="batch",
                 leave=False, mininterval=1.0)
+
+
+_CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "scaler", "rng_cpu", "history", "epoch", "wall_seconds")
+
+
+def _load_checkpoint(path: Path, device) -> dict | None:
+    """The checkpoint's state, or None when there is none or it cannot be read.
+
+    A damaged checkpoint (a disk fault, a copy cut short) must not stop the run for good: it is renamed
+    ``<name>.corrupt`` (kept for inspection, out of the resume path) and the run starts again from epoch 0.
+    """
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        missing = [key for key in _CHECKPOINT_KEYS if key not in state]
+        if missing:
+            raise KeyError(f"missing {', '.join(missing)}")
+    except Exception as error:  # any unreadable file: unpickling, zip, or missing-entry errors alike
+        aside = path.with_name(path.name + ".corrupt")
+        os.replace(path, aside)
+        print(f"warning: checkpoint {path} is unreadable ({type(error).__name__}); moved it aside to {aside.name}, "
+              "restarting from epoch 0", file=sys.stderr, flush=True)
+        return None
+    return state
 
 
 def _save_checkpoint(path: Path, model, optimizer, schedule, scaler, ema, history, epoch, wall, device) -> None:
