@@ -60,6 +60,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     hints = typing.get_type_hints(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
+        if field.name == "data_root":
+            continue  # the command's --data flag fills it (one flag for the data folder in every subcommand)
         flag = "--" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
         help_text = _FIELD_HELP.get(field.name, "")
@@ -89,7 +91,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_from(args: argparse.Namespace) -> TrainConfig:
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.name != "data_root"}
+    values["data_root"] = args.data
     options = {}
     for pair in values["model_options"]:
         if "=" not in pair:
