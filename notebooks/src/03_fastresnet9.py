@@ -21,7 +21,7 @@
 # 0.75 points near 94%), and all 10,000 images are shown beside them, labelled as JPEG-affected
 # (`cifarnb.analysis`). Every model runs over several seeds (mean ± std). Runs come from the results store.
 
-# %% tags=parameters
+# %% tags=["parameters"]
 profile = "smoke"  # smoke | quick | full
 seeds = None  # None: the profile's seeds, e.g. [0, 1, 2]
 data_dir = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)

@@ -25,7 +25,7 @@
 # Runs come from the results store: re-executing loads finished runs and resumes interrupted ones; each
 # landscape run is one cached table per (model, learning rate), so a stopped execution loses at most one.
 
-# %% tags=parameters
+# %% tags=["parameters"]
 profile = "smoke"  # smoke | quick | full
 seeds = None  # None: the profile's seeds, e.g. [0, 1, 2] (accuracy runs; the landscape runs use seed 0)
 data_dir = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)
