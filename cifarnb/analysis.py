@@ -33,6 +33,28 @@ def primary_column(runs: list[Run]) -> str:
     return EXACT_COLUMN
 
 
+
+COMPARABLE_HEADING = "comparable with the report"
+
+
+def comparability(runs: list[Run], report_epochs: int | None = None) -> str:
+    """Whether ``runs`` compare with a report column read after ``report_epochs`` epochs: "yes", or "no: " and
+    why (a training or test subset, as at the smoke profile, or fewer epochs than the report's column)."""
+    if not runs:
+        return "no: no runs"
+    reasons = []
+    train_sizes = sorted({run.config.n_train for run in runs if run.config.n_train})
+    if train_sizes:
+        reasons.append(f"trained on {train_sizes[0]} of 50,000 images")
+    test_sizes = sorted({run.config.n_test for run in runs if run.config.n_test})
+    if test_sizes:
+        reasons.append(f"tested on {test_sizes[0]} of 10,000 images")
+    epochs = min(len(run.history) for run in runs)
+    if report_epochs is not None and epochs < report_epochs:
+        reasons.append(f"{epochs} of the report's {report_epochs} epochs")
+    return "no: " + "; ".join(reasons) if reasons else "yes"
+
+
 def sampling_error(accuracy: float, images: int) -> float:
     """Standard error (percentage points) of an accuracy measured on ``images`` test images."""
     p = min(max(accuracy / 100.0, 0.0), 1.0)

@@ -118,7 +118,7 @@ def setup(name: str, *, profile: str = "smoke", seeds=None, data_dir: str | None
 
     use_style()
     versions = ", ".join(f"{k} {v}" for k, v in environment().items())
-    print(f"{name}: profile '{chosen.name}' ({chosen.description}); seeds {list(seeds)}; device {resolved}"
+    print(f"{name}: results shown at profile '{chosen.name}' ({chosen.description}); seeds {list(seeds)}; device {resolved}"
           f"{' (' + device_name(resolved) + ')' if resolved.type == 'cuda' else ''}; {versions}; "
           f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     return session

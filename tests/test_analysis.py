@@ -54,3 +54,24 @@ def test_report_pattern_reads_early_and_late_medians():
     assert row["vgg_a_bn, early median"] == 5.0 and row["vgg_a, late median"] == 1.0 and "shape" in row
     flipped = table.assign(model=table["model"].map({"vgg_a": "vgg_a_bn", "vgg_a_bn": "vgg_a"}))
     assert analysis.report_pattern(flipped, "beta").endswith("not what the report describes")
+
+
+def test_comparability_names_every_reason_a_row_differs_from_the_report():
+    full = run([80.0] * 25, [80.0] * 25)
+    assert analysis.comparability([full], report_epochs=25) == "yes"
+    assert analysis.comparability([full], report_epochs=200) == "no: 25 of the report's 200 epochs"
+    smoke = Run(TrainConfig(model="resnet18", epochs=3, n_train=32, n_test=50),
+                [{"epoch": e, "test_acc": 10.0} for e in (1, 2, 3)], "finished")
+    assert analysis.comparability([smoke], report_epochs=25) == (
+        "no: trained on 32 of 50,000 images; tested on 50 of 10,000 images; 3 of the report's 25 epochs")
+    assert analysis.comparability([], report_epochs=25) == "no: no runs"
+
+
+def test_comparison_table_marks_rows_that_do_not_compare():
+    from cifarnb import experiments
+
+    table = experiments.comparison_table({"short": [run([70.0] * 10, [65.0] * 10)],
+                                          "long": [run([80.0] * 25, [75.0] * 25)]},
+                                         measures={"ours": (experiments.PRIMARY, None)}, report_epochs=25)
+    assert table.loc["long", analysis.COMPARABLE_HEADING] == "yes"
+    assert table.loc["short", analysis.COMPARABLE_HEADING] == "no: 10 of the report's 25 epochs"
