@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .results import Run, SeedSummary, summarize
+from .train.timing import time_to_accuracy
 
 EXACT_COLUMN = "test_acc_exact1000"
 FULL_COLUMN = "test_acc"
@@ -122,7 +123,7 @@ def first_epoch_mean_reaches(runs: list[Run], target: float, column: str | None 
 def reached_by_verdict(runs: list[Run], target: float, report_epoch: int, full_data: bool) -> tuple[str, str]:
     """A claim "reaches ``target`` % by epoch ``report_epoch``": (what we found, the verdict)."""
     if not full_data:
-        return "n/a", "not testable: trained on a subset, not all of CIFAR-10"
+        return "n/a", SUBSET_NOT_TESTABLE
     epochs = max((len(run.history) for run in runs), default=0)
     first = first_epoch_mean_reaches(runs, target)
     found = f"epoch {first}" if first is not None else f"not reached in {epochs} epochs"
@@ -131,6 +132,28 @@ def reached_by_verdict(runs: list[Run], target: float, report_epoch: int, full_d
     at = reading(runs, report_epoch)
     found += f"; at epoch {report_epoch}: {at}"
     return found, accuracy_verdict(at, target)
+
+
+
+SUBSET_NOT_TESTABLE = "not testable: trained on a subset, not all of CIFAR-10"
+
+
+def accuracy_at_verdict(runs: list[Run], target: float, report_epoch: int, full_data: bool) -> tuple[str, str]:
+    """A claim "``target`` % after ``report_epoch`` epochs": (our reading at that epoch, the verdict)."""
+    at = reading(runs, report_epoch)
+    if not full_data:
+        return str(at), SUBSET_NOT_TESTABLE
+    return str(at), accuracy_verdict(at, target)
+
+
+def mean_time_to(runs: list[Run], target: float) -> str:
+    """Mean training seconds (the stored per-epoch ``seconds``) to the first epoch at ``target`` % on the primary
+    column, over the seeds that reach it (saying how many when not all do)."""
+    column = primary_column(runs)
+    times = [t for t in (time_to_accuracy(run.history, target, column) for run in runs) if t is not None]
+    if not times:
+        return "not reached"
+    return f"{sum(times) / len(times):.1f}" + (f" ({len(times)} of {len(runs)} seeds)" if len(times) < len(runs) else "")
 
 
 def ladder_table(ladder: dict[str, list[Run]], report_says: dict[str, str], epoch: int | None = None) -> pd.DataFrame:

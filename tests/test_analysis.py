@@ -75,3 +75,38 @@ def test_comparison_table_marks_rows_that_do_not_compare():
                                          measures={"ours": (experiments.PRIMARY, None)}, report_epochs=25)
     assert table.loc["long", analysis.COMPARABLE_HEADING] == "yes"
     assert table.loc["short", analysis.COMPARABLE_HEADING] == "no: 10 of the report's 25 epochs"
+
+
+def timed(exact: list[float], seconds: float = 2.0, seed: int = 0) -> Run:
+    made = run(exact, exact, seed=seed)
+    for row in made.history:
+        row["seconds"] = seconds
+    return made
+
+
+def test_accuracy_at_verdict_comes_out_true_and_false():
+    """Claim (b) of report 1.4, "94.03% after 10 epochs", on made-up histories."""
+    reaching = [timed([90.0] * 9 + [94.5], seed=s) for s in (0, 1)]
+    found, verdict = analysis.accuracy_at_verdict(reaching, 94.03, report_epoch=10, full_data=True)
+    assert found.startswith("94.50") and verdict.startswith("reproduced")
+    short = [timed([90.0] * 9 + [85.0], seed=s) for s in (0, 1)]
+    assert analysis.accuracy_at_verdict(short, 94.03, 10, full_data=True)[1].startswith("not reproduced")
+    assert analysis.accuracy_at_verdict(reaching, 94.03, 10, full_data=False)[1] == analysis.SUBSET_NOT_TESTABLE
+    assert analysis.accuracy_at_verdict(reaching[:1], 94.03, 20, full_data=True)[1].startswith("not testable")
+
+
+def test_reached_by_verdict_comes_out_true_and_false():
+    """Claim (a): "passes 93.10% by epoch 8"."""
+    early = [timed([80.0] * 5 + [94.0] * 5)]
+    assert analysis.reached_by_verdict(early, 93.10, 8, full_data=True)[1].startswith("reproduced")
+    never = [timed([80.0] * 10)]
+    found, verdict = analysis.reached_by_verdict(never, 93.10, 8, full_data=True)
+    assert found.startswith("not reached in 10 epochs") and verdict.startswith("not reproduced")
+
+
+def test_mean_time_to_counts_the_seeds_that_reach_the_target():
+    both = [timed([90.0, 94.0, 95.0], seconds=2.0, seed=s) for s in (0, 1)]
+    assert analysis.mean_time_to(both, 94.0) == "4.0"
+    one = [timed([90.0, 94.0], seconds=3.0), timed([90.0, 91.0], seed=1)]
+    assert analysis.mean_time_to(one, 94.0) == "6.0 (1 of 2 seeds)"
+    assert analysis.mean_time_to(one, 99.0) == "not reached"
