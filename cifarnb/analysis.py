@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .results import Run, SeedSummary, summarize
+from .train.timing import time_to_accuracy
 
 EXACT_COLUMN = "test_acc_exact1000"
 FULL_COLUMN = "test_acc"
@@ -31,6 +32,28 @@ def primary_column(runs: list[Run]) -> str:
     if official or not all(any(EXACT_COLUMN in row for row in run.history) for run in runs):
         return FULL_COLUMN  # official data, or a test subset (no exact-row column): the test set as it is
     return EXACT_COLUMN
+
+
+
+COMPARABLE_HEADING = "comparable with the report"
+
+
+def comparability(runs: list[Run], report_epochs: int | None = None) -> str:
+    """Whether ``runs`` compare with a report column read after ``report_epochs`` epochs: "yes", or "no: " and
+    why (a training or test subset, as at the smoke profile, or fewer epochs than the report's column)."""
+    if not runs:
+        return "no: no runs"
+    reasons = []
+    train_sizes = sorted({run.config.n_train for run in runs if run.config.n_train})
+    if train_sizes:
+        reasons.append(f"trained on {train_sizes[0]} of 50,000 images")
+    test_sizes = sorted({run.config.n_test for run in runs if run.config.n_test})
+    if test_sizes:
+        reasons.append(f"tested on {test_sizes[0]} of 10,000 images")
+    epochs = min(len(run.history) for run in runs)
+    if report_epochs is not None and epochs < report_epochs:
+        reasons.append(f"{epochs} of the report's {report_epochs} epochs")
+    return "no: " + "; ".join(reasons) if reasons else "yes"
 
 
 def sampling_error(accuracy: float, images: int) -> float:
@@ -100,7 +123,7 @@ def first_epoch_mean_reaches(runs: list[Run], target: float, column: str | None 
 def reached_by_verdict(runs: list[Run], target: float, report_epoch: int, full_data: bool) -> tuple[str, str]:
     """A claim "reaches ``target`` % by epoch ``report_epoch``": (what we found, the verdict)."""
     if not full_data:
-        return "n/a", "not testable: trained on a subset, not all of CIFAR-10"
+        return "n/a", SUBSET_NOT_TESTABLE
     epochs = max((len(run.history) for run in runs), default=0)
     first = first_epoch_mean_reaches(runs, target)
     found = f"epoch {first}" if first is not None else f"not reached in {epochs} epochs"
@@ -109,6 +132,28 @@ def reached_by_verdict(runs: list[Run], target: float, report_epoch: int, full_d
     at = reading(runs, report_epoch)
     found += f"; at epoch {report_epoch}: {at}"
     return found, accuracy_verdict(at, target)
+
+
+
+SUBSET_NOT_TESTABLE = "not testable: trained on a subset, not all of CIFAR-10"
+
+
+def accuracy_at_verdict(runs: list[Run], target: float, report_epoch: int, full_data: bool) -> tuple[str, str]:
+    """A claim "``target`` % after ``report_epoch`` epochs": (our reading at that epoch, the verdict)."""
+    at = reading(runs, report_epoch)
+    if not full_data:
+        return str(at), SUBSET_NOT_TESTABLE
+    return str(at), accuracy_verdict(at, target)
+
+
+def mean_time_to(runs: list[Run], target: float) -> str:
+    """Mean training seconds (the stored per-epoch ``seconds``) to the first epoch at ``target`` % on the primary
+    column, over the seeds that reach it (saying how many when not all do)."""
+    column = primary_column(runs)
+    times = [t for t in (time_to_accuracy(run.history, target, column) for run in runs) if t is not None]
+    if not times:
+        return "not reached"
+    return f"{sum(times) / len(times):.1f}" + (f" ({len(times)} of {len(runs)} seeds)" if len(times) < len(runs) else "")
 
 
 def ladder_table(ladder: dict[str, list[Run]], report_says: dict[str, str], epoch: int | None = None) -> pd.DataFrame:

@@ -135,8 +135,11 @@ def measure(runs: list[Run], column: str = "test_acc", epoch: int | None = None)
 
 def comparison_table(results: dict[str, list[Run]], measures: dict[str, tuple[str, int | None]],
                      reference_rows: pd.DataFrame | None = None, reference_columns: dict[str, str] | None = None,
-                     key: str = "label") -> pd.DataFrame:
+                     key: str = "label", report_epochs: int | None = None) -> pd.DataFrame:
     """One row per label: our mean ± std for each measure (name -> (history column, epoch)) beside the report's.
+
+    With ``report_epochs`` (the epochs behind the report's column) each row also says in
+    :data:`analysis.COMPARABLE_HEADING` whether its runs compare with the report (:func:`analysis.comparability`).
 
     The column :data:`PRIMARY` reads the test accuracy that compares with the report's (the exact test rows
     0-999 for a run on the whole shared test set; see :mod:`cifarnb.analysis`), with its standard error.
@@ -154,6 +157,8 @@ def comparison_table(results: dict[str, list[Run]], measures: dict[str, tuple[st
         for heading, (column, epoch) in measures.items():
             # PRIMARY: the accuracy to compare with the report's, with its error (cifarnb.analysis).
             row[heading] = str(analysis.reading(runs, epoch) if column == PRIMARY else measure(runs, column, epoch))
+        if report_epochs is not None:
+            row[analysis.COMPARABLE_HEADING] = analysis.comparability(runs, report_epochs)
         rows.append(row)
     return pd.DataFrame(rows).set_index(key)
 

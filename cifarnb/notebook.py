@@ -45,10 +45,28 @@ class Session:
     data_dir: str | None
 
     def save(self, figure, name: str) -> None:
-        """Save ``figure`` under ``figures/<notebook>/`` as PNG and SVG."""
+        """Save ``figure`` under ``figures/<notebook>/`` as PNG and SVG, and show it as the cell's image output."""
         from .plots.style import save
 
-        save(figure, self.figures, name)
+        paths = save(figure, self.figures, name)
+        show_inline([p for p in paths if p.suffix == ".png"][0], name)
+
+
+# The key, in an image output's metadata, naming the saved figure it shows (tests match outputs to files by it).
+FIGURE_MARKER = "cifarnb_figure"
+
+
+def show_inline(png: Path, name: str) -> None:
+    """Display the saved PNG as an image output when running in IPython (figures use the Agg backend, so
+    matplotlib never shows them itself); outside IPython this does nothing."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is None:
+        return
+    display(Image(filename=str(png)), metadata={FIGURE_MARKER: name})
 
 
 # The repository's notebooks/ folder, when the package runs from a checkout (an editable install or a clone).
@@ -118,7 +136,7 @@ def setup(name: str, *, profile: str = "smoke", seeds=None, data_dir: str | None
 
     use_style()
     versions = ", ".join(f"{k} {v}" for k, v in software_versions().items())
-    print(f"{name}: profile '{chosen.name}' ({chosen.description}); seeds {list(seeds)}; device {resolved}"
+    print(f"{name}: results shown at profile '{chosen.name}' ({chosen.description}); seeds {list(seeds)}; device {resolved}"
           f"{' (' + device_name(resolved) + ')' if resolved.type == 'cuda' else ''}; {versions}; "
           f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     return session

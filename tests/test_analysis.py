@@ -54,3 +54,59 @@ def test_report_pattern_reads_early_and_late_medians():
     assert row["vgg_a_bn, early median"] == 5.0 and row["vgg_a, late median"] == 1.0 and "shape" in row
     flipped = table.assign(model=table["model"].map({"vgg_a": "vgg_a_bn", "vgg_a_bn": "vgg_a"}))
     assert analysis.report_pattern(flipped, "beta").endswith("not what the report describes")
+
+
+def test_comparability_names_every_reason_a_row_differs_from_the_report():
+    full = run([80.0] * 25, [80.0] * 25)
+    assert analysis.comparability([full], report_epochs=25) == "yes"
+    assert analysis.comparability([full], report_epochs=200) == "no: 25 of the report's 200 epochs"
+    smoke = Run(TrainConfig(model="resnet18", epochs=3, n_train=32, n_test=50),
+                [{"epoch": e, "test_acc": 10.0} for e in (1, 2, 3)], "finished")
+    assert analysis.comparability([smoke], report_epochs=25) == (
+        "no: trained on 32 of 50,000 images; tested on 50 of 10,000 images; 3 of the report's 25 epochs")
+    assert analysis.comparability([], report_epochs=25) == "no: no runs"
+
+
+def test_comparison_table_marks_rows_that_do_not_compare():
+    from cifarnb import experiments
+
+    table = experiments.comparison_table({"short": [run([70.0] * 10, [65.0] * 10)],
+                                          "long": [run([80.0] * 25, [75.0] * 25)]},
+                                         measures={"ours": (experiments.PRIMARY, None)}, report_epochs=25)
+    assert table.loc["long", analysis.COMPARABLE_HEADING] == "yes"
+    assert table.loc["short", analysis.COMPARABLE_HEADING] == "no: 10 of the report's 25 epochs"
+
+
+def timed(exact: list[float], seconds: float = 2.0, seed: int = 0) -> Run:
+    made = run(exact, exact, seed=seed)
+    for row in made.history:
+        row["seconds"] = seconds
+    return made
+
+
+def test_accuracy_at_verdict_comes_out_true_and_false():
+    """Claim (b) of report 1.4, "94.03% after 10 epochs", on made-up histories."""
+    reaching = [timed([90.0] * 9 + [94.5], seed=s) for s in (0, 1)]
+    found, verdict = analysis.accuracy_at_verdict(reaching, 94.03, report_epoch=10, full_data=True)
+    assert found.startswith("94.50") and verdict.startswith("reproduced")
+    short = [timed([90.0] * 9 + [85.0], seed=s) for s in (0, 1)]
+    assert analysis.accuracy_at_verdict(short, 94.03, 10, full_data=True)[1].startswith("not reproduced")
+    assert analysis.accuracy_at_verdict(reaching, 94.03, 10, full_data=False)[1] == analysis.SUBSET_NOT_TESTABLE
+    assert analysis.accuracy_at_verdict(reaching[:1], 94.03, 20, full_data=True)[1].startswith("not testable")
+
+
+def test_reached_by_verdict_comes_out_true_and_false():
+    """Claim (a): "passes 93.10% by epoch 8"."""
+    early = [timed([80.0] * 5 + [94.0] * 5)]
+    assert analysis.reached_by_verdict(early, 93.10, 8, full_data=True)[1].startswith("reproduced")
+    never = [timed([80.0] * 10)]
+    found, verdict = analysis.reached_by_verdict(never, 93.10, 8, full_data=True)
+    assert found.startswith("not reached in 10 epochs") and verdict.startswith("not reproduced")
+
+
+def test_mean_time_to_counts_the_seeds_that_reach_the_target():
+    both = [timed([90.0, 94.0, 95.0], seconds=2.0, seed=s) for s in (0, 1)]
+    assert analysis.mean_time_to(both, 94.0) == "4.0"
+    one = [timed([90.0, 94.0], seconds=3.0), timed([90.0, 91.0], seed=1)]
+    assert analysis.mean_time_to(one, 94.0) == "6.0 (1 of 2 seeds)"
+    assert analysis.mean_time_to(one, 99.0) == "not reached"

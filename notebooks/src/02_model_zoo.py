@@ -16,7 +16,7 @@
 #
 # Runs come from the results store: re-executing loads finished runs and resumes interrupted ones.
 
-# %% tags=parameters
+# %% tags=["parameters"]
 profile = "smoke"  # smoke | quick | full
 seeds = None  # None: the profile's seeds, e.g. [0, 1, 2]
 data_dir = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)

@@ -21,7 +21,7 @@
 # 0.75 points near 94%), and all 10,000 images are shown beside them, labelled as JPEG-affected
 # (`cifarnb.analysis`). Every model runs over several seeds (mean ± std). Runs come from the results store.
 
-# %% tags=parameters
+# %% tags=["parameters"]
 profile = "smoke"  # smoke | quick | full
 seeds = None  # None: the profile's seeds, e.g. [0, 1, 2]
 data_dir = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)
@@ -38,7 +38,6 @@ import pandas as pd
 
 from cifarnb import analysis, experiments, models, notebook, recipes, reference
 from cifarnb.plots import curves
-from cifarnb.train import time_to_accuracy
 
 session = notebook.setup("03_fastresnet9", profile=profile, seeds=seeds, data_dir=data_dir,
                          results_dir=results_dir, figures_dir=figures_dir, device=device,
@@ -89,12 +88,7 @@ def parameters_millions(config):
 
 
 def time_to(runs, target=94.0):
-    """Training seconds (stored per-epoch `seconds`) to the first epoch at `target` % on the primary column."""
-    column = analysis.primary_column(runs)
-    times = [t for t in (time_to_accuracy(run.history, target, column) for run in runs) if t is not None]
-    if not times:
-        return "not reached"
-    return f"{sum(times) / len(times):.1f}" + (f" ({len(times)} of {len(runs)} seeds)" if len(times) < len(runs) else "")
+    return analysis.mean_time_to(runs, target)
 
 
 def devices(runs):
@@ -190,12 +184,8 @@ for recipe, ladder_runs in ladder_results.items():
     found, verdict = analysis.reached_by_verdict(fast_runs, 93.10, report_epoch=8, full_data=FULL_DATA)
     claims.append({"recipe": RECIPE_NAMES[recipe], "claim": "(a) passes the 200-epoch ResNet9's 93.10% by epoch 8",
                    "ours": found, "verdict": verdict})
-    at_10 = analysis.reading(fast_runs, 10)
-    if not FULL_DATA:
-        verdict = "not testable: trained on a subset, not all of CIFAR-10"
-    else:
-        verdict = analysis.accuracy_verdict(at_10, 94.03)
-    claims.append({"recipe": RECIPE_NAMES[recipe], "claim": "(b) 94.03% after 10 epochs", "ours": str(at_10),
+    found, verdict = analysis.accuracy_at_verdict(fast_runs, 94.03, report_epoch=10, full_data=FULL_DATA)
+    claims.append({"recipe": RECIPE_NAMES[recipe], "claim": "(b) 94.03% after 10 epochs", "ours": found,
                    "verdict": verdict})
 pd.DataFrame(claims).set_index(["recipe", "claim"])
 

@@ -17,7 +17,7 @@
 # weights) redraws these figures without retraining; if notebooks 02/03 did not run into this store, this
 # notebook trains the three models itself.
 
-# %% tags=parameters
+# %% tags=["parameters"]
 profile = "smoke"  # smoke | quick | full
 seeds = None  # None: the profile's seeds; the first one's models are shown
 data_dir = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)

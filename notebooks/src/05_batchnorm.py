@@ -25,7 +25,7 @@
 # Runs come from the results store: re-executing loads finished runs and resumes interrupted ones; each
 # landscape run is one cached table per (model, learning rate), so a stopped execution loses at most one.
 
-# %% tags=parameters
+# %% tags=["parameters"]
 profile = "smoke"  # smoke | quick | full
 seeds = None  # None: the profile's seeds, e.g. [0, 1, 2] (accuracy runs; the landscape runs use seed 0)
 data_dir = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)
@@ -110,6 +110,8 @@ results = experiments.run_grid(session.store, experiments.vgg_configs(session.pr
 
 # %%
 # NBVAL_CHECK_OUTPUT
+from cifarnb.settings import VGG_EPOCHS
+
 last_epoch = session.profile.vgg_epochs
 model_of = {label: config.model for label, config in experiments.vgg_configs(session.profile).items()}
 report_accuracy = reference.batchnorm_accuracy()
@@ -121,7 +123,8 @@ accuracy_table = experiments.comparison_table(
               f"ours: test acc, all test images, epoch {last_epoch} (%)": ("test_acc", None)},
     reference_rows=pd.DataFrame([{"label": label, "report_test_acc": report_accuracy[model]}
                                  for label, model in model_of.items()]),
-    reference_columns={"report: test acc, epoch 20 (%)": "report_test_acc"},
+    reference_columns={f"report: test acc, epoch {VGG_EPOCHS} (%)": "report_test_acc"},
+    report_epochs=VGG_EPOCHS,
 )
 accuracy_table.index.name = f"model (ours: final epoch = {last_epoch})"
 accuracy_table
