@@ -107,8 +107,12 @@ def vgg_configs(profile: Profile, pipeline: str = "template") -> dict[str, Train
 
 
 def run_grid(store: ResultStore, configs: dict[str, TrainConfig], seeds, *, device: str = "auto",
-             progress: bool = False, log: Callable[[str], None] = print) -> dict[str, list[Run]]:
+             data_root: str | None = None, progress: bool = False,
+             log: Callable[[str], None] = print) -> dict[str, list[Run]]:
     """Every config over every seed, through the store (finished runs load, interrupted ones resume).
+
+    ``device`` and ``data_root`` (the data folder; None: ``$CIFARNB_DATA``, then ./data) are execution fields:
+    they do not change which run is meant.
 
     Prints one line per run so a long notebook shows where it is.
     """
@@ -118,7 +122,7 @@ def run_grid(store: ResultStore, configs: dict[str, TrainConfig], seeds, *, devi
         results[label] = []
         for seed in seeds:
             done += 1
-            seeded = config.replace(seed=seed, device=device)
+            seeded = config.replace(seed=seed, device=device, data_root=data_root)
             started, existed = time.perf_counter(), store.load(seeded) is not None
             run = store.run(seeded, progress=progress)
             how = "stored" if existed else f"trained in {time.perf_counter() - started:.1f} s"
@@ -250,13 +254,14 @@ def landscape_units(config: LandscapeConfig, method: str, probe_every: int | Non
 
 
 def landscape_tables(store: ResultStore, config: LandscapeConfig, method: str, *, device: str = "auto",
-                     probe_every: int | None = None, log: Callable[[str], None] = print) -> pd.DataFrame:
+                     data_root: str | None = None, probe_every: int | None = None,
+                     log: Callable[[str], None] = print) -> pd.DataFrame:
     """The landscape measurements of one method (:func:`landscape_units`), each computed once and cached."""
     units = landscape_units(config, method, probe_every)
     frames = []
     for number, unit in enumerate(units, 1):
         started, existed = time.perf_counter(), unit.stored(store)
-        frames.append(unit.table(store, device))
+        frames.append(unit.table(store, device, data_root=data_root))
         log(f"[{number}/{len(units)}] {unit.label}: "
             + ("stored" if existed else f"computed in {time.perf_counter() - started:.1f} s"))
     return pd.concat(frames, ignore_index=True)

@@ -57,8 +57,8 @@ def feature_maps_path(store, config, image_row: int = 0):
     return store.array_path(*_stored_as(config, image_row))
 
 
-def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0,
-                        wait: bool = True) -> tuple[dict[str, np.ndarray] | None, str]:
+def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0, wait: bool = True,
+                        data_root: str | None = None) -> tuple[dict[str, np.ndarray] | None, str]:
     """The maps of ``config``'s trained model for ``image``, computed once and then read from ``store``.
 
     Returns the maps and how they were obtained ("read from the store", "computed, model loaded from the
@@ -66,6 +66,8 @@ def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0,
     and another process computing them: ``(None, "claimed by another process")``.
     """
     how = "read from the store"
+    if data_root is not None:  # where to read the images if the model must be trained (not part of the key)
+        config = config.replace(data_root=data_root)
 
     def compute():
         nonlocal how

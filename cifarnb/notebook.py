@@ -126,8 +126,6 @@ def setup(name: str, *, profile: str = "smoke", seeds=None, data_dir: str | None
         raise NotebookParameterError(f"seeds={list(seeds)!r} must be a non-empty list of non-negative integers")
     if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
         raise NotebookParameterError(f"device={device!r} is not one of auto, cpu, cuda, cuda:N")
-    if data_dir:
-        os.environ["CIFARNB_DATA"] = str(data_dir)  # the training code reads the data root from here
     resolved = resolve_device(device)
     session = Session(name=name, profile=chosen, seeds=seeds, device=device,
                       store=ResultStore(_beside_notebooks(results_dir) if results_dir else None),

@@ -83,7 +83,7 @@ class Task:
             return None if table is None else f"computed in {time.perf_counter() - started:.1f} s"
         from .features import stored_feature_maps, stored_test_image
 
-        image, _ = stored_test_image(store)
+        image, _ = stored_test_image(store, root=data_root)
         on_device = self.config.replace(device=device, data_root=data_root)
         maps, how = stored_feature_maps(store, on_device, image, wait=wait)
         return None if maps is None else f"feature maps {how}"

@@ -49,7 +49,7 @@ pd.Series({name: getattr(baseline, name) for name in shown}, name="value").to_fr
 
 # %%
 results = {group: experiments.run_grid(session.store, experiments.ablation_configs(session.profile, group),
-                                       session.seeds, device=session.device)
+                                       session.seeds, device=session.device, data_root=session.data_dir)
            for group in GROUPS}
 
 

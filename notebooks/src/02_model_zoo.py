@@ -99,7 +99,7 @@ params
 results = experiments.run_grid(
     session.store, {LABEL.get(model, model): experiments.zoo_config(session.profile, model)
                     for model in session.profile.zoo_models},
-    session.seeds, device=session.device)
+    session.seeds, device=session.device, data_root=session.data_dir)
 
 # %% [markdown]
 # ### Where each run was measured

@@ -71,10 +71,11 @@ pd.DataFrame({label: {name: str(getattr(config, name)) for name in shown} for la
 # A ladder's first step is ResNet9 and its last FastResNet9, so each trains once.
 
 # %%
-ladder_results = {recipe: experiments.run_grid(session.store, ladder, session.seeds, device=session.device)
+ladder_results = {recipe: experiments.run_grid(session.store, ladder, session.seeds, device=session.device,
+                                               data_root=session.data_dir)
                   for recipe, ladder in ladders.items()}
 resnet18_results = experiments.run_grid(session.store, {"ResNet18": tables_configs["ResNet18"]}, session.seeds,
-                                        device=session.device)
+                                        device=session.device, data_root=session.data_dir)
 results = {"ResNet9": ladder_results["plain"]["ResNet9"],
            "FastResNet9": ladder_results["report"]["+ flip TTA (= FastResNet9)"],
            "FastResNet9 (plain recipe)": ladder_results["plain"]["+ flip TTA (= FastResNet9)"],

@@ -50,7 +50,7 @@ LAYERS = ("conv1", "conv2")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-configs = {label: config.replace(device=session.device)
+configs = {label: config.replace(device=session.device, data_root=session.data_dir)
            for label, config in experiments.feature_map_configs(session.profile, SEED).items()}
 shown = ["model", "model_options", "epochs", "batch_size", "lr", "label_smoothing", "tta_flip", "n_train",
          "n_test", "seed"]

@@ -106,7 +106,7 @@ settings.astype(str)
 
 # %%
 results = experiments.run_grid(session.store, experiments.vgg_configs(session.profile), session.seeds,
-                               device=session.device)
+                               device=session.device, data_root=session.data_dir)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -159,7 +159,8 @@ plt.show()
 
 
 # %%
-report_table = experiments.landscape_tables(session.store, LANDSCAPE, "report", device=session.device)
+report_table = experiments.landscape_tables(session.store, LANDSCAPE, "report", device=session.device,
+                                            data_root=session.data_dir)
 
 
 # %%
@@ -227,6 +228,7 @@ pattern
 # %%
 etas = landscape.paper_etas(PAPER_LR)
 paper_table = experiments.landscape_tables(session.store, LANDSCAPE, "paper", device=session.device,
+                                           data_root=session.data_dir,
                                            probe_every=PROBE_EVERY)
 
 # %%
