@@ -66,7 +66,26 @@ def show_inline(png: Path, name: str) -> None:
         return
     if get_ipython() is None:
         return
-    display(Image(filename=str(png)), metadata={FIGURE_MARKER: name})
+    display(Image(data=_inline_png(png)), metadata={FIGURE_MARKER: name})
+
+
+# The inline copy is at most this wide, in a 256-colour palette: the full-resolution PNG stays in figures/, and
+# the committed notebooks stay small (notebook 04's seven feature-map figures took 2.8 MB at full resolution).
+INLINE_WIDTH = 1000
+
+
+def _inline_png(png: Path) -> bytes:
+    import io
+
+    from PIL import Image as Picture
+
+    picture = Picture.open(png).convert("RGB")
+    if picture.width > INLINE_WIDTH:
+        picture = picture.resize((INLINE_WIDTH, round(picture.height * INLINE_WIDTH / picture.width)),
+                                 Picture.LANCZOS)
+    buffer = io.BytesIO()
+    picture.quantize(256).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
 
 
 # The repository's notebooks/ folder, when the package runs from a checkout (an editable install or a clone).
