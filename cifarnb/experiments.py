@@ -122,7 +122,8 @@ def run_grid(store: ResultStore, configs: dict[str, TrainConfig], seeds, *, devi
         results[label] = []
         for seed in seeds:
             done += 1
-            seeded = config.replace(seed=seed, device=device, data_root=data_root)
+            seeded = config.replace(seed=seed, device=device,
+                                    data_root=config.data_root if data_root is None else data_root)
             started, existed = time.perf_counter(), store.load(seeded) is not None
             run = store.run(seeded, progress=progress)
             how = "stored" if existed else f"trained in {time.perf_counter() - started:.1f} s"
@@ -230,7 +231,8 @@ class LandscapeUnit:
         """The unit's table, computed (on ``device``) only if the store lacks it. While another process computes
         it: waits, or returns None if not ``wait``. The images are read only to compute (``load_cifar10`` keeps
         the data set in memory, so a sweep of units reads it once)."""
-        on_device = dataclasses.replace(self.config, device=device, data_root=data_root)
+        on_device = dataclasses.replace(self.config, device=device,
+                                        data_root=self.config.data_root if data_root is None else data_root)
 
         def compute():
             if self.method == "report":

@@ -71,6 +71,8 @@ class Task:
     def compute(self, store: ResultStore, device: str, wait: bool = True, data_root: str | None = None) -> str | None:
         """Compute into ``store`` (or load); a few words on how, or None while another process holds the claim."""
         started = time.perf_counter()
+        if data_root is None:  # the config's own data folder (itself None: $CIFARNB_DATA, then ./data)
+            data_root = self.config.data_root if self.config is not None else None
         if self.kind == "run":
             run = store.run(self.config.replace(device=device, data_root=data_root), progress=False, wait=wait)
             if run is None:
