@@ -216,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     merge.set_defaults(handler=_merge)
 
     report = commands.add_parser("report", help="execute the five notebooks with papermill and render one HTML")
-    report.add_argument("--profile", default="smoke", help="smoke|quick|full")
+    report.add_argument("--profile", default="committed", help="smoke|quick|full for every notebook, or "
+                        "'committed': each at the profile and seeds it was committed with (renders the committed "
+                        "results/ without training)")
     report.add_argument("--output", default="output", help="folder for executed notebooks and report.html")
     report.add_argument("--notebooks", default="notebooks", help="folder holding 01_...ipynb to 05_...ipynb")
     report.add_argument("--results", default=None, help="results store folder (else the notebooks' default)")

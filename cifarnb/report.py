@@ -8,6 +8,7 @@ from pathlib import Path
 from . import profiles
 
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
+AS_COMMITTED = "committed"  # the profile name meaning "each notebook at the parameters it was last executed with"
 
 
 def notebook_paths(folder: str | Path, only: list[str] | None = None) -> list[Path]:
@@ -21,18 +22,38 @@ def notebook_paths(folder: str | Path, only: list[str] | None = None) -> list[Pa
     return paths
 
 
-def run_report(profile: str = "smoke", output: str | Path = "output", notebooks: str | Path = "notebooks",
+def committed_parameters(path: Path) -> dict:
+    """The parameters papermill last executed ``path`` with (profile, seeds, ...), from its metadata.
+
+    Re-executing a committed notebook with them renders its committed store again: every run it shows is loaded,
+    none is trained, and its figures come out as committed.
+    """
+    import nbformat
+
+    parameters = nbformat.read(path, as_version=4).metadata.get("papermill", {}).get("parameters")
+    if not parameters or "profile" not in parameters:
+        raise ValueError(f"{path} holds no papermill parameters with a profile (it was never executed with "
+                         f"papermill); pass --profile smoke|quick|full")
+    return dict(parameters)
+
+
+def run_report(profile: str = AS_COMMITTED, output: str | Path = "output", notebooks: str | Path = "notebooks",
                results: str | None = None, figures: str | None = None, data: str | None = None, device: str = "auto",
                only: list[str] | None = None, log=print) -> Path:
-    """Run every notebook into ``output/`` (one progress line each) and write ``output/report.html``."""
+    """Run every notebook into ``output/`` (one progress line each) and write ``output/report.html``.
+
+    ``profile``: smoke | quick | full for every notebook, or "committed": each notebook at the profile and seeds
+    it was committed with (papermill's record in its metadata), so a fresh clone renders the committed store.
+    """
     import nbformat
     import papermill
 
-    profiles.get(profile)  # fail on an unknown profile before starting anything
+    if profile != AS_COMMITTED:
+        profiles.get(profile)  # fail on an unknown profile before starting anything
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     notebooks = Path(notebooks).resolve()
-    parameters = {"profile": profile, "device": device}
+    parameters = {"device": device}
     if results:
         parameters["results_dir"] = str(Path(results).resolve())
     if results and not figures:
@@ -44,15 +65,25 @@ def run_report(profile: str = "smoke", output: str | Path = "output", notebooks:
         parameters["data_dir"] = str(Path(data).resolve())
     executed = []
     paths = notebook_paths(notebooks, only)
+    chosen = {path: committed_parameters(path) if profile == AS_COMMITTED else {"profile": profile} for path in paths}
     for number, path in enumerate(paths, 1):
-        log(f"[{number}/{len(paths)}] {path.name} (profile {profile}) ...", flush=True)
+        shown = ", ".join(f"{name} {value}" for name, value in chosen[path].items())
+        log(f"[{number}/{len(paths)}] {path.name} ({shown}) ...", flush=True)
         started = time.perf_counter()
         target = output / path.name
-        papermill.execute_notebook(str(path), str(target), parameters=parameters, cwd=str(notebooks),
-                                   progress_bar=False, kernel_name="python3")
+        papermill.execute_notebook(str(path), str(target), parameters={**chosen[path], **parameters},
+                                   cwd=str(notebooks), progress_bar=False, kernel_name="python3")
         log(f"[{number}/{len(paths)}] {path.name} done in {time.perf_counter() - started:.0f} s", flush=True)
         executed.append(nbformat.read(target, as_version=4))
-    return render_html(executed, output / "report.html", title=f"cifarnb report ({profile} profile)")
+    return render_html(executed, output / "report.html", title=f"cifarnb report ({profile_title(chosen)})")
+
+
+def profile_title(chosen: dict[Path, dict]) -> str:
+    """'smoke profile', or 'profiles: 01 smoke, 03 quick, ...' when the notebooks differ."""
+    names = {path: parameters["profile"] for path, parameters in chosen.items()}
+    if len(set(names.values())) == 1:
+        return f"{next(iter(names.values()))} profile"
+    return "profiles: " + ", ".join(f"{path.name[:2]} {name}" for path, name in names.items())
 
 
 def render_html(notebooks, target: Path, title: str) -> Path:

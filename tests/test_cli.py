@@ -6,6 +6,8 @@ import pytest
 
 from cifarnb.cli import build_parser, main
 
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
 
 def test_help_lists_both_commands(capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -124,3 +126,40 @@ def test_report_with_another_store_leaves_committed_figures_alone(tmp_path, monk
     assert seen[-1]["figures_dir"] == str((tmp_path / "figs").resolve())
     run_report(output=tmp_path / "out", only=["01"], log=lambda *a, **k: None)
     assert "figures_dir" not in seen[-1]  # the committed store renders into the committed figures/
+
+
+def test_report_by_default_renders_each_notebook_as_committed(tmp_path, monkeypatch):
+    import papermill
+
+    from cifarnb.report import run_report
+
+    seen = {}
+
+    def fake_execute(source, target, parameters, **kwargs):
+        seen[Path(source).name] = parameters
+        Path(target).write_text(Path(source).read_text())
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    lines = []
+    html = run_report(output=tmp_path / "out", only=["01", "03"], log=lambda line, **k: lines.append(line))
+    committed = {name: json.loads((NOTEBOOKS / name).read_text())["metadata"]["papermill"]["parameters"]
+                 for name in seen}
+    for name, parameters in seen.items():  # the notebook's own profile and seeds, plus the execution fields
+        assert {k: parameters[k] for k in committed[name]} == committed[name]
+        assert parameters["device"] == "auto"
+    profile_03 = committed["03_fastresnet9.ipynb"]["profile"]
+    assert any(line.startswith(f"[2/2] 03_fastresnet9.ipynb (profile {profile_03}") for line in lines)
+    run_report(profile="smoke", output=tmp_path / "out", only=["03"], log=lambda *a, **k: None)
+    assert seen["03_fastresnet9.ipynb"]["profile"] == "smoke" and "seeds" not in seen["03_fastresnet9.ipynb"]
+    assert html.exists()
+
+
+def test_report_as_committed_needs_papermill_metadata(tmp_path, capsys):
+    import nbformat
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), folder / "01_bare.ipynb")
+    assert main(["report", "--notebooks", str(folder), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "01_bare.ipynb holds no papermill parameters" in err and "--profile" in err and len(err.splitlines()) == 1
