@@ -37,6 +37,7 @@ from cifarnb import models as zoo
 from cifarnb.plots import curves
 from cifarnb.plots import zoo as zoo_plots
 
+pd.set_option("display.max_colwidth", None)  # the comparability reasons and the claims' verdicts in full
 session = notebook.setup("02_model_zoo", profile=profile, seeds=seeds, data_dir=data_dir,
                          results_dir=results_dir, figures_dir=figures_dir, device=device,
                          epochs=epochs, epochs_field="zoo_epochs", models_list=models,
