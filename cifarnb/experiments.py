@@ -16,9 +16,11 @@ from typing import Callable
 import pandas as pd
 
 from . import analysis, landscape, recipes, reference
+# Measures over seeds live in analysis (the notebooks' analysis); kept importable here under their old names.
+from .analysis import first_epoch_reaching, measure, seconds_per_epoch  # noqa: F401
 from .landscape import LandscapeConfig
 from .profiles import Profile
-from .results import ResultStore, Run, summarize
+from .results import ResultStore, Run
 from .settings import (ABLATION_BASELINE, BAG_OF_TRICKS, LABEL_SMOOTHING, RESNET9_LR, VGG_SETTINGS,
                        VGG_TEMPLATE, ZOO_SETTINGS)
 from .train import TrainConfig
@@ -133,11 +135,6 @@ def run_grid(store: ResultStore, configs: dict[str, TrainConfig], seeds, *, devi
     return results
 
 
-def measure(runs: list[Run], column: str = "test_acc", epoch: int | None = None):
-    """Mean ± std over seeds of ``column`` at ``epoch`` (1-based; None: the last epoch)."""
-    return summarize(r.final(column) if epoch is None else r.at_epoch(epoch, column) for r in runs)
-
-
 def comparison_table(results: dict[str, list[Run]], measures: dict[str, tuple[str, int | None]],
                      reference_rows: pd.DataFrame | None = None, reference_columns: dict[str, str] | None = None,
                      key: str = "label", report_epochs: int | None = None) -> pd.DataFrame:
@@ -168,23 +165,11 @@ def comparison_table(results: dict[str, list[Run]], measures: dict[str, tuple[st
     return pd.DataFrame(rows).set_index(key)
 
 
-def seconds_per_epoch(runs: list[Run]) -> float:
-    """Mean training seconds per epoch over every epoch of every run (evaluation excluded)."""
-    seconds = [row["seconds"] for run in runs for row in run.history]
-    return sum(seconds) / len(seconds) if seconds else math.nan
-
-
 def landscape_config(profile: Profile, device: str = "auto") -> LandscapeConfig:
     """Report 2.2 (Figs 30-32) and the paper's Fig. 4: VGG-A with and without BN, plain SGD, per-step measures."""
     return LandscapeConfig(learning_rates=tuple(profile.landscape_learning_rates), epochs=profile.vgg_epochs,
                            batch_size=profile.batch_size, gap=profile.landscape_gap,
                            n_train=profile.landscape_n_train, device=device)
-
-
-def first_epoch_reaching(runs: list[Run], accuracy: float, column: str = "test_acc"):
-    """Mean ± std over seeds of the first epoch whose ``column`` reaches ``accuracy`` (runs that never do: NaN)."""
-    epochs = [run.first_epoch_reaching(accuracy, column) for run in runs]
-    return summarize(math.nan if e is None else float(e) for e in epochs), sum(e is not None for e in epochs)
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,9 @@ n_test = None
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
-from cifarnb import data, experiments, features, notebook
+from cifarnb import analysis, data, experiments, features, notebook
 from cifarnb.plots import curves
 
 session = notebook.setup("04_feature_maps", profile=profile, seeds=seeds, data_dir=data_dir,
@@ -109,25 +108,7 @@ for (label, layer), number in FIGURE_NUMBERS.items():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-def describe(activation):
-    flat = activation.reshape(len(activation), -1).astype(np.float64)
-    dead = np.ptp(flat, axis=1) < 1e-3
-    live = flat[~dead]
-    if len(live) > 1:
-        correlation = np.abs(np.corrcoef(live))
-        np.fill_diagonal(correlation, np.nan)
-        mean_r = np.nanmean(correlation)
-        near_copy = np.mean(np.nanmax(correlation, axis=1) > 0.9)
-    else:
-        mean_r = near_copy = np.nan
-    return {"channels": len(activation), "map size (px)": f"{activation.shape[1]}x{activation.shape[2]}",
-            "dead channels (%)": f"{100 * dead.mean():.1f}", "mean activation": f"{flat.mean():.3f}",
-            "active pixels (%)": f"{100 * (flat > 0).mean():.1f}", "mean |r| between channels": f"{mean_r:.3f}",
-            "channels with a near-copy (%)": f"{100 * near_copy:.1f}"}
-
-
-pd.DataFrame([{"model": label, "layer": layer, **describe(maps[label][layer])}
-              for label in configs for layer in LAYERS]).set_index(["model", "layer"])
+analysis.feature_map_table(maps, LAYERS)
 
 # %% [markdown]
 # ## Reading
