@@ -16,6 +16,7 @@ from typing import Callable
 import pandas as pd
 
 from . import analysis, landscape, recipes, reference
+from .analysis import seconds_per_epoch  # noqa: F401  (lives in analysis; read here by notebook 02)
 from .landscape import LandscapeConfig
 from .profiles import Profile
 from .results import ResultStore, Run, summarize
@@ -165,12 +166,6 @@ def comparison_table(results: dict[str, list[Run]], measures: dict[str, tuple[st
             row[analysis.COMPARABLE_HEADING] = analysis.comparability(runs, report_epochs)
         rows.append(row)
     return pd.DataFrame(rows).set_index(key)
-
-
-def seconds_per_epoch(runs: list[Run]) -> float:
-    """Mean training seconds per epoch over every epoch of every run (evaluation excluded)."""
-    seconds = [row["seconds"] for run in runs for row in run.history]
-    return sum(seconds) / len(seconds) if seconds else math.nan
 
 
 def landscape_config(profile: Profile, device: str = "auto") -> LandscapeConfig:
