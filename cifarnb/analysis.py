@@ -286,6 +286,25 @@ UNIFORM_LOSS = math.log(10)  # cross-entropy of uniform predictions over CIFAR-1
 PLATEAU_MARGIN = 0.1  # a loss this far below ln 10 has left the plateau
 
 
+def landscape_comparability(config: landscape.LandscapeConfig) -> str:
+    """Whether landscape runs under ``config`` compare with the report's (Table 11: ``LandscapeConfig``'s
+    defaults): "yes", or "no: " and each setting that differs (a training subset, another number of epochs,
+    batch size, gap or set of learning rates)."""
+    report = landscape.LandscapeConfig()
+    reasons = [f"trained on {config.n_train} of 50,000 images"] if config.n_train else []
+    # Any other length counts: the figures' early and late parts are fractions of the run.
+    for name, heading in (("epochs", "epochs"), ("batch_size", "batch"), ("gap", "gap"),
+                          ("learning_rates", "learning rates")):
+        ours, theirs = getattr(config, name), getattr(report, name)
+        if ours != theirs:
+            reasons.append(f"{heading} {_listed(ours)} (report: {_listed(theirs)})")
+    return "no: " + "; ".join(reasons) if reasons else "yes"
+
+
+def _listed(value) -> str:
+    return ", ".join(f"{item:g}" for item in value) if isinstance(value, tuple) else f"{value:g}"
+
+
 def plateau_exit(rows: pd.DataFrame, quantity: str) -> str:
     """The first step of a landscape table's ``rows`` whose ``quantity`` falls more than :data:`PLATEAU_MARGIN`
     below ln 10: "step N", or "not by step M" (M: the last step) when none does."""

@@ -255,3 +255,14 @@ def test_second_half_summary_means_and_band_width():
     assert plain["steps"] == "3-4" and plain["mean loss"] == "2.000" and plain["mean loss band width"] == "1.000"
     assert plain["median gradient distance"] == "3.5" and plain["median β"] == "2"
     assert bn["mean loss"] == "0.500" and bn["mean loss band width"] == "0.000" and bn["median β"] == "4"
+
+
+def test_landscape_comparability_names_what_differs_from_table_11():
+    from cifarnb.landscape import LandscapeConfig
+
+    assert analysis.landscape_comparability(LandscapeConfig()) == "yes"
+    assert analysis.landscape_comparability(LandscapeConfig(epochs=25)) == "no: epochs 25 (report: 20)"
+    smoke = LandscapeConfig(n_train=256, epochs=2, batch_size=16, gap=2, learning_rates=(0.05, 0.1, 0.15))
+    assert analysis.landscape_comparability(smoke) == (
+        "no: trained on 256 of 50,000 images; epochs 2 (report: 20); batch 16 (report: 128); "
+        "gap 2 (report: 30); learning rates 0.05, 0.1, 0.15 (report: 0.05, 0.075, 0.1, 0.125, 0.15)")

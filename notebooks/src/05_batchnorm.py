@@ -185,12 +185,14 @@ plt.show()
 # **Which scope do the report's figures resemble?** The report gives Figs 31-32 as images without numbers, so
 # their scale cannot be compared here; what it describes is a shape: VGG-A + BN **above** VGG-A early in
 # training and **below** it later (both figures). The table reads that shape from each scope's medians over the
-# first fifth and the second half of the steps (`cifarnb.analysis.report_pattern`).
+# first fifth and the second half of the steps (`cifarnb.analysis.report_pattern`); the last column says whether
+# these runs have the report's settings (Table 11), without which the shape does not test the report's.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 pattern = pd.DataFrame([
-    {"figure": figure_name, "scope": scope, **analysis.pattern_summary(report_table, quantity)}
+    {"figure": figure_name, "scope": scope, **analysis.pattern_summary(report_table, quantity),
+     analysis.COMPARABLE_HEADING: analysis.landscape_comparability(LANDSCAPE)}
     for figure_name, pairs in (("Fig 31", (landscape.GRAD_DISTANCE, landscape.GRAD_DISTANCE_LAST)),
                                ("Fig 32", (landscape.BETA, landscape.BETA_LAST)))
     for quantity, scope in zip(pairs, SCOPES)
