@@ -203,7 +203,7 @@ def devices(runs: list[Run]) -> str:
     return ", ".join(sorted({str(run.meta.get("device", "?")) for run in runs}))
 
 
-def full_data(runs: list[Run]) -> bool:
+def on_all_data(runs: list[Run]) -> bool:
     """Whether every run trained on all 50,000 images and tested on all 10,000 (a claim about CIFAR-10 needs it)."""
     return bool(runs) and all(run.config.n_train is None and run.config.n_test is None for run in runs)
 
@@ -273,7 +273,7 @@ def claims_table(ladder_results: dict[str, dict[str, list[Run]]], claims: list[C
         fast = list(ladder.values())[-1]
         for letter, claim in zip(CLAIM_LETTERS, claims):
             check = reached_by_verdict if claim.kind == "passes" else accuracy_at_verdict
-            found, verdict = check(fast, claim.accuracy, claim.epoch, full_data(fast))
+            found, verdict = check(fast, claim.accuracy, claim.epoch, on_all_data(fast))
             rows.append({"recipe": LADDER_RECIPE_NAMES.get(recipe, recipe),
                          "claim": f"({letter}) {claim.text.removeprefix('FastResNet9 ')}",
                          "ours": found, "verdict": verdict})
