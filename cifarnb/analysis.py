@@ -17,8 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from . import landscape, models
+from .reference import Claim
 from .results import Run, SeedSummary, summarize
-from .settings import EARLY_ZOO_EPOCHS, REPORT_EPOCHS
+from .settings import EARLY_RESNET9_EPOCHS, EARLY_ZOO_EPOCHS, REPORT_EPOCHS
+from .train import TrainConfig
 from .train.timing import time_to_accuracy
 
 EXACT_COLUMN = "test_acc_exact1000"
@@ -178,9 +181,212 @@ def ladder_table(ladder: dict[str, list[Run]], report_says: dict[str, str], epoc
     return pd.DataFrame(rows).set_index("step")
 
 
+PRIMARY = "primary"  # comparison_table: the test accuracy to compare with the report's (:func:`reading`)
+
+
+def comparison_table(results: dict[str, list[Run]], measures: dict[str, tuple[str, int | None]],
+                     reference_rows: pd.DataFrame | None = None, reference_columns: dict[str, str] | None = None,
+                     key: str = "label", report_epochs: int | None = None) -> pd.DataFrame:
+    """One row per label: our mean ± std for each measure (name -> (history column, epoch)) beside the report's.
+
+    With ``report_epochs`` (the epochs behind the report's column) each row also says in
+    :data:`COMPARABLE_HEADING` whether its runs compare with the report (:func:`comparability`).
+
+    The column :data:`PRIMARY` reads the test accuracy that compares with the report's (the exact test rows
+    0-999 for a run on the whole shared test set; :func:`primary_column`), with its standard error.
+
+    ``reference_columns`` maps a heading to a reference column; those come before our columns.
+    """
+    rows = []
+    reference_by_label = reference_rows.set_index(key) if reference_rows is not None else None
+    for label, runs in results.items():
+        row = {key: label, "seeds": len(runs)}
+        for heading, source in (reference_columns or {}).items():
+            value = reference_by_label.loc[label, source] if reference_by_label is not None and label in \
+                reference_by_label.index else math.nan
+            row[heading] = value
+        for heading, (column, epoch) in measures.items():
+            # PRIMARY: the accuracy to compare with the report's, with its error (:func:`reading`).
+            row[heading] = str(reading(runs, epoch) if column == PRIMARY else measure(runs, column, epoch))
+        if report_epochs is not None:
+            row[COMPARABLE_HEADING] = comparability(runs, report_epochs)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(key)
+
+
 def column_heading(column: str) -> str:
     """How a table heads an accuracy column."""
     return "test acc, exact rows 0-999" if column == EXACT_COLUMN else "test acc"
+
+
+# Section 3: ResNet9 → FastResNet9 (notebook 03; report 1.4, Tables 8-9, the trick ladders, claims (a) and (b))
+
+TIME_TARGET = 94.0  # the accuracy the bag-of-tricks trainer races to (DAWNBench's CIFAR-10 target)
+LADDER_RECIPE_NAMES = {"report": "bag-of-tricks recipe (the report's)", "plain": "plain recipe (Table 6, lr 0.01)"}
+PLAIN_FASTRESNET9 = "FastResNet9 (plain recipe)"
+CLAIM_LETTERS = "abcdefgh"
+
+
+def parameters_millions(config: TrainConfig) -> float:
+    """Parameters of ``config``'s model in millions, as Tables 8-9 give them."""
+    return models.count_parameters(models.build(config.model, **config.model_kwargs())) / 1e6
+
+
+def devices(runs: list[Run]) -> str:
+    """The devices ``runs`` trained on, sorted and comma-separated ("?" for a run that recorded none)."""
+    return ", ".join(sorted({str(run.meta.get("device", "?")) for run in runs}))
+
+
+def on_all_data(runs: list[Run]) -> bool:
+    """Whether every run trained on all 50,000 images and tested on all 10,000 (a claim about CIFAR-10 needs it)."""
+    return bool(runs) and all(run.config.n_train is None and run.config.n_test is None for run in runs)
+
+
+def resnet9_results(ladder_results: dict[str, dict[str, list[Run]]], resnet18: list[Run]) -> dict[str, list[Run]]:
+    """Tables 8-9's rows from the trick ladders' runs (recipe -> step -> runs; a ladder's first step is ResNet9,
+    its last FastResNet9): ResNet9 is the plain ladder's first step, FastResNet9 the bag-of-tricks ladder's last,
+    FastResNet9 under the plain recipe an extra row, and ResNet18 the zoo's configuration."""
+    report, plain = list(ladder_results["report"].values()), list(ladder_results["plain"].values())
+    return {"ResNet9": plain[0], "FastResNet9": report[-1], PLAIN_FASTRESNET9: plain[-1], "ResNet18": resnet18}
+
+
+def resnet9_table(results: dict[str, list[Run]], reference_rows: pd.DataFrame, early_epoch: int,
+                  final_epoch: int) -> pd.DataFrame:
+    """Tables 8-9: per row the report's parameters, accuracies after 10 and 200 epochs and seconds per epoch beside
+    ours at ``early_epoch`` and ``final_epoch``, time to :data:`TIME_TARGET`, the devices, and whether the row
+    compares with each of the report's two accuracy columns. ``reference_rows``: ``reference.resnet9()`` indexed
+    by label; a row "X (...)" reads the report's row X."""
+    rows = []
+    for label, runs in results.items():
+        report = reference_rows.loc[label.split(" (")[0]]
+        early, final = reading(runs, early_epoch), reading(runs, final_epoch)
+        rows.append({
+            "model": label, "seeds": len(runs),
+            "report: params (M)": report["report_params_millions"],
+            "ours: params (M)": round(parameters_millions(runs[0].config), 2),
+            f"report: test acc, epoch {EARLY_RESNET9_EPOCHS} (%)": report["report_test_acc_10_epochs"],
+            f"ours: {column_heading(early.column)}, epoch {early_epoch} (%)": str(early),
+            f"ours: all 10,000 (JPEG-affected), epoch {early_epoch} (%)": str(reading(runs, early_epoch, FULL_COLUMN)),
+            f"report: test acc, epoch {REPORT_EPOCHS} (%)": report["report_test_acc_200_epochs"],
+            f"ours: {column_heading(final.column)}, epoch {final_epoch} (%)": str(final),
+            "report: s/epoch": report["report_seconds_per_epoch"],
+            "ours: s/epoch": round(seconds_per_epoch(runs), 2),
+            f"ours: time to {TIME_TARGET:g}% (s)": mean_time_to(runs, TIME_TARGET),
+            "ours: device": devices(runs),
+            f"{COMPARABLE_HEADING}, epoch {EARLY_RESNET9_EPOCHS}": comparability(runs, EARLY_RESNET9_EPOCHS),
+            f"{COMPARABLE_HEADING}, epoch {REPORT_EPOCHS}": comparability(runs, REPORT_EPOCHS),
+        })
+    return pd.DataFrame(rows).set_index("model")
+
+
+def seconds_per_epoch(runs: list[Run]) -> float:
+    """Mean training seconds per epoch over every epoch of every run (evaluation excluded)."""
+    seconds = [row["seconds"] for run in runs for row in run.history]
+    return sum(seconds) / len(seconds) if seconds else math.nan
+
+
+def trick_ladder_tables(ladder_results: dict[str, dict[str, list[Run]]], report_says: dict[str, str],
+                        epoch: int | None = None) -> pd.DataFrame:
+    """Both recipes' :func:`ladder_table` at ``epoch``, one block per recipe (:data:`LADDER_RECIPE_NAMES`), each
+    step saying whether its runs compare with the report's FastResNet9 reading at epoch 10, the earliest the
+    report gives."""
+    tables = {}
+    for recipe, ladder in ladder_results.items():
+        table = ladder_table(ladder, report_says, epoch)
+        table[COMPARABLE_HEADING] = [comparability(runs, EARLY_RESNET9_EPOCHS) for runs in ladder.values()]
+        tables[LADDER_RECIPE_NAMES.get(recipe, recipe)] = table
+    return pd.concat(tables, names=["recipe", "step"])
+
+
+def claims_table(ladder_results: dict[str, dict[str, list[Run]]], claims: list[Claim]) -> pd.DataFrame:
+    """Each of the report's claims about FastResNet9 (``reference.fastresnet9_claims()``) checked on each
+    recipe's FastResNet9 (its ladder's last step): what we found and the verdict (:func:`reached_by_verdict` for a
+    "passes" claim, :func:`accuracy_at_verdict` for a "reaches" one). Runs on a subset make a claim not testable."""
+    rows = []
+    for recipe, ladder in ladder_results.items():
+        fast = list(ladder.values())[-1]
+        for letter, claim in zip(CLAIM_LETTERS, claims):
+            check = reached_by_verdict if claim.kind == "passes" else accuracy_at_verdict
+            found, verdict = check(fast, claim.accuracy, claim.epoch, on_all_data(fast))
+            rows.append({"recipe": LADDER_RECIPE_NAMES.get(recipe, recipe),
+                         "claim": f"({letter}) {claim.text.removeprefix('FastResNet9 ')}",
+                         "ours": found, "verdict": verdict})
+    return pd.DataFrame(rows).set_index(["recipe", "claim"])
+
+
+# Section 5: BatchNorm's landscape (notebook 05; report 2.2): the ln 10 plateau and the second half of training
+
+UNIFORM_LOSS = math.log(10)  # cross-entropy of uniform predictions over CIFAR-10's 10 classes
+PLATEAU_MARGIN = 0.1  # a loss this far below ln 10 has left the plateau
+
+
+def landscape_comparability(config: landscape.LandscapeConfig) -> str:
+    """Whether landscape runs under ``config`` compare with the report's (Table 11: ``LandscapeConfig``'s
+    defaults): "yes", or "no: " and each setting that differs (a training subset, another number of epochs,
+    batch size, gap or set of learning rates)."""
+    report = landscape.LandscapeConfig()
+    reasons = [f"trained on {config.n_train} of 50,000 images"] if config.n_train else []
+    # Any other length counts: the figures' early and late parts are fractions of the run.
+    for name, heading in (("epochs", "epochs"), ("batch_size", "batch"), ("gap", "gap"),
+                          ("learning_rates", "learning rates")):
+        ours, theirs = getattr(config, name), getattr(report, name)
+        if ours != theirs:
+            reasons.append(f"{heading} {_listed(ours)} (report: {_listed(theirs)})")
+    return "no: " + "; ".join(reasons) if reasons else "yes"
+
+
+def _listed(value) -> str:
+    return ", ".join(f"{item:g}" for item in value) if isinstance(value, tuple) else f"{value:g}"
+
+
+def plateau_exit(rows: pd.DataFrame, quantity: str) -> str:
+    """The first step of a landscape table's ``rows`` whose ``quantity`` falls more than :data:`PLATEAU_MARGIN`
+    below ln 10: "step N", or "not by step M" (M: the last step) when none does."""
+    if rows.empty:
+        return "no steps"
+    below = rows[(rows["quantity"] == quantity) & (rows["value"] < UNIFORM_LOSS - PLATEAU_MARGIN)]
+    return f"step {int(below['step'].min())}" if len(below) else f"not by step {int(rows['step'].max())}"
+
+
+def plateau_table(report_table: pd.DataFrame, paper_table: pd.DataFrame) -> pd.DataFrame:
+    """When each model leaves the ln 10 plateau: one column per learning rate of the report's method (the window
+    mean loss) and one per learning rate of the paper's (the training loss of the step)."""
+    columns = {}
+    for lr in sorted(report_table["lr"].unique()):
+        runs = report_table[report_table["lr"] == lr]
+        columns[f"report's method, lr {lr:g}"] = {model: plateau_exit(runs[runs["model"] == model], landscape.LOSS)
+                                                 for model in landscape.MODELS}
+    for lr in sorted(paper_table["lr"].unique()):
+        runs = paper_table[paper_table["lr"] == lr]
+        columns[f"paper's method, lr {lr:g}"] = {model: plateau_exit(runs[runs["model"] == model],
+                                                                     landscape.TRAIN_LOSS)
+                                                for model in landscape.MODELS}
+    table = pd.DataFrame(columns)
+    table.index.name = "model"
+    return table
+
+
+def second_half_summary(table: pd.DataFrame, method: str, band_over: str) -> pd.DataFrame:
+    """Per model, over the steps past the middle of a landscape table: the mean loss, the mean width of the loss
+    band (max - min across ``band_over``: lr or eta), and the medians of the gradient distance and of β (medians,
+    because β early on is a ratio of small numbers). Indexed by (method, model)."""
+    late = table[table["step"] > table["step"].max() / 2]
+    band = landscape.min_max_band(late)
+    rows = []
+    for model in landscape.MODELS:
+        mine, my_band = late[late["model"] == model], band[band["model"] == model]
+        values = {quantity: mine.loc[mine["quantity"] == quantity, "value"]
+                  for quantity in (landscape.LOSS, landscape.GRAD_DISTANCE, landscape.BETA)}
+        loss_band = my_band[my_band["quantity"] == landscape.LOSS]
+        rows.append({
+            "method": method, "model": model, "band over": band_over,
+            "steps": f"{int(mine['step'].min())}-{int(mine['step'].max())}" if len(mine) else "none",
+            "mean loss": f"{values[landscape.LOSS].mean():.3f}",
+            "mean loss band width": f"{(loss_band['max'] - loss_band['min']).mean():.3f}",
+            "median gradient distance": f"{values[landscape.GRAD_DISTANCE].median():.3g}",
+            "median β": f"{values[landscape.BETA].median():.3g}",
+        })
+    return pd.DataFrame(rows).set_index(["method", "model"])
 
 
 EARLY_FRACTION, LATE_FRACTION = 0.2, 0.5  # "early": the first fifth of the steps; "late": the second half
@@ -234,12 +440,6 @@ def measure(runs: list[Run], column: str = "test_acc", epoch: int | None = None)
     return summarize(run.final(column) if epoch is None else run.at_epoch(epoch, column) for run in runs)
 
 
-def seconds_per_epoch(runs: list[Run]) -> float:
-    """Mean training seconds per epoch over every epoch of every run (evaluation excluded)."""
-    seconds = [row["seconds"] for run in runs for row in run.history]
-    return sum(seconds) / len(seconds) if seconds else math.nan
-
-
 def seconds_summary(runs: list[Run]) -> SeedSummary:
     """Mean ± std over seeds of each run's mean training seconds per epoch."""
     return summarize(seconds_per_epoch([run]) for run in runs)
@@ -290,11 +490,6 @@ def run_overview(results: dict[str, list[Run]]) -> pd.DataFrame:
     return pd.DataFrame([{"model": label, "seed": run.config.seed, "device": run.meta.get("device", "unknown"),
                           "epochs stored": len(run.history), "status": run.status}
                          for label, runs in results.items() for run in runs]).set_index(["model", "seed"])
-
-
-def devices(results: dict[str, list[Run]]) -> str:
-    """The devices the runs of ``results`` trained on, for a figure's caption."""
-    return ", ".join(sorted({run.meta.get("device", "unknown") for runs in results.values() for run in runs}))
 
 
 def zoo_row(runs: list[Run], report_row: pd.Series | None, params_millions: float, epochs: int,

@@ -8,16 +8,13 @@ profile's seeds, and tabulate them beside the report's numbers. Nothing here tra
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 import pandas as pd
 
-from . import analysis, landscape, recipes, reference
-# Measures over seeds live in analysis (the notebooks' analysis); kept importable here under their old names.
-from .analysis import first_epoch_reaching, measure, seconds_per_epoch  # noqa: F401
+from . import landscape, recipes, reference
 from .landscape import LandscapeConfig
 from .profiles import Profile
 from .results import ResultStore, Run
@@ -25,7 +22,6 @@ from .settings import (ABLATION_BASELINE, BAG_OF_TRICKS, LABEL_SMOOTHING, RESNET
                        VGG_TEMPLATE, ZOO_SETTINGS)
 from .train import TrainConfig
 
-PRIMARY = "primary"  # comparison_table: the test accuracy to compare with the report's (cifarnb.analysis)
 LADDER_RECIPES = ("report", "plain")  # FastResNet9's bag-of-tricks training (the report's), Table 6's plain one
 VGG_PIPELINES = ("template", "augmented")  # the course template's (the report's), crop + flip with CIFAR mean/std
 
@@ -133,36 +129,6 @@ def run_grid(store: ResultStore, configs: dict[str, TrainConfig], seeds, *, devi
                 + (f", DIVERGED at epoch {run.diverged_epoch}" if run.diverged_epoch else ""))
             results[label].append(run)
     return results
-
-
-def comparison_table(results: dict[str, list[Run]], measures: dict[str, tuple[str, int | None]],
-                     reference_rows: pd.DataFrame | None = None, reference_columns: dict[str, str] | None = None,
-                     key: str = "label", report_epochs: int | None = None) -> pd.DataFrame:
-    """One row per label: our mean ± std for each measure (name -> (history column, epoch)) beside the report's.
-
-    With ``report_epochs`` (the epochs behind the report's column) each row also says in
-    :data:`analysis.COMPARABLE_HEADING` whether its runs compare with the report (:func:`analysis.comparability`).
-
-    The column :data:`PRIMARY` reads the test accuracy that compares with the report's (the exact test rows
-    0-999 for a run on the whole shared test set; see :mod:`cifarnb.analysis`), with its standard error.
-
-    ``reference_columns`` maps a heading to a reference column; those come before our columns.
-    """
-    rows = []
-    reference_by_label = reference_rows.set_index(key) if reference_rows is not None else None
-    for label, runs in results.items():
-        row = {key: label, "seeds": len(runs)}
-        for heading, source in (reference_columns or {}).items():
-            value = reference_by_label.loc[label, source] if reference_by_label is not None and label in \
-                reference_by_label.index else math.nan
-            row[heading] = value
-        for heading, (column, epoch) in measures.items():
-            # PRIMARY: the accuracy to compare with the report's, with its error (cifarnb.analysis).
-            row[heading] = str(analysis.reading(runs, epoch) if column == PRIMARY else measure(runs, column, epoch))
-        if report_epochs is not None:
-            row[analysis.COMPARABLE_HEADING] = analysis.comparability(runs, report_epochs)
-        rows.append(row)
-    return pd.DataFrame(rows).set_index(key)
 
 
 def landscape_config(profile: Profile, device: str = "auto") -> LandscapeConfig:

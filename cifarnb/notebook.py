@@ -152,6 +152,9 @@ def setup(name: str, *, profile: str = "smoke", seeds=None, data_dir: str | None
     from .plots.style import use_style
 
     use_style()
+    import pandas as pd
+
+    pd.set_option("display.max_colwidth", None)  # verdicts and comparability reasons are read in full, not cut at 50
     versions = ", ".join(f"{k} {v}" for k, v in software_versions().items())
     print(f"{name}: results shown at profile '{chosen.name}' ({chosen.description}); seeds {list(seeds)}; device {resolved}"
           f"{' (' + device_name(resolved) + ')' if resolved.type == 'cuda' else ''}; {versions}; "

@@ -68,11 +68,10 @@ def test_comparability_names_every_reason_a_row_differs_from_the_report():
 
 
 def test_comparison_table_marks_rows_that_do_not_compare():
-    from cifarnb import experiments
 
-    table = experiments.comparison_table({"short": [run([70.0] * 10, [65.0] * 10)],
+    table = analysis.comparison_table({"short": [run([70.0] * 10, [65.0] * 10)],
                                           "long": [run([80.0] * 25, [75.0] * 25)]},
-                                         measures={"ours": (experiments.PRIMARY, None)}, report_epochs=25)
+                                         measures={"ours": (analysis.PRIMARY, None)}, report_epochs=25)
     assert table.loc["long", analysis.COMPARABLE_HEADING] == "yes"
     assert table.loc["short", analysis.COMPARABLE_HEADING] == "no: 10 of the report's 25 epochs"
 
@@ -110,3 +109,159 @@ def test_mean_time_to_counts_the_seeds_that_reach_the_target():
     one = [timed([90.0, 94.0], seconds=3.0), timed([90.0, 91.0], seed=1)]
     assert analysis.mean_time_to(one, 94.0) == "6.0 (1 of 2 seeds)"
     assert analysis.mean_time_to(one, 99.0) == "not reached"
+
+
+# Section 3: notebook 03's tables and claims on made-up trick ladders
+
+
+def ladder(exact_by_step: dict[str, list[float]], seconds: float = 2.0, **config) -> dict[str, list[Run]]:
+    """One recipe's trick ladder, one run per step, ``config`` applied to every run."""
+    steps = {}
+    for label, exact in exact_by_step.items():
+        made = timed(exact, seconds)
+        steps[label] = [Run(made.config.replace(**config), made.history, "finished",
+                            meta={"device": "cpu"})] if config else [made]
+    return steps
+
+
+STEPS = ("ResNet9", "+ pool before BN", "+ flip TTA (= FastResNet9)")
+
+
+def test_resnet9_results_take_the_ladders_first_and_last_steps():
+    report = ladder(dict(zip(STEPS, ([80.0], [85.0], [90.0]))))
+    plain = ladder(dict(zip(STEPS, ([70.0], [75.0], [78.0]))))
+    resnet18 = [timed([60.0])]
+    rows = analysis.resnet9_results({"report": report, "plain": plain}, resnet18)
+    assert list(rows) == ["ResNet9", "FastResNet9", analysis.PLAIN_FASTRESNET9, "ResNet18"]
+    assert rows["ResNet9"] is plain["ResNet9"] and rows["FastResNet9"] is report[STEPS[-1]]
+    assert rows[analysis.PLAIN_FASTRESNET9] is plain[STEPS[-1]] and rows["ResNet18"] is resnet18
+
+
+def test_claims_come_out_true_false_and_untestable():
+    from cifarnb import reference
+
+    claims = reference.fastresnet9_claims()
+    assert [(c.kind, c.accuracy, c.epoch) for c in claims] == [("passes", 93.10, 8), ("reaches", 94.03, 10)]
+    # Bag-of-tricks FastResNet9 at 94.5% from epoch 6 on: both claims hold. Plain: stuck at 85%: both fail.
+    good = ladder({"ResNet9": [80.0] * 10, STEPS[-1]: [90.0] * 5 + [94.5] * 5})
+    bad = ladder({"ResNet9": [80.0] * 10, STEPS[-1]: [85.0] * 10})
+    table = analysis.claims_table({"report": good, "plain": bad}, claims)
+    verdicts = table["verdict"].tolist()
+    assert [v.split(" ")[0] for v in verdicts] == ["reproduced", "reproduced", "not", "not"]
+    assert verdicts[2].startswith("not reproduced") and verdicts[3].startswith("not reproduced")
+    recipe = analysis.LADDER_RECIPE_NAMES["report"]
+    assert table.loc[(recipe, "(a) passes the 200-epoch ResNet9 accuracy (93.10%) after 8 epochs"), "ours"] \
+        .startswith("epoch 6")
+    # A subset, or a run shorter than the claim's epoch, cannot test it.
+    subset = ladder({STEPS[-1]: [94.5] * 10}, n_train=500)
+    short = ladder({STEPS[-1]: [94.5] * 5})
+    untestable = analysis.claims_table({"report": subset, "plain": short}, claims)["verdict"].tolist()
+    assert untestable[:2] == [analysis.SUBSET_NOT_TESTABLE] * 2
+    assert all(v.startswith("not testable: ") for v in untestable[2:])
+
+
+def test_reference_claim_without_numbers_is_one_clear_error(monkeypatch):
+    from cifarnb import reference
+
+    monkeypatch.setattr(reference, "raw", lambda: {"resnet9": {"claims": ["FastResNet9 is fast"]}})
+    with pytest.raises(ValueError, match="'FastResNet9 is fast' does not name"):
+        reference.fastresnet9_claims()
+
+
+def test_resnet9_table_reads_both_epochs_and_marks_comparability():
+    from cifarnb import reference
+
+    results = {"FastResNet9": [timed([90.0] * 9 + [94.0], seconds=3.0)],
+               analysis.PLAIN_FASTRESNET9: [timed([80.0] * 10, seconds=5.0)]}
+    table = analysis.resnet9_table(results, reference.resnet9().set_index("label"), early_epoch=5, final_epoch=10)
+    fast = table.loc["FastResNet9"]
+    assert fast["report: test acc, epoch 10 (%)"] == 94.03 and fast["report: test acc, epoch 200 (%)"] == 95.77
+    assert fast["ours: test acc, exact rows 0-999, epoch 5 (%)"].startswith("90.00")
+    assert fast["ours: test acc, exact rows 0-999, epoch 10 (%)"].startswith("94.00")
+    assert fast["ours: s/epoch"] == 3.0 and fast["ours: time to 94% (s)"] == "30.0"
+    assert fast["ours: params (M)"] == pytest.approx(0.06, abs=0.01)  # the made-up runs' model is LeNet5
+    assert fast[f"{analysis.COMPARABLE_HEADING}, epoch 10"] == "yes"
+    assert fast[f"{analysis.COMPARABLE_HEADING}, epoch 200"] == "no: 10 of the report's 200 epochs"
+    plain = table.loc[analysis.PLAIN_FASTRESNET9]  # reads the report's FastResNet9 row
+    assert plain["report: s/epoch"] == 7.91 and plain["ours: time to 94% (s)"] == "not reached"
+
+
+def test_devices_and_parameters():
+    runs = [Run(TrainConfig(model="lenet5"), [], "finished", meta={"device": d}) for d in ("cuda", "cpu", "cpu")]
+    assert analysis.devices(runs) == "cpu, cuda"
+    assert analysis.devices([Run(TrainConfig(model="lenet5"), [], "finished")]) == "?"
+    assert analysis.parameters_millions(TrainConfig(model="resnet9")) == pytest.approx(6.57, abs=0.01)
+
+
+def test_trick_ladder_tables_mark_steps_that_do_not_compare():
+    report = ladder(dict(zip(STEPS, ([80.0] * 10, [85.0] * 10, [90.0] * 10))))
+    smoke = ladder(dict(zip(STEPS, ([10.0] * 3, [11.0] * 3, [12.0] * 3))), n_train=32, n_test=None)
+    table = analysis.trick_ladder_tables({"report": report, "plain": smoke}, {"ResNet9": "the base"}, epoch=None)
+    assert table.index.names == ["recipe", "step"] and len(table) == 6
+    report_name, plain_name = analysis.LADDER_RECIPE_NAMES["report"], analysis.LADDER_RECIPE_NAMES["plain"]
+    assert table.loc[(report_name, "ResNet9"), "report says"] == "the base"
+    assert table.loc[(report_name, "+ pool before BN"), "Δ from the step above (pp)"].startswith("+5.00")
+    assert (table.loc[report_name, analysis.COMPARABLE_HEADING] == "yes").all()
+    assert table.loc[(plain_name, STEPS[-1]), analysis.COMPARABLE_HEADING] == (
+        "no: trained on 32 of 50,000 images; 3 of the report's 10 epochs")
+
+
+# Section 5: notebook 05's plateau exit and second-half summaries on made-up landscape tables
+
+
+def landscape_rows(model: str, losses: list[float], lr: float = 0.1, grad: float = 1.0, beta: float = 2.0):
+    """A report-method landscape table for one model and lr, one window per step 1, 2, ..."""
+    rows = []
+    for step, loss in enumerate(losses, start=1):
+        rows += [(model, lr, step, "loss", loss), (model, lr, step, "train_loss", loss),
+                 (model, lr, step, "grad_distance", grad * step), (model, lr, step, "beta", beta)]
+    return rows
+
+
+def test_plateau_exit_at_a_known_step():
+    import pandas as pd
+
+    columns = ["model", "lr", "step", "quantity", "value"]
+    stuck = [2.30] * 4
+    leaving = [2.30, 2.25, 2.19, 1.5]  # 2.19 < ln 10 - 0.1 = 2.2026: leaves at step 3, not at 2.25
+    report = pd.DataFrame(landscape_rows("vgg_a", stuck) + landscape_rows("vgg_a_bn", leaving)
+                          + landscape_rows("vgg_a", leaving, lr=0.05) + landscape_rows("vgg_a_bn", leaving, lr=0.05),
+                          columns=columns)
+    assert analysis.plateau_exit(report[(report["model"] == "vgg_a_bn") & (report["lr"] == 0.1)], "loss") == "step 3"
+    assert analysis.plateau_exit(report[(report["model"] == "vgg_a") & (report["lr"] == 0.1)], "loss") \
+        == "not by step 4"
+    assert analysis.plateau_exit(report.iloc[0:0], "loss") == "no steps"
+    paper = report[report["lr"] == 0.1]
+    table = analysis.plateau_table(report, paper)
+    assert list(table.columns) == ["report's method, lr 0.05", "report's method, lr 0.1", "paper's method, lr 0.1"]
+    assert table.loc["vgg_a", "report's method, lr 0.1"] == "not by step 4"
+    assert table.loc["vgg_a", "report's method, lr 0.05"] == "step 3"
+    assert table.loc["vgg_a_bn", "paper's method, lr 0.1"] == "step 3"
+
+
+def test_second_half_summary_means_and_band_width():
+    import pandas as pd
+
+    columns = ["model", "lr", "step", "quantity", "value"]
+    # Steps 1-4: the second half is steps 3-4. vgg_a's losses at those steps: 2.0, 1.0 (lr 0.1) and 3.0, 2.0
+    # (lr 0.05): mean 2.0, band widths 1.0 and 1.0; gradient distances 3, 4 at both lrs: median 3.5.
+    rows = (landscape_rows("vgg_a", [9.0, 9.0, 2.0, 1.0]) + landscape_rows("vgg_a", [9.0, 9.0, 3.0, 2.0], lr=0.05)
+            + landscape_rows("vgg_a_bn", [9.0, 9.0, 0.5, 0.5], beta=4.0)
+            + landscape_rows("vgg_a_bn", [9.0, 9.0, 0.5, 0.5], lr=0.05, beta=4.0))
+    summary = analysis.second_half_summary(pd.DataFrame(rows, columns=columns), "report's", "lr")
+    assert summary.index.names == ["method", "model"]
+    plain, bn = summary.loc[("report's", "vgg_a")], summary.loc[("report's", "vgg_a_bn")]
+    assert plain["steps"] == "3-4" and plain["mean loss"] == "2.000" and plain["mean loss band width"] == "1.000"
+    assert plain["median gradient distance"] == "3.5" and plain["median β"] == "2"
+    assert bn["mean loss"] == "0.500" and bn["mean loss band width"] == "0.000" and bn["median β"] == "4"
+
+
+def test_landscape_comparability_names_what_differs_from_table_11():
+    from cifarnb.landscape import LandscapeConfig
+
+    assert analysis.landscape_comparability(LandscapeConfig()) == "yes"
+    assert analysis.landscape_comparability(LandscapeConfig(epochs=25)) == "no: epochs 25 (report: 20)"
+    smoke = LandscapeConfig(n_train=256, epochs=2, batch_size=16, gap=2, learning_rates=(0.05, 0.1, 0.15))
+    assert analysis.landscape_comparability(smoke) == (
+        "no: trained on 256 of 50,000 images; epochs 2 (report: 20); batch 16 (report: 128); "
+        "gap 2 (report: 30); learning rates 0.05, 0.1, 0.15 (report: 0.05, 0.075, 0.1, 0.125, 0.15)")

@@ -219,4 +219,4 @@ def test_best_model_cost_points_and_devices():
     points = analysis.cost_points(results, {"lenet5": 0.06, "resnet18": 11.17}).set_index("label")
     assert points.loc["ResNet18", "acc"] == 82.0 and points.loc["ResNet18", "params"] == 11.17
     assert points.loc["LeNet5", "seconds"] == 1.0
-    assert analysis.devices(results) == "cpu, cuda"
+    assert analysis.devices([run for runs in results.values() for run in runs]) == "cpu, cuda"

@@ -223,6 +223,23 @@ def test_band_plots_return_axes(report_frame):
     plt.close("all")
 
 
+def test_band_figure_draws_one_panel_per_quantity_with_the_plateau_and_log_scale(report_frame):
+    import math
+
+    import matplotlib.pyplot as plt
+
+    from cifarnb.plots import band_figure
+
+    two = band_figure(report_frame, "both", [(landscape.GRAD_DISTANCE, "all"), (landscape.BETA, "last")], log_y=True)
+    assert [ax.get_title() for ax in two.axes] == ["all", "last"] and two._suptitle.get_text() == "both"
+    assert all(ax.get_yscale() == "log" for ax in two.axes)
+    one = band_figure(report_frame, "loss", [(landscape.LOSS, None)], plateau=True)
+    (ax,) = one.axes
+    assert ax.get_title() == "loss" and ax.get_yscale() == "linear"
+    assert any(list(line.get_ydata()) == [math.log(10)] * 2 for line in ax.get_lines())  # the ln 10 line
+    plt.close("all")
+
+
 def test_config_rejects_a_zero_gap():
     with pytest.raises(ValueError, match="gap"):
         landscape.LandscapeConfig(gap=0)

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
 
+from ..analysis import UNIFORM_LOSS
 from ..landscape import BETA, BETA_LAST, GRAD_DISTANCE, GRAD_DISTANCE_LAST, LOSS, MODELS, TRAIN_LOSS, min_max_band
 
 MODEL_COLOURS = {"vgg_a": "tab:green", "vgg_a_bn": "tab:red"}
@@ -75,3 +76,26 @@ def plot_bands(
     for quantity, ax in zip(quantities, axes):
         plot_band(frame, quantity, ax, models)
     return list(axes)
+
+
+def band_figure(frame: pd.DataFrame, title: str, panels: Sequence[tuple[str, str | None]],
+                plateau: bool = False, log_y: bool = False):
+    """One figure of :func:`plot_band` panels, one per (quantity, panel title) in ``panels``, under ``title``;
+    ``plateau`` draws the loss of uniform predictions (ln 10), ``log_y`` puts the values on a log scale."""
+    figure, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 4.5), squeeze=False)
+    for ax, (quantity, panel_title) in zip(axes[0], panels):
+        plot_band(frame, quantity, ax)
+        if plateau:
+            ax.axhline(UNIFORM_LOSS, color="grey", linestyle="--", linewidth=1,
+                       label=r"$\ln 10$ (uniform prediction)")
+            ax.legend()
+        if log_y:
+            ax.set_yscale("log")
+        if panel_title:
+            ax.set_title(panel_title)
+    if len(panels) > 1:
+        figure.suptitle(title)
+    else:
+        axes[0][0].set_title(title)
+    figure.tight_layout()
+    return figure

@@ -66,10 +66,10 @@ PRIMARY_HEADING = analysis.column_heading(analysis.primary_column(next(iter(resu
 
 
 def ablation_table(group):
-    table = experiments.comparison_table(
+    table = analysis.comparison_table(
         results[group],
         measures={"ours: train acc (%)": ("train_acc", None),
-                  f"ours: {PRIMARY_HEADING} (%)": (experiments.PRIMARY, None),
+                  f"ours: {PRIMARY_HEADING} (%)": (analysis.PRIMARY, None),
                   "ours: test acc, all test images (%)": ("test_acc", None)},
         reference_rows=reference.ablation(group),
         reference_columns={"report: train acc (%)": "report_train_acc", "report: test acc (%)": "report_test_acc"},
@@ -177,7 +177,7 @@ REPORT_CHOICE = {"loss": "CrossEntropyLoss", "weight_decay": "5e-4", "activation
                  "scheduler": "ReduceLROnPlateau"}
 rows = []
 for group in GROUPS:
-    ours = {label: experiments.measure(runs, "test_acc") for label, runs in results[group].items()}
+    ours = {label: analysis.measure(runs, "test_acc") for label, runs in results[group].items()}
     best_ours = max(ours, key=lambda label: ours[label].mean)
     ref = reference.ablation(group).set_index("label")["report_test_acc"]
     rows.append({"group": group, "report's choice": REPORT_CHOICE[group], "report's best": ref.idxmax(),

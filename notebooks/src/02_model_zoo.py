@@ -37,7 +37,6 @@ from cifarnb import models as zoo
 from cifarnb.plots import curves
 from cifarnb.plots import zoo as zoo_plots
 
-pd.set_option("display.max_colwidth", None)  # the comparability reasons and the claims' verdicts in full
 session = notebook.setup("02_model_zoo", profile=profile, seeds=seeds, data_dir=data_dir,
                          results_dir=results_dir, figures_dir=figures_dir, device=device,
                          epochs=epochs, epochs_field="zoo_epochs", models_list=models,
@@ -140,8 +139,9 @@ plt.show()
 # the time axis compares **orderings**, not absolute speeds, since the devices differ.
 
 # %%
+all_runs = [run for runs in results.values() for run in runs]
 figure = zoo_plots.accuracy_vs_cost(analysis.cost_points(results, OUR_PARAMS), REPORT, EPOCHS,
-                                   session.profile.name, analysis.devices(results))
+                                   session.profile.name, analysis.devices(all_runs))
 session.save(figure, "accuracy_vs_cost")
 plt.show()
 

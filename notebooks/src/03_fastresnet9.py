@@ -36,16 +36,16 @@ n_test = None
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from cifarnb import analysis, experiments, models, notebook, recipes, reference
+from cifarnb import analysis, experiments, notebook, recipes, reference
 from cifarnb.plots import curves
+from cifarnb.settings import EARLY_RESNET9_EPOCHS
 
 session = notebook.setup("03_fastresnet9", profile=profile, seeds=seeds, data_dir=data_dir,
                          results_dir=results_dir, figures_dir=figures_dir, device=device,
                          epochs=epochs, epochs_field="resnet9_epochs", n_train=n_train, n_test=n_test)
 EPOCHS = session.profile.resnet9_epochs
-EARLY = min(10, EPOCHS)  # the report's early reading (epoch 10), or the last epoch of a shorter run
-FULL_DATA = session.profile.n_train is None and session.profile.n_test is None
-RECIPE_NAMES = {"report": "bag-of-tricks recipe (the report's)", "plain": "plain recipe (Table 6, lr 0.01)"}
+EARLY = min(EARLY_RESNET9_EPOCHS, EPOCHS)  # the report's early reading (epoch 10), or a shorter run's last
+RECIPE_NAMES = analysis.LADDER_RECIPE_NAMES
 
 # %% [markdown]
 # ## The configurations at this profile
@@ -76,25 +76,7 @@ ladder_results = {recipe: experiments.run_grid(session.store, ladder, session.se
                   for recipe, ladder in ladders.items()}
 resnet18_results = experiments.run_grid(session.store, {"ResNet18": tables_configs["ResNet18"]}, session.seeds,
                                         device=session.device, data_root=session.data_dir)
-results = {"ResNet9": ladder_results["plain"]["ResNet9"],
-           "FastResNet9": ladder_results["report"]["+ flip TTA (= FastResNet9)"],
-           "FastResNet9 (plain recipe)": ladder_results["plain"]["+ flip TTA (= FastResNet9)"],
-           "ResNet18": resnet18_results["ResNet18"]}
-configs = {label: runs[0].config for label, runs in results.items()}
-
-
-# %%
-def parameters_millions(config):
-    return models.count_parameters(models.build(config.model, **config.model_kwargs())) / 1e6
-
-
-def time_to(runs, target=94.0):
-    return analysis.mean_time_to(runs, target)
-
-
-def devices(runs):
-    return ", ".join(sorted({str(run.meta.get("device", "?")) for run in runs}))
-
+results = analysis.resnet9_results(ladder_results, resnet18_results["ResNet18"])
 
 # %% [markdown]
 # ## Tables 8-9 · ResNet9, FastResNet9 and ResNet18
@@ -102,31 +84,12 @@ def devices(runs):
 # FastResNet9 under the plain recipe is an extra, labelled row. Our columns name the epoch they read; the
 # report's 10- and 200-epoch columns compare with ours only where our run is that long. Seconds per epoch are
 # training time alone, on the device in the last column, and runs that shared a GPU with others (a sweep's
-# workers) read slower than alone: compare them as ratios between rows, not with the report's.
+# workers) read slower than alone: compare them as ratios between rows, not with the report's. The last two
+# columns say whether a row compares with the report's epoch-10 and epoch-200 columns.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-reference_rows = reference.resnet9().set_index("label")
-rows = []
-for label, runs in results.items():
-    report_label = "FastResNet9" if label.startswith("FastResNet9") else label
-    early, final = analysis.reading(runs, EARLY), analysis.reading(runs, EPOCHS)
-    rows.append({
-        "model": label, "seeds": len(runs),
-        "report: params (M)": reference_rows.loc[report_label, "report_params_millions"],
-        "ours: params (M)": round(parameters_millions(configs[label]), 2),
-        "report: test acc, epoch 10 (%)": reference_rows.loc[report_label, "report_test_acc_10_epochs"],
-        f"ours: {analysis.column_heading(early.column)}, epoch {EARLY} (%)": str(early),
-        f"ours: all 10,000 (JPEG-affected), epoch {EARLY} (%)": str(analysis.reading(runs, EARLY, "test_acc")),
-        "report: test acc, epoch 200 (%)": reference_rows.loc[report_label, "report_test_acc_200_epochs"],
-        f"ours: {analysis.column_heading(final.column)}, epoch {EPOCHS} (%)": str(final),
-        "report: s/epoch": reference_rows.loc[report_label, "report_seconds_per_epoch"],
-        "ours: s/epoch": round(experiments.seconds_per_epoch(runs), 2),
-        "ours: time to 94% (s)": time_to(runs),
-        "ours: device": devices(runs),
-    })
-table = pd.DataFrame(rows).set_index("model")
-table.loc[:, ~table.columns.duplicated()]
+analysis.resnet9_table(results, reference.resnet9().set_index("label"), early_epoch=EARLY, final_epoch=EPOCHS)
 
 # %% [markdown]
 # ## Fig 19 · FastResNet9 learning curves
@@ -136,7 +99,7 @@ table.loc[:, ~table.columns.duplicated()]
 # %%
 test_column = analysis.primary_column(results["FastResNet9"])
 figure = curves.learning_curves({f"FastResNet9, {RECIPE_NAMES['report']}": results["FastResNet9"],
-                                 f"FastResNet9, {RECIPE_NAMES['plain']}": results["FastResNet9 (plain recipe)"]},
+                                 f"FastResNet9, {RECIPE_NAMES['plain']}": results[analysis.PLAIN_FASTRESNET9]},
                                 title=f"Fig 19: FastResNet9 learning curves (profile {session.profile.name}, "
                                       f"mean and seed range)",
                                 columns=("train_acc", test_column, "train_loss", "test_loss"))
@@ -146,7 +109,8 @@ plt.show()
 # %% [markdown]
 # ## The tricks one at a time
 # Each row adds one trick to the row above; the report measured no step on its own, so its column is what
-# section 1.4.2 says each trick does. A change within two standard errors is not a measured effect.
+# section 1.4.2 says each trick does. A change within two standard errors is not a measured effect. The last
+# column says whether a step's runs compare with the report's FastResNet9 at epoch 10.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -157,8 +121,7 @@ REPORT_SAYS = {
     "+ ghost BN (32)": "higher accuracy",
     "+ flip TTA (= FastResNet9)": "a little more time, higher accuracy",
 }
-ladder_tables = {recipe: analysis.ladder_table(runs, REPORT_SAYS, EPOCHS) for recipe, runs in ladder_results.items()}
-pd.concat({RECIPE_NAMES[recipe]: table for recipe, table in ladder_tables.items()}, names=["recipe", "step"])
+analysis.trick_ladder_tables(ladder_results, REPORT_SAYS, EPOCHS)
 
 # %%
 figure, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
@@ -174,21 +137,14 @@ plt.show()
 # %% [markdown]
 # ## The report's claims, checked under each recipe
 # (a) "FastResNet9 passes the 200-epoch ResNet9 (93.10%) after 8 epochs" and (b) "FastResNet9 reaches 94.03%
-# after 10 epochs", on the primary column, allowing two standard errors (`cifarnb.analysis`). A claim about full
-# CIFAR-10 cannot be tested on a subset, nor one about epoch 8 or 10 on a shorter run: the verdict says so.
+# after 10 epochs" (numbers read from `cifarnb.reference`), on the primary column, allowing two standard errors
+# (`cifarnb.analysis.claims_table`). Claim (a) is checked at its own 93.10%, which Table 8 prints as 93.07% for the
+# same ResNet9. A claim about full CIFAR-10 cannot be tested on a subset, nor one about epoch 8 or 10 on a shorter
+# run: the verdict says so.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-claims = []
-for recipe, ladder_runs in ladder_results.items():
-    fast_runs = ladder_runs["+ flip TTA (= FastResNet9)"]
-    found, verdict = analysis.reached_by_verdict(fast_runs, 93.10, report_epoch=8, full_data=FULL_DATA)
-    claims.append({"recipe": RECIPE_NAMES[recipe], "claim": "(a) passes the 200-epoch ResNet9's 93.10% by epoch 8",
-                   "ours": found, "verdict": verdict})
-    found, verdict = analysis.accuracy_at_verdict(fast_runs, 94.03, report_epoch=10, full_data=FULL_DATA)
-    claims.append({"recipe": RECIPE_NAMES[recipe], "claim": "(b) 94.03% after 10 epochs", "ours": found,
-                   "verdict": verdict})
-pd.DataFrame(claims).set_index(["recipe", "claim"])
+analysis.claims_table(ladder_results, reference.fastresnet9_claims())
 
 # %% [markdown]
 # ## Reading

@@ -39,13 +39,11 @@ n_train = None  # None: the profile's subset size for the accuracy runs (the lan
 n_test = None
 
 # %%
-import math
-
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from cifarnb import analysis, experiments, landscape, notebook, reference
-from cifarnb.plots import bands, curves
+from cifarnb.plots import band_figure, curves
 
 session = notebook.setup("05_batchnorm", profile=profile, seeds=seeds, data_dir=data_dir,
                          results_dir=results_dir, figures_dir=figures_dir, device=device,
@@ -56,7 +54,6 @@ session = notebook.setup("05_batchnorm", profile=profile, seeds=seeds, data_dir=
 LANDSCAPE = experiments.landscape_config(session.profile, device="auto")
 PAPER_LR = landscape.PAPER_LEARNING_RATE  # always 0.1, as in the paper
 PROBE_EVERY = session.profile.probe_every
-LN10 = math.log(10)  # the loss of uniform predictions over 10 classes
 
 # %% [markdown]
 # ## Settings at this profile (report Tables 10 and 11)
@@ -115,11 +112,11 @@ from cifarnb.settings import VGG_EPOCHS
 last_epoch = session.profile.vgg_epochs
 model_of = {label: config.model for label, config in experiments.vgg_configs(session.profile).items()}
 report_accuracy = reference.batchnorm_accuracy()
-accuracy_table = experiments.comparison_table(
+accuracy_table = analysis.comparison_table(
     results,
     measures={f"ours: train acc, epoch {last_epoch} (%)": ("train_acc", None),
               f"ours: {analysis.column_heading(analysis.primary_column(results['VGG-A']))}, epoch {last_epoch} (%)":
-                  (experiments.PRIMARY, None),
+                  (analysis.PRIMARY, None),
               f"ours: test acc, all test images, epoch {last_epoch} (%)": ("test_acc", None)},
     reference_rows=pd.DataFrame([{"label": label, "report_test_acc": report_accuracy[model]}
                                  for label, model in model_of.items()]),
@@ -164,51 +161,38 @@ report_table = experiments.landscape_tables(session.store, LANDSCAPE, "report", 
 
 
 # %%
-def band_figure(table, quantity, title, name, plateau=False, log_y=False, panels=None):
-    """One band plot, or one panel per (quantity, panel title) in ``panels``."""
-    panels = panels or [(quantity, None)]
-    figure, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 4.5), squeeze=False)
-    for ax, (panel_quantity, panel_title) in zip(axes[0], panels):
-        bands.plot_band(table, panel_quantity, ax)
-        if plateau:
-            ax.axhline(LN10, color="grey", linestyle="--", linewidth=1, label=r"$\ln 10$ (uniform prediction)")
-            ax.legend()
-        if log_y:
-            ax.set_yscale("log")
-        if panel_title:
-            ax.set_title(panel_title)
-    figure.suptitle(title) if len(panels) > 1 else axes[0][0].set_title(title)
-    figure.tight_layout()
-    session.save(figure, name)
-    plt.show()
-
-
 lr_text = ", ".join(f"{lr:g}" for lr in LANDSCAPE.learning_rates)
 report_suffix = (f"\nreport's method: band over lr ∈ {{{lr_text}}}, gap {LANDSCAPE.gap} "
                  f"(profile {session.profile.name})")
-band_figure(report_table, landscape.LOSS, f"Fig 30 · Loss landscape (window mean){report_suffix}",
-            "fig30_loss_landscape", plateau=True)
+session.save(band_figure(report_table, f"Fig 30 · Loss landscape (window mean){report_suffix}",
+                         [(landscape.LOSS, None)], plateau=True), "fig30_loss_landscape")
+plt.show()
 
 # %%
 SCOPES = "all parameters (report eq. 6)", "last linear layer's weight (the template's)"
-band_figure(report_table, None, f"Fig 31 · Gradient distance of consecutive steps{report_suffix}",
-            "fig31_gradient_distance", log_y=True,
-            panels=list(zip((landscape.GRAD_DISTANCE, landscape.GRAD_DISTANCE_LAST), SCOPES)))
+session.save(band_figure(report_table, f"Fig 31 · Gradient distance of consecutive steps{report_suffix}",
+                         list(zip((landscape.GRAD_DISTANCE, landscape.GRAD_DISTANCE_LAST), SCOPES)), log_y=True),
+             "fig31_gradient_distance")
+plt.show()
 
 # %%
-band_figure(report_table, None, f"Fig 32 · Effective β-smoothness{report_suffix}", "fig32_effective_beta",
-            log_y=True, panels=list(zip((landscape.BETA, landscape.BETA_LAST), SCOPES)))
+session.save(band_figure(report_table, f"Fig 32 · Effective β-smoothness{report_suffix}",
+                         list(zip((landscape.BETA, landscape.BETA_LAST), SCOPES)), log_y=True),
+             "fig32_effective_beta")
+plt.show()
 
 # %% [markdown]
 # **Which scope do the report's figures resemble?** The report gives Figs 31-32 as images without numbers, so
 # their scale cannot be compared here; what it describes is a shape: VGG-A + BN **above** VGG-A early in
 # training and **below** it later (both figures). The table reads that shape from each scope's medians over the
-# first fifth and the second half of the steps (`cifarnb.analysis.report_pattern`).
+# first fifth and the second half of the steps (`cifarnb.analysis.report_pattern`); the last column says whether
+# these runs have the report's settings (Table 11), without which the shape does not test the report's.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 pattern = pd.DataFrame([
-    {"figure": figure_name, "scope": scope, **analysis.pattern_summary(report_table, quantity)}
+    {"figure": figure_name, "scope": scope, **analysis.pattern_summary(report_table, quantity),
+     analysis.COMPARABLE_HEADING: analysis.landscape_comparability(LANDSCAPE)}
     for figure_name, pairs in (("Fig 31", (landscape.GRAD_DISTANCE, landscape.GRAD_DISTANCE_LAST)),
                                ("Fig 32", (landscape.BETA, landscape.BETA_LAST)))
     for quantity, scope in zip(pairs, SCOPES)
@@ -234,82 +218,42 @@ paper_table = experiments.landscape_tables(session.store, LANDSCAPE, "paper", de
 # %%
 paper_suffix = (f"\npaper's method: lr {PAPER_LR:g}, band over η ∈ [{min(etas):.2g}, {max(etas):.2g}], "
                 f"probe every {PROBE_EVERY} steps (profile {session.profile.name})")
-band_figure(paper_table, landscape.LOSS, f"Paper Fig. 4a · Loss along the gradient{paper_suffix}",
-            "paper_fig4_a_loss_landscape", plateau=True)
+session.save(band_figure(paper_table, f"Paper Fig. 4a · Loss along the gradient{paper_suffix}",
+                         [(landscape.LOSS, None)], plateau=True), "paper_fig4_a_loss_landscape")
+plt.show()
 
 # %%
-band_figure(paper_table, landscape.GRAD_DISTANCE,
-            f"Paper Fig. 4b · Gradient predictiveness ‖∇L(w − ηg) − g‖{paper_suffix}",
-            "paper_fig4_b_gradient_predictiveness", log_y=True)
+session.save(band_figure(paper_table, f"Paper Fig. 4b · Gradient predictiveness ‖∇L(w − ηg) − g‖{paper_suffix}",
+                         [(landscape.GRAD_DISTANCE, None)], log_y=True), "paper_fig4_b_gradient_predictiveness")
+plt.show()
 
 # %%
-band_figure(paper_table, landscape.BETA, f"Paper Fig. 4c · Effective β-smoothness (max over η){paper_suffix}",
-            "paper_fig4_c_effective_beta", log_y=True)
+session.save(band_figure(paper_table, f"Paper Fig. 4c · Effective β-smoothness (max over η){paper_suffix}",
+                         [(landscape.BETA, None)], log_y=True), "paper_fig4_c_effective_beta")
+plt.show()
 
 # %% [markdown]
 # ## Summaries read from the stored tables
 # The report gives its landscape results only as figures, so there is no report number to put beside these.
 #
 # **How long each run sits on the ln 10 plateau**: the first step whose loss falls more than 0.1 below
-# ln 10 = 2.303 (report's method: the window mean; paper's method: the training loss of the step).
+# ln 10 = 2.303 (report's method: the window mean; paper's method: the training loss of the step;
+# `cifarnb.analysis.plateau_table`).
 
 # %%
 # NBVAL_CHECK_OUTPUT
-PLATEAU_MARGIN = 0.1
-
-
-def leaves_plateau(rows, quantity):
-    below = rows[(rows["quantity"] == quantity) & (rows["value"] < LN10 - PLATEAU_MARGIN)]
-    last = int(rows["step"].max())
-    return f"step {int(below['step'].min())}" if len(below) else f"not by step {last}"
-
-
-plateau = pd.DataFrame({
-    **{f"report's method, lr {lr:g}": {model: leaves_plateau(report_table[(report_table["model"] == model)
-                                                                         & (report_table["lr"] == lr)],
-                                                            landscape.LOSS)
-                                      for model in landscape.MODELS}
-       for lr in LANDSCAPE.learning_rates},
-    f"paper's method, lr {PAPER_LR:g}": {model: leaves_plateau(paper_table[paper_table["model"] == model],
-                                                               landscape.TRAIN_LOSS)
-                                         for model in landscape.MODELS},
-})
-plateau.index.name = "model"
-plateau
+analysis.plateau_table(report_table, paper_table)
 
 # %% [markdown]
 # **Both methods over the second half of training** (steps past the middle of the run): the mean loss, the
 # mean width of the loss band (max − min across lr for the report's method, across η for the paper's), and
-# the medians of the gradient distance and of β (medians, because β early on is a ratio of small numbers).
+# the medians of the gradient distance and of β (medians, because β early on is a ratio of small numbers;
+# `cifarnb.analysis.second_half_summary`).
 
 # %%
 # NBVAL_CHECK_OUTPUT
-def second_half_summary(table, method, band_over):
-    rows = []
-    middle = table["step"].max() / 2
-    late = table[table["step"] > middle]
-    band = landscape.min_max_band(late)
-    for model in landscape.MODELS:
-        mine, my_band = late[late["model"] == model], band[band["model"] == model]
-
-        def values(quantity):
-            return mine.loc[mine["quantity"] == quantity, "value"]
-
-        loss_band = my_band[my_band["quantity"] == landscape.LOSS]
-        rows.append({
-            "method": method, "model": model, "band over": band_over,
-            "steps": f"{int(mine['step'].min())}-{int(mine['step'].max())}",
-            "mean loss": f"{values(landscape.LOSS).mean():.3f}",
-            "mean loss band width": f"{(loss_band['max'] - loss_band['min']).mean():.3f}",
-            "median gradient distance": f"{values(landscape.GRAD_DISTANCE).median():.3g}",
-            "median β": f"{values(landscape.BETA).median():.3g}",
-        })
-    return rows
-
-
-pd.DataFrame(second_half_summary(report_table, "report's (consecutive minibatches)", "lr")
-             + second_half_summary(paper_table, "paper's (same minibatch, along g)", "eta")
-             ).set_index(["method", "model"])
+pd.concat([analysis.second_half_summary(report_table, "report's (consecutive minibatches)", "lr"),
+           analysis.second_half_summary(paper_table, "paper's (same minibatch, along g)", "eta")])
 
 # %% [markdown]
 # ## Reading
