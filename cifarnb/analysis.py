@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import landscape, models
+from . import landscape, models, reference
 from .reference import Claim
 from .results import Run, SeedSummary, summarize
-from .settings import EARLY_RESNET9_EPOCHS, EARLY_ZOO_EPOCHS, REPORT_EPOCHS
+from .settings import ABLATION_BASELINE, EARLY_RESNET9_EPOCHS, EARLY_ZOO_EPOCHS, REPORT_EPOCHS
 from .train import TrainConfig
 from .train.timing import time_to_accuracy
 
@@ -41,6 +41,7 @@ def primary_column(runs: list[Run]) -> str:
 
 
 COMPARABLE_HEADING = "comparable with the report"
+NOT_RUN = "not run"  # a table cell whose runs the store does not hold
 
 
 def comparability(runs: list[Run], report_epochs: int | None = None) -> str:
@@ -217,6 +218,30 @@ def comparison_table(results: dict[str, list[Run]], measures: dict[str, tuple[st
 def column_heading(column: str) -> str:
     """How a table heads an accuracy column."""
     return "test acc, exact rows 0-999" if column == EXACT_COLUMN else "test acc"
+
+
+# Section 1: the ResNet18 ablations (notebook 01; report 1.1, Tables 1-5)
+
+def report_choice(group: str) -> str:
+    """The report's label for the setting it kept in ``group`` (its baseline, which the zoo trains with)."""
+    field = reference.ABLATION_FIELDS[group]
+    kept = [label for label, value in reference.REPORT_VALUE_NAMES[group].items() if value == ABLATION_BASELINE[field]]
+    return kept[0]
+
+
+def recipe_choice_table(results: dict[str, dict[str, list[Run]]]) -> pd.DataFrame:
+    """Per ablation group: the report's choice, the report's best single run, our best mean test accuracy, and
+    our mean for the report's choice, so that the choice can be read against the seed spread."""
+    rows = []
+    for group, by_label in results.items():
+        ours = {label: measure(runs, "test_acc") for label, runs in by_label.items()}
+        best_ours = max(ours, key=lambda label: ours[label].mean)
+        report = reference.ablation(group).set_index("label")["report_test_acc"]
+        choice = report_choice(group)
+        rows.append({"group": group, "report's choice": choice, "report's best": report.idxmax(),
+                     "our best (mean test acc)": f"{best_ours} ({ours[best_ours]})",
+                     "our choice's test acc": str(ours[choice]) if choice in ours else NOT_RUN})
+    return pd.DataFrame(rows).set_index("group")
 
 
 # Section 3: ResNet9 → FastResNet9 (notebook 03; report 1.4, Tables 8-9, the trick ladders, claims (a) and (b))
@@ -429,7 +454,6 @@ def pattern_summary(table: pd.DataFrame, quantity: str) -> dict[str, object]:
 # Notebook 02 (report 1.3, Tables 6-7, Fig 14). ``report`` is always ``reference.model_zoo()`` indexed by model
 # (our names, with the report's spelling in "label"); ``results`` maps a row label to its runs over seeds.
 
-NOT_RUN = "not run"
 VALUE_CLAIM_MODELS = ("resnet34", "wideresnet28x10")  # "the best value" against the best model (report 1.3)
 EARLY_CLAIM_MODEL = "densenet121"  # "converges fastest in the first 25 epochs"
 EARLY_THRESHOLD = 80.0  # the early table's "first epoch at 80%": a measure of early progress not tied to one epoch

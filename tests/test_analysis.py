@@ -2,7 +2,7 @@
 
 import pytest
 
-from cifarnb import analysis
+from cifarnb import analysis, reference
 from cifarnb.results import Run
 from cifarnb.train import TrainConfig
 
@@ -265,3 +265,21 @@ def test_landscape_comparability_names_what_differs_from_table_11():
     assert analysis.landscape_comparability(smoke) == (
         "no: trained on 256 of 50,000 images; epochs 2 (report: 20); batch 16 (report: 128); "
         "gap 2 (report: 30); learning rates 0.05, 0.1, 0.15 (report: 0.05, 0.075, 0.1, 0.125, 0.15)")
+
+
+def test_report_choice_is_the_ablation_baseline():
+    assert [analysis.report_choice(g) for g in ("loss", "weight_decay", "activation", "optimizer", "scheduler")] == \
+        ["CrossEntropyLoss", "5e-4", "ReLU", "SGD", "ReduceLROnPlateau"]
+
+
+def test_recipe_choice_table_reads_the_choice_against_our_best_mean():
+    results = {"loss": {"CrossEntropyLoss": [run([80.0], [80.0], seed=0), run([82.0], [82.0], seed=1)],
+                        "MSELoss": [run([85.0], [85.0], seed=0), run([83.0], [83.0], seed=1)]},
+               "activation": {"GELU": [run([70.0], [70.0])]}}
+    table = analysis.recipe_choice_table(results)
+    assert table.loc["loss", "report's choice"] == "CrossEntropyLoss"
+    assert table.loc["loss", "our best (mean test acc)"].startswith("MSELoss (84.00")
+    assert table.loc["loss", "our choice's test acc"].startswith("81.00")
+    assert table.loc["activation", "our choice's test acc"] == analysis.NOT_RUN  # ReLU's runs are not there
+    best_loss = max(reference.raw()["ablations_resnet18"]["loss"].items(), key=lambda item: item[1][1])[0]
+    assert table.loc["loss", "report's best"] == best_loss

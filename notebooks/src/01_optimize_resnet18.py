@@ -173,17 +173,7 @@ ablation_figure("scheduler")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-REPORT_CHOICE = {"loss": "CrossEntropyLoss", "weight_decay": "5e-4", "activation": "ReLU", "optimizer": "SGD",
-                 "scheduler": "ReduceLROnPlateau"}
-rows = []
-for group in GROUPS:
-    ours = {label: analysis.measure(runs, "test_acc") for label, runs in results[group].items()}
-    best_ours = max(ours, key=lambda label: ours[label].mean)
-    ref = reference.ablation(group).set_index("label")["report_test_acc"]
-    rows.append({"group": group, "report's choice": REPORT_CHOICE[group], "report's best": ref.idxmax(),
-                 "our best (mean test acc)": f"{best_ours} ({ours[best_ours]})",
-                 "our choice's test acc": str(ours[REPORT_CHOICE[group]])})
-pd.DataFrame(rows).set_index("group")
+analysis.recipe_choice_table(results)
 
 # %% [markdown]
 # ## Reading the results
