@@ -150,9 +150,21 @@ def _sweep(args: argparse.Namespace) -> int:
 
         # Rewritten after every finished task, so whatever stops the sweep, the finished results are in it.
         on_finished = functools.partial(pack, store.root, args.baseline, args.archive)
-    report = sweep(args.section, profile, store, seeds=args.seeds, device=args.device, workers=args.workers,
-                   budget_seconds=args.budget_s, on_finished=on_finished, log=functools.partial(print, flush=True),
-                   data_root=args.data)
+    if args.backend == "ray":
+        from .cluster import MissingExtra, sweep_on_ray
+
+        try:
+            report = sweep_on_ray(args.section, profile, store, seeds=args.seeds, device=args.device,
+                                  address=args.address, gpus_per_run=args.gpus_per_run,
+                                  cpus_per_run=args.cpus_per_run, log=functools.partial(print, flush=True),
+                                  data_root=args.data)
+        except MissingExtra as error:
+            print(f"cifarnb sweep: {error}")
+            return 2
+    else:
+        report = sweep(args.section, profile, store, seeds=args.seeds, device=args.device, workers=args.workers,
+                       budget_seconds=args.budget_s, on_finished=on_finished, log=functools.partial(print, flush=True),
+                       data_root=args.data)
     if on_finished is not None:
         on_finished()
     print(f"sweep ({profile.name}, {', '.join(args.section)}): {report.summary()}")
@@ -208,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "store's result files that are new relative to --baseline (default: no archive)")
     sweep.add_argument("--baseline", default=None, help="the store the archive is relative to (e.g. the "
                        "committed results/); default with --archive: none, every result file goes in")
+    sweep.add_argument("--backend", default="local", choices=("local", "ray"),
+                       help="local: --workers processes here; ray: one Ray task per run (needs the cluster extra)")
+    sweep.add_argument("--address", default=None, help="with --backend ray: a running cluster's address "
+                       "(host:port from `ray start --head`); default: start a local Ray instance")
+    sweep.add_argument("--gpus-per-run", type=float, default=0.0,
+                       help="with --backend ray: GPUs each run reserves; fractions pack runs (0.25: four per GPU)")
+    sweep.add_argument("--cpus-per-run", type=float, default=1.0, help="with --backend ray: CPUs each run reserves")
     sweep.set_defaults(handler=_sweep)
 
     merge = commands.add_parser("merge", help="validate a results archive and merge it into the store")

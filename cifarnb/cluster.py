@@ -1,0 +1,128 @@
+"""A sweep on Ray: ``cifarnb sweep --backend ray [--address ADDR]``, every task of :func:`sweep.plan` one Ray task.
+
+* **Claims.** Each Ray task claims its result through the store's lock (``results.claim``, a flock) exactly as
+  ``--workers`` does, so two drivers on one cluster, or a Ray sweep beside a local one, never train a run twice.
+  The store must therefore live on storage every node sees, with working flock (NFS with locking, Lustre
+  mounted with ``flock``).
+* **Faults.** A task whose worker process or node dies is retried by Ray (``max_retries``); the dead process
+  released its flock, so the retry claims the run again and resumes it from the checkpoint in the store. A task
+  that raises (a bug, a missing file) is logged and the sweep goes on, as with ``--workers``.
+* **Progress.** One bar over the sweep's tasks (finished / running / queued) and one line per finished task.
+
+Ray is an optional extra (``pip install -e ".[cluster]"``), imported only here and only when used.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+from .profiles import Profile
+from .results import ResultStore
+from .sweep import SweepReport, Task, plan
+
+INSTALL_HINT = 'the Ray backend needs the cluster extra: pip install -e ".[cluster]"'
+MAX_RETRIES = 3  # a worker or node dying this many times on one run is no longer a transient fault
+
+
+class MissingExtra(RuntimeError):
+    """An optional dependency is not installed; the message says how to install it."""
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise MissingExtra(INSTALL_HINT) from None
+    return ray
+
+
+def _compute(task: Task, store_root: str, keep_weights: bool, device: str, data_root: str | None) -> str | None:
+    """One task on a Ray worker: claim, compute (resuming from the store's checkpoint), or None if claimed elsewhere."""
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))  # Ray sets it to the task's CPUs
+    return task.compute(ResultStore(store_root, keep_weights=keep_weights), device, wait=False, data_root=data_root)
+
+
+def dispatch(tasks: list[Task], store: ResultStore, device: str = "auto", address: str | None = None,
+             gpus_per_run: float = 0.0, cpus_per_run: float = 1.0, max_retries: int = MAX_RETRIES,
+             num_cpus: int | None = None, progress: bool = True, log: Callable[[str], None] = print,
+             data_root: str | None = None) -> bool:
+    """Compute every task of ``tasks`` not yet stored, one Ray task each; returns False if a task failed.
+
+    ``address``: a running cluster (``ray start --head`` printed it); None starts a local Ray instance with
+    ``num_cpus`` CPUs (default: all). ``gpus_per_run`` may be fractional: 0.25 packs four runs per GPU.
+    """
+    if gpus_per_run < 0 or cpus_per_run <= 0:
+        raise ValueError(f"gpus_per_run={gpus_per_run} must be >= 0 and cpus_per_run={cpus_per_run} > 0")
+    ray = _ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(_compute).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run,
+                                              max_retries=max_retries, retry_exceptions=False)
+        pending = {}
+        for number, task in enumerate(tasks, 1):
+            if not task.stored(store):
+                ref = remote.remote(task, str(store.root), store.keep_weights, device, data_root)
+                pending[ref] = (number, task)
+        resources = ray.cluster_resources()
+        slots = int(resources.get("CPU", 1) // cpus_per_run)
+        if gpus_per_run > 0:
+            slots = min(slots, int(resources.get("GPU", 0) / gpus_per_run + 1e-9))
+        return _collect(ray, pending, len(tasks), max(1, slots), progress, log)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _collect(ray, pending: dict, total: int, slots: int, progress: bool, log: Callable[[str], None]) -> bool:
+    from tqdm.auto import tqdm
+
+    ok, finished = True, 0
+    # Ray does not say which queued task holds a worker; "running" is what the cluster's slots can hold.
+    bar = tqdm(total=len(pending), desc="sweep", unit="task", disable=not progress)
+
+    def show():
+        running = min(len(pending), slots)
+        bar.set_postfix_str(f"finished {finished}, running {running}, queued {len(pending) - running}")
+
+    show()
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        number, task = pending.pop(done[0])
+        try:
+            how = ray.get(done[0])
+        except Exception as error:  # noqa: BLE001 - one broken task must not cost the rest of the sweep
+            ok = False
+            how = f"FAILED: {type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error) else ''}"
+        finished += 1
+        bar.update(1)
+        show()
+        line = f"[{number}/{total}] {task.label}: {how or 'claimed by another process (another driver?)'}"
+        bar.write(line) if progress else log(line)  # above the bar, not through it
+    bar.close()
+    return ok
+
+
+def sweep_on_ray(sections, profile: Profile, store: ResultStore, seeds=None, device: str = "auto",
+                 address: str | None = None, gpus_per_run: float = 0.0, cpus_per_run: float = 1.0,
+                 max_retries: int = MAX_RETRIES, num_cpus: int | None = None, progress: bool = True,
+                 log: Callable[[str], None] = print, data_root: str | None = None) -> SweepReport:
+    """:func:`sweep.sweep` with Ray as the engine: every task of ``sections`` (:func:`plan`) through ``store``."""
+    tasks = plan(sections, profile, seeds)
+    before = {task: task.stored(store) for task in tasks}
+    started = time.perf_counter()
+    ok = dispatch(tasks, store, device, address, gpus_per_run, cpus_per_run, max_retries, num_cpus, progress, log,
+                  data_root)
+    after = {task: task.stored(store) for task in tasks}
+    log(f"ray sweep took {time.perf_counter() - started:.1f} s")
+    return SweepReport(computed=[t.label for t in tasks if after[t] and not before[t]],
+                       already_stored=[t.label for t in tasks if before[t]],
+                       left=[t.label for t in tasks if not after[t]], ok=ok)
