@@ -144,6 +144,13 @@ def _sweep(args: argparse.Namespace) -> int:
         raise ValueError("--baseline needs --archive PATH (the archive of results new relative to it)")
     profile = profiles.get(args.profile)
     store = ResultStore(args.results)
+    if args.estimate:
+        from .sweep import estimate_hours
+
+        for section, (hours, guessed) in estimate_hours(args.section, profile, store, args.estimate).items():
+            print(f"{section}: {hours:.1f} h on {args.estimate}"
+                  + (f" (guessed from FLOPs, not measured: {', '.join(guessed)})" if guessed else ""))
+        return 0
     on_finished = None
     if args.archive:
         from .archive import pack
@@ -220,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "store's result files that are new relative to --baseline (default: no archive)")
     sweep.add_argument("--baseline", default=None, help="the store the archive is relative to (e.g. the "
                        "committed results/); default with --archive: none, every result file goes in")
+    sweep.add_argument("--estimate", default=None, metavar="DEVICE",
+                       help="print each section's hours on DEVICE (a run.json meta device, e.g. 'NVIDIA H200') "
+                       "from the store's measured seconds per epoch, and train nothing")
     sweep.add_argument("--backend", default="local", choices=("local", "ray"),
                        help="local: --workers processes here; ray: one Ray task per run (needs the cluster extra)")
     sweep.add_argument("--address", default=None, help="with --backend ray: a running cluster's address "

@@ -280,3 +280,21 @@ def _worker(tasks, root, keep_weights, device, deadline, on_finished, log, prefi
               lambda line: log(prefix + line), data_root)
     raise SystemExit(0 if ok else 1)
 
+
+
+def estimate_hours(sections, profile: Profile, store: ResultStore, device_label: str,
+                   device_type: str = "cuda") -> dict[str, tuple[float, list[str]]]:
+    """Device-hours each section's runs take at ``profile`` on ``device_label`` (:func:`run_seconds` per task),
+    with the models whose seconds per epoch were guessed from FLOPs because the store has no run of theirs
+    on that device at that batch size and data size."""
+    hours: dict[str, tuple[float, list[str]]] = {}
+    for section in sections:
+        seconds, guessed = 0.0, set()
+        for task in plan([section], profile):
+            seconds += task.estimate_seconds(store, device_label, device_type)
+            model = task.unit.model if task.kind == "landscape" else task.config.model
+            config = task.config if task.config is not None else None
+            if config is not None and _measured_epoch_seconds(store, config, device_label) is None:
+                guessed.add(model)
+        hours[section] = (seconds / 3600, sorted(guessed))
+    return hours
