@@ -147,9 +147,11 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.estimate:
         from .sweep import estimate_hours
 
-        for section, (hours, guessed) in estimate_hours(args.section, profile, store, args.estimate).items():
+        estimates = estimate_hours(args.section, profile, store, args.estimate, seeds=args.seeds)
+        for section, (hours, guessed) in estimates.items():
             print(f"{section}: {hours:.1f} h on {args.estimate}"
                   + (f" (guessed from FLOPs, not measured: {', '.join(guessed)})" if guessed else ""))
+        print(f"total ({profile.name}): {sum(hours for hours, _ in estimates.values()):.1f} h on {args.estimate}")
         return 0
     on_finished = None
     if args.archive:
@@ -160,15 +162,20 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.backend == "ray":
         from .cluster import MissingExtra, sweep_on_ray
 
+        if args.workers != 1 or args.budget_s is not None:
+            raise ValueError("--workers and --budget-s work with --backend local; with --backend ray the cluster's "
+                             "CPUs and GPUs (--cpus-per-run, --gpus-per-run) decide how many runs train at once")
         try:
             report = sweep_on_ray(args.section, profile, store, seeds=args.seeds, device=args.device,
                                   address=args.address, gpus_per_run=args.gpus_per_run,
-                                  cpus_per_run=args.cpus_per_run, log=functools.partial(print, flush=True),
-                                  data_root=args.data)
+                                  cpus_per_run=args.cpus_per_run, on_finished=on_finished,
+                                  log=functools.partial(print, flush=True), data_root=args.data)
         except MissingExtra as error:
-            print(f"cifarnb sweep: {error}")
+            print(f"cifarnb: error: {error}", file=sys.stderr)
             return 2
     else:
+        if args.address is not None:
+            raise ValueError("--address needs --backend ray (a Ray cluster's address)")
         report = sweep(args.section, profile, store, seeds=args.seeds, device=args.device, workers=args.workers,
                        budget_seconds=args.budget_s, on_finished=on_finished, log=functools.partial(print, flush=True),
                        data_root=args.data)

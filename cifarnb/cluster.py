@@ -49,14 +49,20 @@ def _compute(task: Task, store_root: str, keep_weights: bool, device: str, data_
 def dispatch(tasks: list[Task], store: ResultStore, device: str = "auto", address: str | None = None,
              gpus_per_run: float = 0.0, cpus_per_run: float = 1.0, max_retries: int = MAX_RETRIES,
              num_cpus: int | None = None, progress: bool = True, log: Callable[[str], None] = print,
-             data_root: str | None = None) -> bool:
+             data_root: str | None = None, on_finished: Callable[[], None] | None = None) -> bool:
     """Compute every task of ``tasks`` not yet stored, one Ray task each; returns False if a task failed.
 
     ``address``: a running cluster (``ray start --head`` printed it); None starts a local Ray instance with
     ``num_cpus`` CPUs (default: all). ``gpus_per_run`` may be fractional: 0.25 packs four runs per GPU.
+    ``data_root``: the data folder as every node sees it (None: each worker's ``$CIFARNB_DATA``, then ./data).
+    ``on_finished`` runs here, in the driver, after each finished task (e.g. to rewrite a results archive).
     """
     if gpus_per_run < 0 or cpus_per_run <= 0:
         raise ValueError(f"gpus_per_run={gpus_per_run} must be >= 0 and cpus_per_run={cpus_per_run} > 0")
+    if device.startswith("cuda") and gpus_per_run == 0:
+        # Ray hides every GPU from a task that reserved none.
+        raise ValueError(f"device={device!r} needs GPUs reserved per run: give --gpus-per-run (e.g. 1, or 0.25 to "
+                         "pack four runs per GPU)")
     ray = _ray()
     started_here = not ray.is_initialized()
     if started_here:
@@ -76,13 +82,14 @@ def dispatch(tasks: list[Task], store: ResultStore, device: str = "auto", addres
         slots = int(resources.get("CPU", 1) // cpus_per_run)
         if gpus_per_run > 0:
             slots = min(slots, int(resources.get("GPU", 0) / gpus_per_run + 1e-9))
-        return _collect(ray, pending, len(tasks), max(1, slots), progress, log)
+        return _collect(ray, pending, len(tasks), max(1, slots), progress, log, on_finished)
     finally:
         if started_here:
             ray.shutdown()
 
 
-def _collect(ray, pending: dict, total: int, slots: int, progress: bool, log: Callable[[str], None]) -> bool:
+def _collect(ray, pending: dict, total: int, slots: int, progress: bool, log: Callable[[str], None],
+             on_finished: Callable[[], None] | None) -> bool:
     from tqdm.auto import tqdm
 
     ok, finished = True, 0
@@ -107,6 +114,8 @@ def _collect(ray, pending: dict, total: int, slots: int, progress: bool, log: Ca
         show()
         line = f"[{number}/{total}] {task.label}: {how or 'claimed by another process (another driver?)'}"
         bar.write(line) if progress else log(line)  # above the bar, not through it
+        if how is not None and not how.startswith("FAILED") and on_finished is not None:
+            on_finished()
     bar.close()
     return ok
 
@@ -114,13 +123,15 @@ def _collect(ray, pending: dict, total: int, slots: int, progress: bool, log: Ca
 def sweep_on_ray(sections, profile: Profile, store: ResultStore, seeds=None, device: str = "auto",
                  address: str | None = None, gpus_per_run: float = 0.0, cpus_per_run: float = 1.0,
                  max_retries: int = MAX_RETRIES, num_cpus: int | None = None, progress: bool = True,
-                 log: Callable[[str], None] = print, data_root: str | None = None) -> SweepReport:
+                 on_finished: Callable[[], None] | None = None, log: Callable[[str], None] = print,
+                 data_root: str | None = None) -> SweepReport:
     """:func:`sweep.sweep` with Ray as the engine: every task of ``sections`` (:func:`plan`) through ``store``."""
+    _ray()  # without the extra, say so before anything else
     tasks = plan(sections, profile, seeds)
     before = {task: task.stored(store) for task in tasks}
     started = time.perf_counter()
     ok = dispatch(tasks, store, device, address, gpus_per_run, cpus_per_run, max_retries, num_cpus, progress, log,
-                  data_root)
+                  data_root, on_finished)
     after = {task: task.stored(store) for task in tasks}
     log(f"ray sweep took {time.perf_counter() - started:.1f} s")
     return SweepReport(computed=[t.label for t in tasks if after[t] and not before[t]],

@@ -90,20 +90,26 @@ class Task:
         maps, how = stored_feature_maps(store, on_device, image, wait=wait)
         return None if maps is None else f"feature maps {how}"
 
-    def estimate_seconds(self, store: ResultStore, device_label: str, device_type: str) -> float:
+    def timing_config(self) -> TrainConfig:
+        """The training run whose measured seconds per epoch time this task (for a landscape table: a run of the
+        same model, batch size and data, the VGG runs it is measured on)."""
+        if self.kind != "landscape":
+            return self.config
+        unit = self.unit
+        return TrainConfig(model=unit.model, epochs=unit.config.epochs, batch_size=unit.config.batch_size,
+                           n_train=unit.config.n_train, n_test=1, device="cpu")
+
+    def estimate_seconds(self, store: ResultStore, times: EpochTimes, device_label: str, device_type: str) -> float:
         """How long :meth:`compute` will take on this device (see :func:`run_seconds`)."""
         if self.kind == "features":
             trained = store.load(self.config) is not None
-            return 10.0 + (0.0 if trained else run_seconds(self.config, store, device_label, device_type))
+            return 10.0 + (0.0 if trained else run_seconds(self.config, times, device_label, device_type))
         if self.kind == "landscape":
-            unit = self.unit
-            # Timed like a training run of the same model, batch size and data (the VGG runs), without evaluation.
-            proxy = TrainConfig(model=unit.model, epochs=unit.config.epochs, batch_size=unit.config.batch_size,
-                                n_train=unit.config.n_train, n_test=1, device="cpu")
-            # The report's method keeps gradients every gap steps; the paper's makes 2 passes per eta per probe.
-            extra = 0.3 + (2 * PAPER_ETA_COUNT / unit.probe_every if unit.method == "paper" else 0.0)
-            return run_seconds(proxy, store, device_label, device_type) * (1 + extra)
-        return run_seconds(self.config, store, device_label, device_type)
+            # Timed like its training run, without evaluation: the report's method keeps gradients every gap
+            # steps; the paper's makes 2 passes per eta per probe.
+            extra = 0.3 + (2 * PAPER_ETA_COUNT / self.unit.probe_every if self.unit.method == "paper" else 0.0)
+            return run_seconds(self.timing_config(), times, device_label, device_type) * (1 + extra)
+        return run_seconds(self.config, times, device_label, device_type)
 
 
 def plan(sections, profile: Profile, seeds=None) -> list[Task]:
@@ -149,24 +155,36 @@ def _section_tasks(section: str, profile: Profile, seed: int) -> list[Task]:
     return [Task(section, unit.label, "landscape", unit=unit) for unit in units]
 
 
-def run_seconds(config: TrainConfig, store: ResultStore, device_label: str, device_type: str) -> float:
-    """Seconds to train ``config`` here: the mean measured seconds per epoch (training + evaluation) of the
-    store's runs of the same model, batch size and data on this device, else a guess from its FLOPs; times
-    :data:`SAFETY`, plus set-up."""
-    per_epoch = _measured_epoch_seconds(store, config, device_label)
+@dataclass(frozen=True)
+class EpochTimes:
+    """The store's measured seconds per epoch (training + evaluation), read once: the mean over every epoch of
+    the store's runs with one device, model, batch size and number of training images.
+
+    Reading the store validates every run's config (building its model), about 25 ms a run on a CPU: done once
+    per sweep or estimate, not once per task."""
+
+    means: dict[tuple[str, str, int, int | None], float]
+
+    @classmethod
+    def read(cls, store: ResultStore) -> EpochTimes:
+        totals: dict[tuple[str, str, int, int | None], list[float]] = {}
+        for run in store.runs():
+            key = (run.meta.get("device"), run.config.model, run.config.batch_size, run.config.n_train)
+            seconds = [row["seconds"] + row.get("eval_seconds", 0.0) for row in run.history if "seconds" in row]
+            totals.setdefault(key, []).extend(seconds)
+        return cls({key: sum(rows) / len(rows) for key, rows in totals.items() if rows})
+
+    def per_epoch(self, config: TrainConfig, device_label: str) -> float | None:
+        return self.means.get((device_label, config.model, config.batch_size, config.n_train))
+
+
+def run_seconds(config: TrainConfig, times: EpochTimes, device_label: str, device_type: str) -> float:
+    """Seconds to train ``config`` here: the store's mean measured seconds per epoch of the same model, batch
+    size and data on this device (``times``), else a guess from its FLOPs; times :data:`SAFETY`, plus set-up."""
+    per_epoch = times.per_epoch(config, device_label)
     if per_epoch is None:
         per_epoch = _guessed_epoch_seconds(config, device_type)
     return SETUP_SECONDS + SAFETY * config.epochs * per_epoch
-
-
-def _measured_epoch_seconds(store: ResultStore, config: TrainConfig, device_label: str) -> float | None:
-    rows = [row for run in store.runs()
-            if run.meta.get("device") == device_label and run.config.model == config.model
-            and run.config.batch_size == config.batch_size and run.config.n_train == config.n_train
-            for row in run.history if "seconds" in row]
-    if not rows:
-        return None
-    return sum(row["seconds"] + row.get("eval_seconds", 0.0) for row in rows) / len(rows)
 
 
 def _guessed_epoch_seconds(config: TrainConfig, device_type: str) -> float:
@@ -207,11 +225,12 @@ def work(tasks: list[Task], store: ResultStore, device: str = "auto", deadline: 
     resolved = resolve_device(device)
     label, device_type = device_name(resolved), resolved.type
     ok = True
+    times = EpochTimes.read(store) if deadline is not None else None
     for number, task in enumerate(tasks, 1):
         if task.stored(store):
             continue
         if deadline is not None:
-            estimate = task.estimate_seconds(store, label, device_type)
+            estimate = task.estimate_seconds(store, times, label, device_type)
             if time.time() + estimate > deadline:
                 log(f"[{number}/{len(tasks)}] {task.label}: not started, needs ~{estimate:.0f} s of the "
                     f"{max(0.0, deadline - time.time()):.0f} s left")
@@ -225,6 +244,8 @@ def work(tasks: list[Task], store: ResultStore, device: str = "auto", deadline: 
         if how is None:
             continue  # another process has it
         log(f"[{number}/{len(tasks)}] {task.label}: {how}")
+        if deadline is not None:
+            times = EpochTimes.read(store)  # the run just finished measured this device: better estimates
         if on_finished is not None:
             on_finished()
     return ok
@@ -281,20 +302,20 @@ def _worker(tasks, root, keep_weights, device, deadline, on_finished, log, prefi
     raise SystemExit(0 if ok else 1)
 
 
-
 def estimate_hours(sections, profile: Profile, store: ResultStore, device_label: str,
-                   device_type: str = "cuda") -> dict[str, tuple[float, list[str]]]:
-    """Device-hours each section's runs take at ``profile`` on ``device_label`` (:func:`run_seconds` per task),
-    with the models whose seconds per epoch were guessed from FLOPs because the store has no run of theirs
-    on that device at that batch size and data size."""
+                   seeds=None) -> dict[str, tuple[float, list[str]]]:
+    """Device-hours each section's tasks take at ``profile`` on ``device_label`` (a run's ``meta["device"]``,
+    e.g. "NVIDIA H200" or "cpu"), from scratch, by :meth:`Task.estimate_seconds`; with the models whose seconds
+    per epoch are guessed from FLOPs because the store has no run of theirs on that device with that batch size
+    and data size. A features task counts the training of the run it draws only when that run is not stored."""
+    times = EpochTimes.read(store)
+    device_type = "cpu" if device_label == "cpu" else "cuda"
     hours: dict[str, tuple[float, list[str]]] = {}
     for section in sections:
         seconds, guessed = 0.0, set()
-        for task in plan([section], profile):
-            seconds += task.estimate_seconds(store, device_label, device_type)
-            model = task.unit.model if task.kind == "landscape" else task.config.model
-            config = task.config if task.config is not None else None
-            if config is not None and _measured_epoch_seconds(store, config, device_label) is None:
-                guessed.add(model)
+        for task in plan([section], profile, seeds):
+            seconds += task.estimate_seconds(store, times, device_label, device_type)
+            if times.per_epoch(task.timing_config(), device_label) is None:
+                guessed.add(task.timing_config().model)
         hours[section] = (seconds / 3600, sorted(guessed))
     return hours

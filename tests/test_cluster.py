@@ -42,49 +42,96 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory, cifar_root):
-    """``ray start --head`` and one ``ray start --address`` worker, each --block in its own process group."""
-    port, temp = _free_port(), tmp_path_factory.mktemp("ray")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "CIFARNB_DATA": str(cifar_root)}
-    ray_cli = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats"]
-    head = subprocess.Popen([*ray_cli, "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                             "--num-cpus", "1", "--include-dashboard=false", "--temp-dir", str(temp)],
-                            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    nodes = [head]
+# Ray gives a node 30 s to start its agents (Python processes importing hundreds of modules); a loaded 2-core
+# machine sometimes takes longer, so a node that dies starting is started again, a few times.
+START_TRIES, START_SECONDS = 4, 180
+
+
+def _start_node(arguments: list[str], log: Path, env: dict) -> subprocess.Popen:
+    """``ray start --block ARGUMENTS`` in its own process group, once it says it started."""
+    for _ in range(START_TRIES):
+        with log.open("w") as output:
+            node = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--block",
+                                     "--disable-usage-stats", "--num-cpus", "1",
+                                     "--object-store-memory", str(100 * 2**20), *arguments],
+                                    env=env, start_new_session=True, stdout=output, stderr=subprocess.STDOUT)
+        deadline = time.time() + START_SECONDS
+        while time.time() < deadline and node.poll() is None:
+            if "Ray runtime started" in log.read_text():
+                return node
+            time.sleep(0.5)
+        _stop(node)
+    raise RuntimeError(f"ray start {' '.join(arguments)} failed {START_TRIES} times; its log: {log}")
+
+
+def _stop(node: subprocess.Popen) -> None:
+    """Stop one node we started: its process group, then any of its processes that left the group (Ray puts
+    each worker process in a group of its own). Never `ray stop`, which stops every Ray on the machine."""
+    import psutil
+
     try:
-        time.sleep(8)
-        nodes.append(subprocess.Popen([*ray_cli, "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1",
-                                       "--num-cpus", "1"], env=env, start_new_session=True,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        descendants = psutil.Process(node.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    try:
+        os.killpg(node.pid, signal.SIGTERM)
+        node.wait(timeout=15)  # (the raylet would drain for up to 30 s; the tests wait for nothing there)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(node.pid, signal.SIGKILL)
+        node.wait()
+    for process in descendants:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A head and one worker node, each a ``ray start --block`` process (1 CPU each, dashboard off).
+
+    Started with a loopback address; Ray itself swaps a loopback address for the machine's own IP (nodes and
+    driver agree on that one), so the cluster never leaves this machine.
+    """
+    temp = tmp_path_factory.mktemp("ray")
+    # The workers import cifarnb from this checkout.
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    nodes = []
+    try:
+        port = _free_port()
+        nodes.append(_start_node(["--head", "--port", str(port), "--include-dashboard=false",
+                                  "--temp-dir", str(temp)], temp / "head.log", env))
         address = f"127.0.0.1:{port}"
+        nodes.append(_start_node(["--address", address], temp / "worker.log", env))
         ray.init(address=address, log_to_driver=False)
-        deadline = time.time() + 150  # a loaded 2-core machine starts a raylet slowly
+        deadline = time.time() + START_SECONDS
         while ray.cluster_resources().get("CPU", 0) < 2 and time.time() < deadline:
             time.sleep(1)
-        assert ray.cluster_resources().get("CPU", 0) == 2, "the worker node did not join"
+        assert ray.cluster_resources().get("CPU", 0) == 2, f"the worker node did not join: {temp / 'worker.log'}"
         yield address
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        for node in reversed(nodes):  # our own process groups only: never `ray stop`, which stops every Ray here
-            try:
-                os.killpg(node.pid, signal.SIGTERM)
-                node.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(node.pid, signal.SIGKILL)
+        for node in reversed(nodes):
+            _stop(node)
 
 
 def test_a_section_on_the_cluster_equals_a_sequential_sweep(cluster, tmp_path, cifar_root, one_thread):
     smoke = profiles.get("smoke")
     store = ResultStore(tmp_path / "ray")
-    report = sweep_on_ray(["vgg"], smoke, store, seeds=(3,), device="cpu", progress=False, log=lambda line: None)
+    lines = []
+    report = sweep_on_ray(["vgg"], smoke, store, seeds=(3,), device="cpu", progress=False, log=lines.append,
+                          data_root=str(cifar_root))
+    assert sum("trained in" in line for line in lines) == 2, lines
     assert report.ok and len(report.computed) == 2 and not report.left
     alone = ResultStore(tmp_path / "alone")
     for task in plan(["vgg"], smoke, seeds=(3,)):
-        config = task.config.replace(device="cpu")
+        config = task.config.replace(device="cpu", data_root=str(cifar_root))
         assert without_timings(store.load(config).history) == without_timings(alone.run(config, progress=False).history)
-    again = sweep_on_ray(["vgg"], smoke, store, seeds=(3,), device="cpu", progress=False, log=lambda line: None)
+    again = sweep_on_ray(["vgg"], smoke, store, seeds=(3,), device="cpu", progress=False, log=lambda line: None,
+                         data_root=str(cifar_root))
     assert len(again.already_stored) == 2 and not again.computed
 
 
@@ -101,12 +148,12 @@ def _lock_holder(path: Path) -> int | None:
 @pytest.mark.skipif(not Path("/proc/locks").exists(), reason="finding the worker's pid needs /proc/locks (Linux)")
 def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(cluster, tmp_path, cifar_root, one_thread):
     config = experiments.vgg_configs(profiles.get("smoke"))["VGG-A"].replace(epochs=12, n_train=64, device="cpu",
-                                                                              seed=5)
+                                                                              seed=5, data_root=str(cifar_root))
     task = Task("vgg", "VGG-A long", "run", config=config)
     store = ResultStore(tmp_path / "ray")
     lines, results = [], []
     driver = threading.Thread(target=lambda: results.append(
-        dispatch([task], store, device="cpu", progress=False, log=lines.append)))
+        dispatch([task], store, device="cpu", progress=False, log=lines.append, data_root=str(cifar_root))))
     driver.start()
     checkpoint, killed = store.folder(config) / CHECKPOINT_FILE, None
     deadline = time.time() + 120
@@ -114,6 +161,9 @@ def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(cluster, tmp
         if checkpoint.exists() and store.claim_path(config).exists():
             killed = _lock_holder(store.claim_path(config))
             if killed is not None:
+                import psutil
+
+                assert "ray::" in " ".join(psutil.Process(killed).cmdline())  # a Ray worker, not this process
                 os.kill(killed, signal.SIGKILL)  # the Ray worker process training the run, mid-run
         time.sleep(0.05)
     driver.join(timeout=180)
@@ -121,5 +171,6 @@ def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(cluster, tmp
     assert results == [True], lines
     run = store.load(config)
     assert run.meta["resumed_from_epoch"] >= 1  # the retry went on from the checkpoint, not from scratch
+    assert [row["epoch"] for row in run.history] == list(range(1, config.epochs + 1))  # each epoch once
     alone = ResultStore(tmp_path / "alone").run(config, progress=False)
     assert without_timings(run.history) == without_timings(alone.history)  # nothing lost, nothing trained twice

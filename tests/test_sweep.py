@@ -1,11 +1,13 @@
 """cifarnb sweep: the notebooks' runs without Jupyter, several workers on one store, a time budget."""
 
+import sys
+
 import pytest
 
 from cifarnb import experiments, profiles
 from cifarnb.cli import main
 from cifarnb.results import ResultStore, claim
-from cifarnb.sweep import plan, sweep
+from cifarnb.sweep import SAFETY, SETUP_SECONDS, estimate_hours, plan, sweep
 
 
 def without_timings(history):
@@ -76,3 +78,40 @@ def test_no_run_starts_past_the_budget(tmp_path, cifar_root, monkeypatch):
 def test_unknown_section_is_rejected():
     with pytest.raises(ValueError, match="section='plots' is not one of ablations, zoo"):
         plan(["plots"], profiles.get("smoke"))
+
+
+def test_estimate_hours_come_from_the_stores_measured_epochs(tmp_path, cifar_root, capsys):
+    smoke = profiles.get("smoke")
+    store = ResultStore(tmp_path)
+    sweep(["vgg"], smoke, store, device="cpu", log=lambda line: None, data_root=str(cifar_root))
+    expected = 0.0
+    for config in experiments.vgg_configs(smoke).values():
+        rows = store.load(config).history
+        per_epoch = sum(row["seconds"] + row.get("eval_seconds", 0.0) for row in rows) / len(rows)
+        expected += SETUP_SECONDS + SAFETY * config.epochs * per_epoch
+    hours, guessed = estimate_hours(["vgg"], smoke, store, "cpu")["vgg"]
+    assert hours == pytest.approx(expected / 3600) and guessed == []
+    # No run of the store was timed on this device: every model's epoch is guessed, and said to be.
+    _, guessed = estimate_hours(["vgg"], smoke, store, "NVIDIA H200")["vgg"]
+    assert guessed == sorted({config.model for config in experiments.vgg_configs(smoke).values()})
+    assert main(["sweep", "--estimate", "cpu", "--section", "vgg", "--profile", "smoke", "--results",
+                 str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"vgg: {expected / 3600:.1f} h on cpu\n" in out and "total (smoke)" in out and "trained" not in out
+
+
+def test_ray_backend_without_ray_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError, as when it is absent
+    assert main(["sweep", "--backend", "ray", "--section", "vgg", "--profile", "smoke", "--results",
+                 str(tmp_path), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['cifarnb: error: the Ray backend needs the cluster extra: pip install -e ".[cluster]"']
+    assert not list(tmp_path.glob("*/run.json"))
+
+
+def test_local_only_flags_are_refused_with_ray_and_ray_flags_without_it(tmp_path, capsys):
+    base = ["sweep", "--section", "vgg", "--profile", "smoke", "--results", str(tmp_path)]
+    assert main([*base, "--backend", "ray", "--workers", "2"]) == 2
+    assert "--workers and --budget-s work with --backend local" in capsys.readouterr().err
+    assert main([*base, "--address", "10.0.0.1:6379"]) == 2
+    assert "--address needs --backend ray" in capsys.readouterr().err
