@@ -96,9 +96,12 @@ def cluster(tmp_path_factory):
     driver agree on that one), so the cluster never leaves this machine.
     """
     temp = tmp_path_factory.mktemp("ray")
-    # The workers import cifarnb from this checkout.
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    nodes = []
+    # The workers import cifarnb from this checkout. Token authentication off, in the nodes and this driver
+    # alike: once any local Ray instance has left a token in ~/.ray, a head started here enables it while a
+    # joining worker does not send it, and the worker never joins.
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "RAY_AUTH_MODE": "disabled"}
+    nodes, patch = [], pytest.MonkeyPatch()
+    patch.setenv("RAY_AUTH_MODE", "disabled")
     try:
         port = _free_port()
         nodes.append(_start_node(["--head", "--port", str(port), "--include-dashboard=false",
@@ -116,6 +119,7 @@ def cluster(tmp_path_factory):
             ray.shutdown()
         for node in reversed(nodes):
             _stop(node)
+        patch.undo()
 
 
 def test_a_section_on_the_cluster_equals_a_sequential_sweep(cluster, tmp_path, cifar_root, one_thread):
