@@ -21,6 +21,7 @@ from typing import Callable
 from .profiles import Profile
 from .results import ResultStore
 from .sweep import SweepReport, Task, plan
+from .train import TrainConfig
 
 INSTALL_HINT = 'the Ray backend needs the cluster extra: pip install -e ".[cluster]"'
 MAX_RETRIES = 3  # a worker or node dying this many times on one run is no longer a transient fault
@@ -28,6 +29,11 @@ MAX_RETRIES = 3  # a worker or node dying this many times on one run is no longe
 
 class MissingExtra(RuntimeError):
     """An optional dependency is not installed; the message says how to install it."""
+
+
+def check_installed() -> None:
+    """Raise :class:`MissingExtra` (saying how to install it) when Ray is not installed."""
+    _ray()
 
 
 def _ray():
@@ -118,6 +124,17 @@ def _collect(ray, pending: dict, total: int, slots: int, progress: bool, log: Ca
             on_finished()
     bar.close()
     return ok
+
+
+def dispatch_runs(configs: dict[str, TrainConfig], seeds, store: ResultStore, device: str = "auto",
+                  address: str | None = None, gpus_per_run: float = 0.0, cpus_per_run: float = 1.0,
+                  data_root: str | None = None, log: Callable[[str], None] = print) -> bool:
+    """Train every (config, seed) that ``store`` lacks on Ray, one task each (a notebook's runs with its
+    ``backend="ray"``); the runs then load from the store. Returns False if a task failed."""
+    tasks = [Task("notebook", f"{label} (seed {seed})", "run", config=config.replace(seed=seed))
+             for label, config in configs.items() for seed in seeds]
+    return dispatch(tasks, store, device, address, gpus_per_run, cpus_per_run, progress=False, log=log,
+                    data_root=data_root)
 
 
 def sweep_on_ray(sections, profile: Profile, store: ResultStore, seeds=None, device: str = "auto",

@@ -13,10 +13,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import models, profiles
+from . import experiments, models, profiles
 from .profiles import Profile
 from .device import device_name, resolve_device, software_versions
-from .results import ResultStore
+from .results import ResultStore, Run
+from .train import TrainConfig
 
 # Notebook parameter -> the profile setting it overrides.
 OVERRIDES = {
@@ -28,6 +29,9 @@ OVERRIDES = {
     "learning_rates": "landscape_learning_rates",
     "gap": "landscape_gap",
 }
+
+
+BACKENDS = ("local", "ray")  # where a notebook's missing runs train (see Session.run_grid)
 
 
 class NotebookParameterError(ValueError):
@@ -43,6 +47,22 @@ class Session:
     store: ResultStore
     figures: Path
     data_dir: str | None
+    backend: str = "local"  # "local": runs train in this kernel; "ray": on a Ray cluster, then load from the store
+    ray_address: str | None = None  # None: a local Ray instance
+    gpus_per_run: float = 0.0  # Ray: GPUs reserved per run (fractional packs several runs on one GPU)
+
+    def run_grid(self, configs: dict[str, TrainConfig]) -> dict[str, list[Run]]:
+        """Every config over the session's seeds through its store (:func:`experiments.run_grid`).
+
+        With the Ray backend the runs the store lacks first train on the cluster, one Ray task each, claimed
+        through the store's lock like any sweep; here they then load from the store (a failed run trains here).
+        """
+        if self.backend == "ray":
+            from .cluster import dispatch_runs
+
+            dispatch_runs(configs, self.seeds, self.store, self.device, self.ray_address, self.gpus_per_run,
+                          data_root=self.data_dir)
+        return experiments.run_grid(self.store, configs, self.seeds, device=self.device, data_root=self.data_dir)
 
     def save(self, figure, name: str) -> None:
         """Save ``figure`` under ``figures/<notebook>/`` as PNG and SVG, and show it as the cell's image output."""
@@ -107,7 +127,8 @@ def _beside_notebooks(path: str | os.PathLike) -> Path:
 
 def setup(name: str, *, profile: str = "smoke", seeds=None, data_dir: str | None = None,
           results_dir: str | None = None, figures_dir: str = "../figures", device: str = "auto",
-          epochs: int | None = None, epochs_field: str | None = None, models_list=None, **overrides) -> Session:
+          epochs: int | None = None, epochs_field: str | None = None, models_list=None, backend: str = "local",
+          ray_address: str | None = None, gpus_per_run: float = 0.0, **overrides) -> Session:
     """Validate the notebook's parameters, print its header line, and return its :class:`Session`."""
     try:
         chosen = profiles.get(profile)
@@ -145,10 +166,23 @@ def setup(name: str, *, profile: str = "smoke", seeds=None, data_dir: str | None
         raise NotebookParameterError(f"seeds={list(seeds)!r} must be a non-empty list of non-negative integers")
     if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
         raise NotebookParameterError(f"device={device!r} is not one of auto, cpu, cuda, cuda:N")
+    if backend not in BACKENDS:
+        raise NotebookParameterError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
+    if isinstance(gpus_per_run, bool) or not isinstance(gpus_per_run, (int, float)) or gpus_per_run < 0:
+        raise NotebookParameterError(f"gpus_per_run={gpus_per_run!r} must be a number >= 0 (e.g. 0.25: four runs "
+                                     "per GPU)")
+    if backend == "ray":
+        from .cluster import MissingExtra, check_installed
+
+        try:
+            check_installed()
+        except MissingExtra as error:
+            raise NotebookParameterError(f"backend='ray': {error}") from None
     resolved = resolve_device(device)
     session = Session(name=name, profile=chosen, seeds=seeds, device=device,
                       store=ResultStore(_beside_notebooks(results_dir) if results_dir else None),
-                      figures=_beside_notebooks(figures_dir) / name, data_dir=data_dir)
+                      figures=_beside_notebooks(figures_dir) / name, data_dir=data_dir, backend=backend,
+                      ray_address=ray_address, gpus_per_run=float(gpus_per_run))
     from .plots.style import use_style
 
     use_style()
@@ -157,7 +191,9 @@ def setup(name: str, *, profile: str = "smoke", seeds=None, data_dir: str | None
     pd.set_option("display.max_colwidth", None)  # verdicts and comparability reasons are read in full, not cut at 50
     versions = ", ".join(f"{k} {v}" for k, v in software_versions().items())
     print(f"{name}: results shown at profile '{chosen.name}' ({chosen.description}); seeds {list(seeds)}; device {resolved}"
-          f"{' (' + device_name(resolved) + ')' if resolved.type == 'cuda' else ''}; {versions}; "
+          f"{' (' + device_name(resolved) + ')' if resolved.type == 'cuda' else ''}"
+          f"{'; missing runs train on Ray (' + (ray_address or 'a local instance') + ')' if backend == 'ray' else ''}"
+          f"; {versions}; "
           f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     return session
 

@@ -14,7 +14,6 @@ Each section trains exactly the runs its notebook asks for (same configs, same k
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import math

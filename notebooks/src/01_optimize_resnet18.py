@@ -15,6 +15,9 @@ data_dir = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, the
 results_dir = "../results"
 figures_dir = "../figures"
 device = "auto"
+backend = "local"  # local | ray: runs the store lacks train on a Ray cluster (pip install -e ".[cluster]")
+ray_address = None  # backend "ray": None starts a local Ray instance; else the cluster's, e.g. "10.0.0.1:6379"
+gpus_per_run = 0.0  # backend "ray": GPUs reserved per run (0.25 packs four runs on one GPU)
 epochs = None  # None: the profile's (report: 25)
 n_train = None  # None: the profile's subset size (None in quick/full: all 50,000)
 n_test = None
@@ -27,7 +30,8 @@ from cifarnb import analysis, experiments, notebook, reference
 from cifarnb.plots import curves
 
 session = notebook.setup("01_optimize_resnet18", profile=profile, seeds=seeds, data_dir=data_dir,
-                         results_dir=results_dir, figures_dir=figures_dir, device=device,
+                         results_dir=results_dir, figures_dir=figures_dir, device=device, backend=backend,
+                         ray_address=ray_address, gpus_per_run=gpus_per_run,
                          epochs=epochs, epochs_field="ablation_epochs", n_train=n_train, n_test=n_test)
 GROUPS = {"loss": "Table 1 / Fig 2: loss function", "weight_decay": "Table 2 / Fig 3: weight decay",
           "activation": "Table 3 / Fig 4: activation", "optimizer": "Table 4 / Fig 5: optimizer",
@@ -48,9 +52,7 @@ pd.Series({name: getattr(baseline, name) for name in shown}, name="value").to_fr
 # The baseline (CE, 5e-4, ReLU, SGD, plateau) is the same run in all five groups, so it trains once.
 
 # %%
-results = {group: experiments.run_grid(session.store, experiments.ablation_configs(session.profile, group),
-                                       session.seeds, device=session.device, data_root=session.data_dir)
-           for group in GROUPS}
+results = {group: session.run_grid(experiments.ablation_configs(session.profile, group)) for group in GROUPS}
 
 
 # %% [markdown]

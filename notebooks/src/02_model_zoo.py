@@ -23,6 +23,9 @@ data_dir = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, the
 results_dir = "../results"
 figures_dir = "../figures"
 device = "auto"
+backend = "local"  # local | ray: runs the store lacks train on a Ray cluster (pip install -e ".[cluster]")
+ray_address = None  # backend "ray": None starts a local Ray instance; else the cluster's, e.g. "10.0.0.1:6379"
+gpus_per_run = 0.0  # backend "ray": GPUs reserved per run (0.25 packs four runs on one GPU)
 epochs = None  # None: the profile's zoo_epochs (report: 200; quick: 25)
 models = None  # None: the profile's zoo_models, e.g. ["lenet5", "resnet18"]
 n_train = None  # None: the profile's subset size (None in quick/full: all 50,000)
@@ -38,7 +41,8 @@ from cifarnb.plots import curves
 from cifarnb.plots import zoo as zoo_plots
 
 session = notebook.setup("02_model_zoo", profile=profile, seeds=seeds, data_dir=data_dir,
-                         results_dir=results_dir, figures_dir=figures_dir, device=device,
+                         results_dir=results_dir, figures_dir=figures_dir, device=device, backend=backend,
+                         ray_address=ray_address, gpus_per_run=gpus_per_run,
                          epochs=epochs, epochs_field="zoo_epochs", models_list=models,
                          n_train=n_train, n_test=n_test)
 EPOCHS = session.profile.zoo_epochs
@@ -87,10 +91,8 @@ analysis.parameter_table(OUR_PARAMS, REPORT)
 # report's GeResNeXt29_8x64d took 440 s per epoch on its GPU); finished runs load from the store.
 
 # %%
-results = experiments.run_grid(
-    session.store, {analysis.zoo_label(model, REPORT): experiments.zoo_config(session.profile, model)
-                    for model in session.profile.zoo_models},
-    session.seeds, device=session.device, data_root=session.data_dir)
+results = session.run_grid({analysis.zoo_label(model, REPORT): experiments.zoo_config(session.profile, model)
+                            for model in session.profile.zoo_models})
 
 # %% [markdown]
 # ### Where each run was measured

@@ -28,6 +28,9 @@ data_dir = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, the
 results_dir = "../results"
 figures_dir = "../figures"
 device = "auto"
+backend = "local"  # local | ray: runs the store lacks train on a Ray cluster (pip install -e ".[cluster]")
+ray_address = None  # backend "ray": None starts a local Ray instance; else the cluster's, e.g. "10.0.0.1:6379"
+gpus_per_run = 0.0  # backend "ray": GPUs reserved per run (0.25 packs four runs on one GPU)
 epochs = None  # None: the profile's resnet9_epochs (report: 200; quick: 10)
 n_train = None  # None: the profile's subset size (None in quick/full: all 50,000)
 n_test = None
@@ -41,7 +44,8 @@ from cifarnb.plots import curves
 from cifarnb.settings import EARLY_RESNET9_EPOCHS
 
 session = notebook.setup("03_fastresnet9", profile=profile, seeds=seeds, data_dir=data_dir,
-                         results_dir=results_dir, figures_dir=figures_dir, device=device,
+                         results_dir=results_dir, figures_dir=figures_dir, device=device, backend=backend,
+                         ray_address=ray_address, gpus_per_run=gpus_per_run,
                          epochs=epochs, epochs_field="resnet9_epochs", n_train=n_train, n_test=n_test)
 EPOCHS = session.profile.resnet9_epochs
 EARLY = min(EARLY_RESNET9_EPOCHS, EPOCHS)  # the report's early reading (epoch 10), or a shorter run's last
@@ -71,11 +75,8 @@ pd.DataFrame({label: {name: str(getattr(config, name)) for name in shown} for la
 # A ladder's first step is ResNet9 and its last FastResNet9, so each trains once.
 
 # %%
-ladder_results = {recipe: experiments.run_grid(session.store, ladder, session.seeds, device=session.device,
-                                               data_root=session.data_dir)
-                  for recipe, ladder in ladders.items()}
-resnet18_results = experiments.run_grid(session.store, {"ResNet18": tables_configs["ResNet18"]}, session.seeds,
-                                        device=session.device, data_root=session.data_dir)
+ladder_results = {recipe: session.run_grid(ladder) for recipe, ladder in ladders.items()}
+resnet18_results = session.run_grid({"ResNet18": tables_configs["ResNet18"]})
 results = analysis.resnet9_results(ladder_results, resnet18_results["ResNet18"])
 
 # %% [markdown]

@@ -32,6 +32,9 @@ data_dir = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, the
 results_dir = "../results"
 figures_dir = "../figures"
 device = "auto"
+backend = "local"  # local | ray: runs the store lacks train on a Ray cluster (pip install -e ".[cluster]")
+ray_address = None  # backend "ray": None starts a local Ray instance; else the cluster's, e.g. "10.0.0.1:6379"
+gpus_per_run = 0.0  # backend "ray": GPUs reserved per run (0.25 packs four runs on one GPU)
 epochs = None  # None: the profile's vgg_epochs (report: 20); used by the accuracy and the landscape runs
 learning_rates = None  # None: the profile's landscape learning rates (report: [0.05, 0.075, 0.1, 0.125, 0.15])
 gap = None  # None: the profile's window length in steps for the report's method (report: 30)
@@ -46,7 +49,8 @@ from cifarnb import analysis, experiments, landscape, notebook, reference
 from cifarnb.plots import band_figure, curves
 
 session = notebook.setup("05_batchnorm", profile=profile, seeds=seeds, data_dir=data_dir,
-                         results_dir=results_dir, figures_dir=figures_dir, device=device,
+                         results_dir=results_dir, figures_dir=figures_dir, device=device, backend=backend,
+                         ray_address=ray_address, gpus_per_run=gpus_per_run,
                          epochs=epochs, epochs_field="vgg_epochs", n_train=n_train, n_test=n_test,
                          learning_rates=learning_rates, gap=gap)
 # Built here so that a bad learning-rate list or gap fails in this cell. device "auto": the cache keys of the
@@ -102,8 +106,7 @@ settings.astype(str)
 # ## 2.1 · Accuracy with and without BatchNorm (Fig 28)
 
 # %%
-results = experiments.run_grid(session.store, experiments.vgg_configs(session.profile), session.seeds,
-                               device=session.device, data_root=session.data_dir)
+results = session.run_grid(experiments.vgg_configs(session.profile))
 
 # %%
 # NBVAL_CHECK_OUTPUT
