@@ -18,7 +18,8 @@ from . import landscape, recipes, reference
 from .landscape import LandscapeConfig
 from .profiles import Profile
 from .results import ResultStore, Run
-from .settings import (ABLATION_BASELINE, BAG_OF_TRICKS, LABEL_SMOOTHING, RESNET9_LR, VGG_SETTINGS,
+from .settings import (ABLATION_BASELINE, BAG_OF_TRICKS, LABEL_SMOOTHING, PLATEAU_READINGS, RESNET9_LR,
+                       VGG_SETTINGS,
                        VGG_TEMPLATE, ZOO_SETTINGS)
 from .train import TrainConfig
 
@@ -49,6 +50,18 @@ def ablation_configs(profile: Profile, group: str) -> dict[str, TrainConfig]:
 def zoo_config(profile: Profile, model: str) -> TrainConfig:
     """Report Table 7: one model at the common settings of Table 6 (WideResNets with dropout 0.3)."""
     return recipes.plain(model, **_sizes(profile, profile.zoo_epochs))
+
+
+def zoo_plateau_readings(profile: Profile, model: str) -> dict[str, TrainConfig]:
+    """``model``'s zoo run under each reading of what the plateau scheduler watches (``settings.PLATEAU_READINGS``)."""
+    return {reading: zoo_config(profile, model).replace(plateau_metric=metric)
+            for reading, metric in PLATEAU_READINGS.items()}
+
+
+def stored_grid(store: ResultStore, configs: dict[str, TrainConfig], seeds) -> dict[str, list[Run]]:
+    """The runs of every config over ``seeds`` that ``store`` holds finished; trains nothing (evidence tables)."""
+    found = {label: [store.load(config.replace(seed=seed)) for seed in seeds] for label, config in configs.items()}
+    return {label: [run for run in runs if run is not None and run.finished] for label, runs in found.items()}
 
 
 def trick_ladder(profile: Profile, recipe: str = "report") -> dict[str, TrainConfig]:

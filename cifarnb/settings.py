@@ -17,6 +17,11 @@ ABLATION_EPOCHS = 25
 # Report 1.3, Table 6: the zoo's common settings (each model keeps its own default activation).
 ZOO_SETTINGS = dict(lr=0.1, loss="cross_entropy", weight_decay=5e-4, optimizer="sgd", momentum=0.9,
                     scheduler="plateau")
+# What ReduceLROnPlateau is stepped on. The report prints mode='min' and calls it loss-adaptive, so the default is
+# the test loss; stepping the same min-mode scheduler on test accuracy (the rate then halves about every 11 epochs
+# while accuracy rises) is the reading that matches Table 7's 25-epoch column for LeNet5 and AlexNet (measured:
+# docs/assumptions.md). Notebook 02 shows both readings side by side wherever the store holds both.
+PLATEAU_READINGS = {"test loss (default)": "test_loss", "test accuracy, min mode": "test_acc"}
 REPORT_EPOCHS = 200  # Table 7's second column and Tables 8-9's
 REPORT_BATCH_SIZE = 128
 EARLY_ZOO_EPOCHS = 25  # Table 7's first column

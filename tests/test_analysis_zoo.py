@@ -220,3 +220,28 @@ def test_best_model_cost_points_and_devices():
     assert points.loc["ResNet18", "acc"] == 82.0 and points.loc["ResNet18", "params"] == 11.17
     assert points.loc["LeNet5", "seconds"] == 1.0
     assert analysis.devices([run for runs in results.values() for run in runs]) == "cpu, cuda"
+
+
+def with_lr(run: Run, lr: float) -> Run:
+    for row in run.history:
+        row["lr"] = lr
+    return run
+
+
+def test_plateau_reading_table_puts_both_readings_beside_the_report():
+    results = {"lenet5": {"test loss (default)": [with_lr(flat("lenet5", 49.0, 25), 0.1)],
+                          "test accuracy, min mode": [with_lr(flat("lenet5", 62.0, 25), 0.025),
+                                                      with_lr(flat("lenet5", 60.0, 25, seed=1), 0.025)]},
+               "alexnet": {"test loss (default)": [], "test accuracy, min mode": []}}
+    table = analysis.plateau_reading_table(results, REPORT)
+    assert list(table.index) == [("LeNet5", "test loss (default)"), ("LeNet5", "test accuracy, min mode")]
+    assert table.loc[("LeNet5", "test accuracy, min mode"), "seeds"] == 2
+    assert table.loc[("LeNet5", "test accuracy, min mode"), "ours @25 (%)"].startswith("61.00")
+    assert table.loc[("LeNet5", "test loss (default)"), "lr at epoch 25"] == "0.1"
+    assert table.loc[("LeNet5", "test loss (default)"), "report acc @25 (%)"] == REPORT.loc["lenet5",
+                                                                                            "report_test_acc_25_epochs"]
+    assert table.loc[("LeNet5", "test loss (default)"), analysis.COMPARABLE_HEADING] == "yes"
+    short = analysis.plateau_reading_table({"lenet5": {"test loss (default)": [flat("lenet5", 10.0, 3, n_train=32)]}},
+                                           REPORT)
+    assert short.iloc[0][analysis.COMPARABLE_HEADING].startswith("no")
+    assert analysis.plateau_reading_table({"lenet5": {"test loss (default)": []}}, REPORT).empty

@@ -45,3 +45,28 @@ def test_sweep_task_keeps_the_configs_data_folder_unless_given_one():
     task.compute(store, "cpu")
     task.compute(store, "cpu", data_root="/data/given")
     assert [c.data_root for c in store.asked] == ["/data/from-config", "/data/given"]
+
+
+def test_stored_grid_loads_only_finished_runs_and_trains_nothing():
+    from cifarnb.results import Run
+
+    config = TrainConfig(model="lenet5", epochs=1)
+
+    class HalfFullStore:
+        def load(self, asked):
+            return Run(asked, [], "finished") if asked.seed == 0 else None
+
+        def run(self, *args, **kwargs):
+            raise AssertionError("stored_grid must not train")
+
+    found = experiments.stored_grid(HalfFullStore(), {"a": config}, [0, 1])
+    assert [run.config.seed for run in found["a"]] == [0]
+
+
+def test_zoo_plateau_readings_differ_only_in_what_the_scheduler_watches():
+    from cifarnb import profiles
+
+    readings = experiments.zoo_plateau_readings(profiles.get("quick"), "lenet5")
+    default, accuracy = readings.values()
+    assert default == experiments.zoo_config(profiles.get("quick"), "lenet5")
+    assert accuracy == default.replace(plateau_metric="test_acc")
