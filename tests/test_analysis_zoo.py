@@ -236,12 +236,13 @@ def test_plateau_reading_table_puts_both_readings_beside_the_report():
     table = analysis.plateau_reading_table(results, REPORT)
     assert list(table.index) == [("LeNet5", "test loss (default)"), ("LeNet5", "test accuracy, min mode")]
     assert table.loc[("LeNet5", "test accuracy, min mode"), "seeds"] == 2
-    assert table.loc[("LeNet5", "test accuracy, min mode"), "ours @25 (%)"].startswith("61.00")
-    assert table.loc[("LeNet5", "test loss (default)"), "lr at epoch 25"] == "0.1"
+    assert table.loc[("LeNet5", "test accuracy, min mode"), "ours (%)"].startswith("61.00")
+    assert table.loc[("LeNet5", "test loss (default)"), "lr in that epoch"] == "0.1"
     assert table.loc[("LeNet5", "test loss (default)"), "report acc @25 (%)"] == REPORT.loc["lenet5",
                                                                                             "report_test_acc_25_epochs"]
     assert table.loc[("LeNet5", "test loss (default)"), analysis.COMPARABLE_HEADING] == "yes"
     short = analysis.plateau_reading_table({"lenet5": {"test loss (default)": [flat("lenet5", 10.0, 3, n_train=32)]}},
                                            REPORT)
     assert short.iloc[0][analysis.COMPARABLE_HEADING].startswith("no")
+    assert short.iloc[0]["epoch read"] == 3 and short.iloc[0]["ours (%)"].startswith("10.00")
     assert analysis.plateau_reading_table({"lenet5": {"test loss (default)": []}}, REPORT).empty
