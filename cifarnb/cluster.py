@@ -14,6 +14,7 @@ Ray is an optional extra (``pip install -e ".[cluster]"``), imported only here a
 
 from __future__ import annotations
 
+import builtins
 import os
 import time
 from typing import Callable
@@ -70,6 +71,9 @@ def dispatch(tasks: list[Task], store: ResultStore, device: str = "auto", addres
         raise ValueError(f"device={device!r} needs GPUs reserved per run: give --gpus-per-run (e.g. 1, or 0.25 to "
                          "pack four runs per GPU)")
     ray = _ray()
+    # Ray's progress-bar support may replace builtins.print in the driver; a later `--workers` sweep in this process
+    # then cannot pickle print for its spawned workers, so the driver's own print is put back when done.
+    own_print = builtins.print
     started_here = not ray.is_initialized()
     if started_here:
         if address:
@@ -92,6 +96,7 @@ def dispatch(tasks: list[Task], store: ResultStore, device: str = "auto", addres
     finally:
         if started_here:
             ray.shutdown()
+        builtins.print = own_print
 
 
 def _collect(ray, pending: dict, total: int, slots: int, progress: bool, log: Callable[[str], None],

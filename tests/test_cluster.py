@@ -1,5 +1,6 @@
 """The Ray backend on a real cluster: a head and a worker node started here as separate processes on loopback."""
 
+import builtins
 import os
 import signal
 import socket
@@ -126,6 +127,7 @@ def test_a_section_on_the_cluster_equals_a_sequential_sweep(cluster, tmp_path, c
     smoke = profiles.get("smoke")
     store = ResultStore(tmp_path / "ray")
     lines = []
+    own_print = builtins.print
     report = sweep_on_ray(["vgg"], smoke, store, seeds=(3,), device="cpu", progress=False, log=lines.append,
                           data_root=str(cifar_root))
     assert sum("trained in" in line for line in lines) == 2, lines
@@ -137,6 +139,8 @@ def test_a_section_on_the_cluster_equals_a_sequential_sweep(cluster, tmp_path, c
     again = sweep_on_ray(["vgg"], smoke, store, seeds=(3,), device="cpu", progress=False, log=lambda line: None,
                          data_root=str(cifar_root))
     assert len(again.already_stored) == 2 and not again.computed
+    # Ray may patch print in the driver; a later --workers sweep pickles print for its spawned workers.
+    assert builtins.print is own_print
 
 
 def _lock_holder(path: Path) -> int | None:
@@ -156,6 +160,7 @@ def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(cluster, tmp
     task = Task("vgg", "VGG-A long", "run", config=config)
     store = ResultStore(tmp_path / "ray")
     lines, results = [], []
+    own_print = builtins.print
     driver = threading.Thread(target=lambda: results.append(
         dispatch([task], store, device="cpu", progress=False, log=lines.append, data_root=str(cifar_root))))
     driver.start()
@@ -173,6 +178,7 @@ def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(cluster, tmp
     driver.join(timeout=180)
     assert killed is not None, "the run finished before it could be killed: give it more epochs"
     assert results == [True], lines
+    assert builtins.print is own_print  # see the test above
     run = store.load(config)
     assert run.meta["resumed_from_epoch"] >= 1  # the retry went on from the checkpoint, not from scratch
     assert [row["epoch"] for row in run.history] == list(range(1, config.epochs + 1))  # each epoch once
