@@ -126,9 +126,10 @@ def first_epoch_mean_reaches(runs: list[Run], target: float, column: str | None 
     return None
 
 
-def reached_by_verdict(runs: list[Run], target: float, report_epoch: int, full_data: bool) -> tuple[str, str]:
-    """A claim "reaches ``target`` % by epoch ``report_epoch``": (what we found, the verdict)."""
-    if not full_data:
+def reached_by_verdict(runs: list[Run], target: float, report_epoch: int) -> tuple[str, str]:
+    """A claim "reaches ``target`` % by epoch ``report_epoch``": (what we found, the verdict); not testable on a
+    data subset (:func:`on_all_data`)."""
+    if not on_all_data(runs):
         return "n/a", SUBSET_NOT_TESTABLE
     epochs = max((len(run.history) for run in runs), default=0)
     first = first_epoch_mean_reaches(runs, target)
@@ -144,10 +145,11 @@ def reached_by_verdict(runs: list[Run], target: float, report_epoch: int, full_d
 SUBSET_NOT_TESTABLE = "not testable: trained on a subset, not all of CIFAR-10"
 
 
-def accuracy_at_verdict(runs: list[Run], target: float, report_epoch: int, full_data: bool) -> tuple[str, str]:
-    """A claim "``target`` % after ``report_epoch`` epochs": (our reading at that epoch, the verdict)."""
+def accuracy_at_verdict(runs: list[Run], target: float, report_epoch: int) -> tuple[str, str]:
+    """A claim "``target`` % after ``report_epoch`` epochs": (our reading at that epoch, the verdict); not
+    testable on a data subset (:func:`on_all_data`)."""
     at = reading(runs, report_epoch)
-    if not full_data:
+    if not on_all_data(runs):
         return str(at), SUBSET_NOT_TESTABLE
     return str(at), accuracy_verdict(at, target)
 
@@ -332,7 +334,7 @@ def claims_table(ladder_results: dict[str, dict[str, list[Run]]], claims: list[C
         fast = list(ladder.values())[-1]
         for letter, claim in zip(CLAIM_LETTERS, claims):
             check = reached_by_verdict if claim.kind == "passes" else accuracy_at_verdict
-            found, verdict = check(fast, claim.accuracy, claim.epoch, on_all_data(fast))
+            found, verdict = check(fast, claim.accuracy, claim.epoch)
             rows.append({"recipe": LADDER_RECIPE_NAMES.get(recipe, recipe),
                          "claim": f"({letter}) {claim.text.removeprefix('FastResNet9 ')}",
                          "ours": found, "verdict": verdict})

@@ -35,10 +35,11 @@ def test_accuracy_verdict_allows_two_standard_errors(ours, verdict):
 
 def test_reached_by_verdict():
     runs = [run([80, 88, 92.6, 93.2], [70, 80, 85, 86])]
-    found, verdict = analysis.reached_by_verdict(runs, 93.10, report_epoch=3, full_data=True)
+    found, verdict = analysis.reached_by_verdict(runs, 93.10, report_epoch=3)
     assert found.startswith("epoch 4") and verdict.startswith("consistent")
-    assert analysis.reached_by_verdict(runs, 93.10, report_epoch=8, full_data=True)[1].startswith("not testable")
-    assert analysis.reached_by_verdict(runs, 93.10, report_epoch=3, full_data=False)[1].startswith("not testable")
+    assert analysis.reached_by_verdict(runs, 93.10, report_epoch=8)[1].startswith("not testable")
+    subset = [Run(run.config.replace(n_train=500), run.history, "finished", meta=run.meta) for run in runs]
+    assert analysis.reached_by_verdict(subset, 93.10, report_epoch=3)[1].startswith("not testable")
 
 
 def test_report_pattern_reads_early_and_late_medians():
@@ -86,20 +87,21 @@ def timed(exact: list[float], seconds: float = 2.0, seed: int = 0) -> Run:
 def test_accuracy_at_verdict_comes_out_true_and_false():
     """Claim (b) of report 1.4, "94.03% after 10 epochs", on made-up histories."""
     reaching = [timed([90.0] * 9 + [94.5], seed=s) for s in (0, 1)]
-    found, verdict = analysis.accuracy_at_verdict(reaching, 94.03, report_epoch=10, full_data=True)
+    found, verdict = analysis.accuracy_at_verdict(reaching, 94.03, report_epoch=10)
     assert found.startswith("94.50") and verdict.startswith("reproduced")
     short = [timed([90.0] * 9 + [85.0], seed=s) for s in (0, 1)]
-    assert analysis.accuracy_at_verdict(short, 94.03, 10, full_data=True)[1].startswith("not reproduced")
-    assert analysis.accuracy_at_verdict(reaching, 94.03, 10, full_data=False)[1] == analysis.SUBSET_NOT_TESTABLE
-    assert analysis.accuracy_at_verdict(reaching[:1], 94.03, 20, full_data=True)[1].startswith("not testable")
+    assert analysis.accuracy_at_verdict(short, 94.03, 10)[1].startswith("not reproduced")
+    subset = [Run(run.config.replace(n_test=500), run.history, "finished", meta=run.meta) for run in reaching]
+    assert analysis.accuracy_at_verdict(subset, 94.03, 10)[1] == analysis.SUBSET_NOT_TESTABLE
+    assert analysis.accuracy_at_verdict(reaching[:1], 94.03, 20)[1].startswith("not testable")
 
 
 def test_reached_by_verdict_comes_out_true_and_false():
     """Claim (a): "passes 93.10% by epoch 8"."""
     early = [timed([80.0] * 5 + [94.0] * 5)]
-    assert analysis.reached_by_verdict(early, 93.10, 8, full_data=True)[1].startswith("reproduced")
+    assert analysis.reached_by_verdict(early, 93.10, 8)[1].startswith("reproduced")
     never = [timed([80.0] * 10)]
-    found, verdict = analysis.reached_by_verdict(never, 93.10, 8, full_data=True)
+    found, verdict = analysis.reached_by_verdict(never, 93.10, 8)
     assert found.startswith("not reached in 10 epochs") and verdict.startswith("not reproduced")
 
 
