@@ -21,7 +21,7 @@ from typing import Callable
 
 from .profiles import Profile
 from .results import ResultStore
-from .sweep import SweepReport, Task, plan
+from .sweep import SweepReport, Task, plan, run_tasks
 from .train import TrainConfig
 
 INSTALL_HINT = 'the Ray backend needs the cluster extra: pip install -e ".[cluster]"'
@@ -136,8 +136,7 @@ def dispatch_runs(configs: dict[str, TrainConfig], seeds, store: ResultStore, de
                   data_root: str | None = None, log: Callable[[str], None] = print) -> bool:
     """Train every (config, seed) that ``store`` lacks on Ray, one task each (a notebook's runs with its
     ``backend="ray"``); the runs then load from the store. Returns False if a task failed."""
-    tasks = [Task("notebook", f"{label} (seed {seed})", "run", config=config.replace(seed=seed))
-             for label, config in configs.items() for seed in seeds]
+    tasks = [task for seed in seeds for task in run_tasks("notebook", configs, seed)]
     return dispatch(tasks, store, device, address, gpus_per_run, cpus_per_run, progress=False, log=log,
                     data_root=data_root)
 

@@ -127,7 +127,8 @@ def plan(sections, profile: Profile, seeds=None) -> list[Task]:
     return [task for task in tasks if unique[task.identity] is task]  # (the fast recipe is the ladder's top)
 
 
-def _runs(section: str, configs: dict[str, TrainConfig], seed: int, prefix: str = "") -> list[Task]:
+def run_tasks(section: str, configs: dict[str, TrainConfig], seed: int, prefix: str = "") -> list[Task]:
+    """One training task per config, at ``seed``, labelled "<prefix><label> (seed <seed>)"."""
     return [Task(section, f"{prefix}{label} (seed {seed})", "run", config=config.replace(seed=seed))
             for label, config in configs.items()]
 
@@ -135,16 +136,16 @@ def _runs(section: str, configs: dict[str, TrainConfig], seed: int, prefix: str 
 def _section_tasks(section: str, profile: Profile, seed: int) -> list[Task]:
     if section == "ablations":
         return [task for group in reference.ABLATION_FIELDS
-                for task in _runs(section, experiments.ablation_configs(profile, group), seed, f"{group}: ")]
+                for task in run_tasks(section, experiments.ablation_configs(profile, group), seed, f"{group}: ")]
     if section == "zoo":
-        return _runs(section, {m: experiments.zoo_config(profile, m) for m in profile.zoo_models}, seed)
+        return run_tasks(section, {m: experiments.zoo_config(profile, m) for m in profile.zoo_models}, seed)
     if section == "resnet9":
-        return [*_runs(section, experiments.trick_ladder(profile, "report"), seed, "ladder: "),
-                *_runs(section, experiments.trick_ladder(profile, "plain"), seed, "plain ladder: "),
-                *_runs(section, {"ResNet18": experiments.resnet9_configs(profile)["ResNet18"],
+        return [*run_tasks(section, experiments.trick_ladder(profile, "report"), seed, "ladder: "),
+                *run_tasks(section, experiments.trick_ladder(profile, "plain"), seed, "plain ladder: "),
+                *run_tasks(section, {"ResNet18": experiments.resnet9_configs(profile)["ResNet18"],
                                  "fast recipe": recipes.fast_for_profile(profile)}, seed)]
     if section == "vgg":
-        return _runs(section, experiments.vgg_configs(profile), seed)
+        return run_tasks(section, experiments.vgg_configs(profile), seed)
     if section == "features":
         return [Task(section, f"{label} feature maps", "features", config=config)
                 for label, config in experiments.feature_map_configs(profile, seed).items()]
