@@ -115,6 +115,18 @@ def accuracy_verdict(ours: Reading, report: float) -> str:
     return f"not reproduced: {gap:+.2f} pp, beyond {TOLERANCE:g} SE ({allowed:.2f} pp)"
 
 
+def agreement_verdict(ours: Reading, report: float) -> str:
+    """Whether our accuracy matches the report's on either side, allowing :data:`TOLERANCE` standard errors: the
+    test for a setting (such as a scheduler reading) that could land too high as well as too low."""
+    if not ours.summary.count:
+        return "not testable: no run reaches that epoch"
+    gap = ours.summary.mean - report
+    allowed = TOLERANCE * ours.error
+    if abs(gap) <= allowed:
+        return f"matches: {gap:+.2f} pp, within {TOLERANCE:g} SE ({allowed:.2f} pp)"
+    return f"{'above' if gap > 0 else 'below'} it: {gap:+.2f} pp, beyond {TOLERANCE:g} SE ({allowed:.2f} pp)"
+
+
 def first_epoch_mean_reaches(runs: list[Run], target: float, column: str | None = None) -> int | None:
     """The first epoch whose mean accuracy over ``runs`` reaches ``target`` (None: never)."""
     column = column or primary_column(runs)
@@ -728,20 +740,23 @@ def early_table(results: dict[str, list[Run]], report: pd.DataFrame, epochs: int
 
 def plateau_reading_table(results: dict[str, dict[str, list[Run]]], report: pd.DataFrame) -> pd.DataFrame:
     """Table 7's 25-epoch column under each reading of the plateau scheduler (model -> reading -> runs): the
-    report's accuracy, ours at epoch 25 (a shorter run: its last) with its error, the learning rate then, and
-    whether it compares. Readings without stored runs are left out."""
+    report's accuracy, ours at epoch 25 (a shorter run: its last) with its error, the learning rate then, whether
+    it compares, and whether it matches the report on either side (:func:`agreement_verdict`). Readings without
+    stored runs are left out."""
     rows = []
     for model, by_reading in results.items():
         for name, runs in by_reading.items():
             if not runs:
                 continue
             epoch = min(EARLY_ZOO_EPOCHS, *(len(run.history) for run in runs))  # a shorter run: its last epoch
+            theirs = report.loc[model, "report_test_acc_25_epochs"] if model in report.index else math.nan
+            ours, comparable = reading(runs, epoch), comparability(runs, EARLY_ZOO_EPOCHS)
             rows.append({"model": zoo_label(model, report), "plateau steps on": name, "seeds": len(runs),
-                         f"report acc @{EARLY_ZOO_EPOCHS} (%)": report.loc[model, "report_test_acc_25_epochs"]
-                         if model in report.index else math.nan,
-                         "epoch read": epoch, "ours (%)": str(reading(runs, epoch)),
+                         f"report acc @{EARLY_ZOO_EPOCHS} (%)": theirs, "epoch read": epoch, "ours (%)": str(ours),
                          "lr in that epoch": ", ".join(f"{run.at_epoch(epoch, 'lr'):g}" for run in runs),
-                         COMPARABLE_HEADING: comparability(runs, EARLY_ZOO_EPOCHS)})
+                         COMPARABLE_HEADING: comparable,
+                         "against the report": agreement_verdict(ours, theirs) if comparable == "yes"
+                         and not math.isnan(theirs) else "not testable: not comparable"})
     return pd.DataFrame(rows).set_index(["model", "plateau steps on"]) if rows else pd.DataFrame()
 
 

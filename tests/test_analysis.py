@@ -33,6 +33,13 @@ def test_accuracy_verdict_allows_two_standard_errors(ours, verdict):
     assert analysis.accuracy_verdict(analysis.reading([run([ours], [80.0])]), 94.03).startswith(verdict)
 
 
+@pytest.mark.parametrize("ours, verdict", [(96.0, "above it"), (94.5, "matches"), (93.0, "matches"),
+                                           (91.0, "below it")])
+def test_agreement_verdict_is_two_sided(ours, verdict):
+    # one seed on the exact rows near 94%: SE 0.75 points, so 2 SE ~ 1.5 points on either side of 94.03
+    assert analysis.agreement_verdict(analysis.reading([run([ours], [80.0])]), 94.03).startswith(verdict)
+
+
 def test_reached_by_verdict():
     runs = [run([80, 88, 92.6, 93.2], [70, 80, 85, 86])]
     found, verdict = analysis.reached_by_verdict(runs, 93.10, report_epoch=3)
