@@ -245,8 +245,20 @@ def test_plateau_reading_table_puts_both_readings_beside_the_report():
                                            REPORT)
     assert short.iloc[0][analysis.COMPARABLE_HEADING].startswith("no")
     assert short.iloc[0]["epoch read"] == 3 and short.iloc[0]["ours (%)"].startswith("10.00")
-    assert short.iloc[0]["against the report"] == "not testable: not comparable"
+    assert short.iloc[0]["against the report (mean)"] == "not testable: not comparable"
+    assert short.iloc[0]["single runs matching it"] == "n/a"
     assert analysis.plateau_reading_table({"lenet5": {"test loss (default)": []}}, REPORT).empty
     # LeNet5's report figure is 59.87: 49.0 on one seed is far below, the two seeds at 61.00 ± 1.41 match it
-    assert table.loc[("LeNet5", "test loss (default)"), "against the report"].startswith("below it: -10.87 pp")
-    assert table.loc[("LeNet5", "test accuracy, min mode"), "against the report"].startswith("matches: +1.13 pp")
+    assert table.loc[("LeNet5", "test loss (default)"), "against the report (mean)"].startswith("below it: -10.87")
+    assert table.loc[("LeNet5", "test accuracy, min mode"), "against the report (mean)"].startswith("matches: +1.13")
+    assert table.loc[("LeNet5", "test loss (default)"), "single runs matching it"] == "0 of 1"
+    assert table.loc[("LeNet5", "test accuracy, min mode"), "single runs matching it"] == "2 of 2"
+
+
+def test_runs_matching_counts_single_runs_where_a_split_mean_matches():
+    # seeds split between a dropped and a kept learning rate: the mean of 49, 58 and 50 (52.3 ± 4.9) lies within
+    # its wide error of 59.87, but only the run at 58 matches the report's single run on its own
+    split = [flat("lenet5", acc, 25, seed=seed) for seed, acc in enumerate((49.0, 58.0, 50.0))]
+    assert analysis.agreement_verdict(analysis.reading(split), 59.87).startswith("matches")
+    assert analysis.runs_matching(split, 59.87) == "1 of 3"
+    assert analysis.runs_matching(split, 59.87, epoch=1) == "1 of 3"
