@@ -758,15 +758,15 @@ def plateau_reading_table(results: dict[str, dict[str, list[Run]]], report: pd.D
             epoch = min(EARLY_ZOO_EPOCHS, *(len(run.history) for run in runs))  # a shorter run: its last epoch
             theirs = report.loc[model, "report_test_acc_25_epochs"] if model in report.index else math.nan
             ours, comparable = reading(runs, epoch), comparability(runs, EARLY_ZOO_EPOCHS)
+            if comparable == "yes" and not math.isnan(theirs):
+                mean_verdict, single_runs = agreement_verdict(ours, theirs), runs_matching(runs, theirs, epoch)
+            else:
+                mean_verdict, single_runs = "not testable: not comparable", "n/a"
             rows.append({"model": zoo_label(model, report), "plateau steps on": name, "seeds": len(runs),
                          f"report acc @{EARLY_ZOO_EPOCHS} (%)": theirs, "epoch read": epoch, "ours (%)": str(ours),
                          "lr in that epoch": ", ".join(f"{run.at_epoch(epoch, 'lr'):g}" for run in runs),
-                         COMPARABLE_HEADING: comparable,
-                         **({"against the report (mean)": agreement_verdict(ours, theirs),
-                             "single runs matching it": runs_matching(runs, theirs, epoch)}
-                            if comparable == "yes" and not math.isnan(theirs) else
-                            {"against the report (mean)": "not testable: not comparable",
-                             "single runs matching it": "n/a"})})
+                         COMPARABLE_HEADING: comparable, "against the report (mean)": mean_verdict,
+                         "single runs matching it": single_runs})
     return pd.DataFrame(rows).set_index(["model", "plateau steps on"]) if rows else pd.DataFrame()
 
 
