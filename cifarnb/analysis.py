@@ -106,8 +106,7 @@ def accuracy_verdict(ours: Reading, report: float) -> str:
     """Whether our accuracy reproduces the report's, allowing :data:`TOLERANCE` standard errors."""
     if not ours.summary.count:
         return "not testable: no run reaches that epoch"
-    gap = ours.summary.mean - report
-    allowed = TOLERANCE * ours.error
+    gap, allowed = _gap_and_allowance(ours, report)
     if gap >= 0:
         return f"reproduced ({gap:+.2f} pp)"
     if -gap <= allowed:
@@ -115,22 +114,34 @@ def accuracy_verdict(ours: Reading, report: float) -> str:
     return f"not reproduced: {gap:+.2f} pp, beyond {TOLERANCE:g} SE ({allowed:.2f} pp)"
 
 
+def _gap_and_allowance(ours: Reading, report: float) -> tuple[float, float]:
+    """Our mean minus the report's accuracy, and the :data:`TOLERANCE` standard errors a difference may be."""
+    return ours.summary.mean - report, TOLERANCE * ours.error
+
+
+def matches_report(ours: Reading, report: float) -> bool:
+    """Whether our accuracy lies within :data:`TOLERANCE` standard errors of the report's, on either side."""
+    if not ours.summary.count:
+        return False
+    gap, allowed = _gap_and_allowance(ours, report)
+    return abs(gap) <= allowed
+
+
 def agreement_verdict(ours: Reading, report: float) -> str:
-    """Whether our accuracy matches the report's on either side, allowing :data:`TOLERANCE` standard errors: the
-    test for a setting (such as a scheduler reading) that could land too high as well as too low."""
+    """Whether our accuracy matches the report's on either side (:func:`matches_report`): the test for a setting
+    (such as a scheduler reading) that could land too high as well as too low."""
     if not ours.summary.count:
         return "not testable: no run reaches that epoch"
-    gap = ours.summary.mean - report
-    allowed = TOLERANCE * ours.error
-    if abs(gap) <= allowed:
+    gap, allowed = _gap_and_allowance(ours, report)
+    if matches_report(ours, report):
         return f"matches: {gap:+.2f} pp, within {TOLERANCE:g} SE ({allowed:.2f} pp)"
     return f"{'above' if gap > 0 else 'below'} it: {gap:+.2f} pp, beyond {TOLERANCE:g} SE ({allowed:.2f} pp)"
 
 
 def runs_matching(runs: list[Run], report: float, epoch: int | None = None) -> str:
-    """How many single runs match the report's single run (:func:`agreement_verdict`, each with its own sampling
+    """How many single runs match the report's single run (:func:`matches_report`, each with its own sampling
     error): the mean of a setting whose outcome splits between seeds can match while most of its runs do not."""
-    matching = sum(agreement_verdict(reading([run], epoch), report).startswith("matches") for run in runs)
+    matching = sum(matches_report(reading([run], epoch), report) for run in runs)
     return f"{matching} of {len(runs)}"
 
 
