@@ -17,7 +17,7 @@
 #   STORE     the store trained into (default: results-gpu/, seeded with a copy of the committed results/, so
 #             finished runs are skipped; kept between calls on a warm machine, weights included)
 #   PROFILE   quick | smoke | full (default quick)
-#   SECTIONS  default "resnet9 vgg landscape features ablations zoo" (the order they are filled in)
+#   SECTIONS  default: every section, in the order a GPU fills them (cifarnb.study.sections.SECTIONS)
 #   SEEDS     default: the profile's seeds
 #   BUDGET_S  wall seconds for the whole script, from its start (default 480)
 #   WORKERS   runs at once on one device (default 4; see benchmarks/RESULTS.md for runs per hour against it)
@@ -35,7 +35,7 @@ export PYTHONUNBUFFERED=1
 export CIFARNB_DATA=${CIFARNB_DATA:-data}
 STORE=${STORE:-results-gpu}
 PROFILE=${PROFILE:-quick}
-SECTIONS=${SECTIONS:-resnet9 vgg landscape features ablations zoo}
+SECTIONS=${SECTIONS:-fastresnet9 batchnorm feature_maps optimize_resnet18 model_zoo}
 BUDGET_S=${BUDGET_S:-480}
 WORKERS=${WORKERS:-4}
 DEVICE=${DEVICE:-auto}

@@ -33,7 +33,7 @@ from speed import parse_pairs  # noqa: E402
 
 from cifarnb.device import describe  # noqa: E402
 
-from cifarnb import recipes  # noqa: E402
+from cifarnb.study import recipes  # noqa: E402
 from cifarnb.data import load_cifar10  # noqa: E402
 from cifarnb.train import measure_throughput  # noqa: E402
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-fixed", action="store_true", help="skip the fixed-batch (no loader) row")
     parser.add_argument("--rounds", type=int, default=1, help="measure each row this often, alternating order")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="TrainConfig overrides")
-    parser.add_argument("--data", default=None)
+    parser.add_argument("--data-root", default=None, help="folder holding cifar-10-batches-py (default: CIFARNB_DATA)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None, help="folder for loader_speed.json")
     args = parser.parse_args(argv)
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     env = describe(torch.device("cuda" if cuda else "cpu"))
     print(f"loader_speed.py: {env['device']}, torch {env['torch']}, {env['date']}: {config.model} ({args.recipe}), "
           f"batch {config.batch_size}, precision {config.precision}, {steps} steps after {warmup_steps}", flush=True)
-    data = load_cifar10(args.data)
+    data = load_cifar10(args.data_root)
 
     variants = [("torchvision", "torchvision", False), ("tensor", "tensor", False), ("fixed batch", "tensor", True)]
     variants = [v for v in variants if not (v[2] and args.no_fixed)]

@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from cifarnb import recipes  # noqa: E402
+from cifarnb.study import recipes  # noqa: E402
 from cifarnb.cli import parse_value  # noqa: E402
 from cifarnb.data import load_cifar10  # noqa: E402
 from cifarnb.device import describe  # noqa: E402
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip the report-pipeline rows")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="TrainConfig overrides, all rows")
     parser.add_argument("--train-set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides, training only")
-    parser.add_argument("--data", default=None, help="folder holding cifar-10-batches-py (default: CIFARNB_DATA)")
+    parser.add_argument("--data-root", default=None, help="folder holding cifar-10-batches-py (default: CIFARNB_DATA)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--reduced", action=argparse.BooleanOptionalAction, default=None,
                         help="smoke form: few steps, small batches and subsets (default: on without CUDA)")
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda text: print(text, flush=True)  # noqa: E731
     log(f"speed.py: {env['device']}, torch {env['torch']}, {env['date']}, "
         f"{'reduced form' if reduced else 'full form'}; steps {steps} after {warmup_steps} warm-up")
-    data = load_cifar10(args.data)
+    data = load_cifar10(args.data_root)
 
     def save(throughput: list[dict], summaries: list[dict], runs: list[dict]) -> None:
         # Written after every section, so a run cut short by a time limit still leaves what it measured.

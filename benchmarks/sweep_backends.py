@@ -1,6 +1,6 @@
 """Sweep wall time of one smoke section by each backend, in one run: sequential, ``--workers 2``, Ray on 2 CPUs.
 
-    python benchmarks/sweep_backends.py --data ../shared/cifar10 [--section resnet9] [--seed 0]
+    python benchmarks/sweep_backends.py --data-root ../shared/cifar10 [--section fastresnet9] [--seed 0]
 
 Each backend fills a fresh, empty results store with the section's runs (the same configs and keys); the wall
 time counts everything a user waits for: planning, process or Ray start-up, training, writing the store. Ray
@@ -25,10 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import torch  # noqa: E402
 
-from cifarnb import profiles  # noqa: E402
-from cifarnb.cluster import sweep_on_ray  # noqa: E402
 from cifarnb.results import ResultStore  # noqa: E402
-from cifarnb.sweep import plan, sweep  # noqa: E402
+from cifarnb.study import profiles  # noqa: E402
+from cifarnb.study.cluster import sweep_on_ray  # noqa: E402
+from cifarnb.study.sections import plan  # noqa: E402
+from cifarnb.study.sweep import sweep  # noqa: E402
 
 
 def quiet(_line: str) -> None:
@@ -37,22 +38,20 @@ def quiet(_line: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=None, help="data folder (else $CIFARNB_DATA, ./data)")
-    parser.add_argument("--section", default="resnet9", help="one smoke section (default: %(default)s, 11 runs)")
+    parser.add_argument("--data-root", default=None, help="data folder (else $CIFARNB_DATA, ./data)")
+    parser.add_argument("--section", default="fastresnet9", help="one smoke section (default: %(default)s, 11 runs)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    smoke, seeds = profiles.get("smoke"), (args.seed,)
+    smoke, seeds = profiles.get("smoke", device="cpu", data_root=args.data_root), (args.seed,)
     runs = len(plan([args.section], smoke, seeds))
     print(f"{args.section} at smoke, seed {args.seed}: {runs} runs; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, torch {torch.__version__}, torch threads {torch.get_num_threads()}, "
           f"load average before {os.getloadavg()[0]:.1f}")
     backends = {
-        "sequential": lambda store: sweep([args.section], smoke, store, seeds, device="cpu", log=quiet,
-                                          data_root=args.data),
-        "--workers 2": lambda store: sweep([args.section], smoke, store, seeds, device="cpu", workers=2, log=quiet,
-                                           data_root=args.data),
-        "ray, 2 CPUs": lambda store: sweep_on_ray([args.section], smoke, store, seeds, device="cpu", num_cpus=2,
-                                                  progress=False, log=quiet, data_root=args.data),
+        "sequential": lambda store: sweep([args.section], smoke, store, seeds, log=quiet),
+        "--workers 2": lambda store: sweep([args.section], smoke, store, seeds, workers=2, log=quiet),
+        "ray, 2 CPUs": lambda store: sweep_on_ray([args.section], smoke, store, seeds, num_cpus=2, progress=False,
+                                                  log=quiet),
     }
     seconds, keys = {}, {}
     with tempfile.TemporaryDirectory() as scratch:

@@ -26,6 +26,7 @@ _FIELD_HELP = {
     "precision": "|".join(config_choices.PRECISIONS) + " (autocast on CUDA only)",
     "loader": "tensor (on-device) | torchvision (the report's pipeline)",
     "device": "auto|cpu|cuda|cuda:N",
+    "data_root": "folder holding cifar-10-batches-py/ (else $CIFARNB_DATA, ./data)",
     "lr_knots": "piecewise schedule as JSON [[epoch, factor], ...], e.g. [[0,0],[2,1],[8,0.1]]",
     "seed": "training seed, a whole number >= 0",
     "subset_seed": "seed choosing --n-train/--n-test subsets, a whole number >= 0",
@@ -60,8 +61,6 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     hints = typing.get_type_hints(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
-        if field.name == "data_root":
-            continue  # the command's --data flag fills it (one flag for the data folder in every subcommand)
         flag = "--" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
         help_text = _FIELD_HELP.get(field.name, "")
@@ -90,9 +89,25 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, type=parse_value, default=default, metavar=field.name.upper(), help=help_text)
 
 
+def _add_data_root(parser: argparse.ArgumentParser, config_flag: bool = False) -> None:
+    """``--data-root`` (unless the config's flags already made it), and ``--data``, its earlier name."""
+    if not config_flag:
+        parser.add_argument("--data-root", default=None, help=_FIELD_HELP["data_root"])
+    parser.add_argument("--data", dest="data_root_earlier", default=None, help=argparse.SUPPRESS)
+
+
+def _data_root(args: argparse.Namespace) -> str | None:
+    """The data folder the command was given: ``--data-root``, or ``--data`` with a one-line note."""
+    if args.data_root_earlier is not None:
+        print("note: --data is now called --data-root", file=sys.stderr)
+        if args.data_root is None:
+            args.data_root = args.data_root_earlier
+    return args.data_root
+
+
 def _config_from(args: argparse.Namespace) -> TrainConfig:
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if f.name != "data_root"}
-    values["data_root"] = args.data
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    values["data_root"] = _data_root(args)
     options = {}
     for pair in values["model_options"]:
         if "=" not in pair:
@@ -108,7 +123,7 @@ def _train(args: argparse.Namespace) -> int:
     from .results import ResultStore
 
     config = _config_from(args)
-    data = load_cifar10(args.data, download=args.download)
+    data = load_cifar10(config.data_root, download=args.download)
     store = ResultStore(args.results)
     run = store.run(config, data=data, progress=not args.quiet)
     print(run.frame().to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -117,14 +132,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import run_report
+    from .study.render import run_report
 
+    data_root = _data_root(args)
     if args.download:
         from .data import load_cifar10
 
-        load_cifar10(args.data, download=True)  # fetch or repair once, before any notebook needs it
+        load_cifar10(data_root, download=True)  # fetch or repair once, before any notebook needs it
     html = run_report(profile=args.profile, output=args.output, notebooks=args.notebooks, results=args.results,
-                      figures=args.figures, data=args.data, device=args.device, only=args.only)
+                      figures=args.figures, data_root=data_root, device=args.device, only=args.only)
     print(f"report: {html}")
     return 0
 
@@ -132,22 +148,26 @@ def _report(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     import functools
 
-    from . import profiles
     from .results import ResultStore
-    from .sweep import sweep
+    from .study import profiles
+    from .study.sections import resolve
+    from .study.sweep import sweep
 
+    data_root = _data_root(args)
+    sections = resolve(args.section, note=functools.partial(print, file=sys.stderr))
     if args.download:
         from .data import load_cifar10
 
-        load_cifar10(args.data, download=True)  # fetch or repair once, before the workers start
+        load_cifar10(data_root, download=True)  # fetch or repair once, before the workers start
     if args.baseline is not None and args.archive is None:
         raise ValueError("--baseline needs --archive PATH (the archive of results new relative to it)")
-    profile = profiles.get(args.profile)
+    # The one place a sweep sets its execution settings: every config the sections build from the profile gets them.
+    profile = profiles.get(args.profile, device=args.device, data_root=data_root)
     store = ResultStore(args.results)
     if args.estimate:
-        from .sweep import estimate_hours
+        from .study.estimate import estimate_hours
 
-        estimates = estimate_hours(args.section, profile, store, args.estimate, seeds=args.seeds)
+        estimates = estimate_hours(sections, profile, store, args.estimate, seeds=args.seeds)
         for section, (hours, guessed) in estimates.items():
             print(f"{section}: {hours:.1f} h on {args.estimate}"
                   + (f" (guessed from FLOPs, not measured: {', '.join(guessed)})" if guessed else ""))
@@ -160,28 +180,26 @@ def _sweep(args: argparse.Namespace) -> int:
         # Rewritten after every finished task, so whatever stops the sweep, the finished results are in it.
         on_finished = functools.partial(pack, store.root, args.baseline, args.archive)
     if args.backend == "ray":
-        from .cluster import MissingExtra, sweep_on_ray
+        from .study.cluster import MissingExtra, sweep_on_ray
 
         if args.workers != 1 or args.budget_s is not None:
             raise ValueError("--workers and --budget-s work with --backend local; with --backend ray the cluster's "
                              "CPUs and GPUs (--cpus-per-run, --gpus-per-run) decide how many runs train at once")
         try:
-            report = sweep_on_ray(args.section, profile, store, seeds=args.seeds, device=args.device,
-                                  address=args.address, gpus_per_run=args.gpus_per_run,
-                                  cpus_per_run=args.cpus_per_run, on_finished=on_finished,
-                                  log=functools.partial(print, flush=True), data_root=args.data)
+            report = sweep_on_ray(sections, profile, store, seeds=args.seeds, address=args.address,
+                                  gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run,
+                                  on_finished=on_finished, log=functools.partial(print, flush=True))
         except MissingExtra as error:
             print(f"cifarnb: error: {error}", file=sys.stderr)
             return 2
     else:
         if args.address is not None:
             raise ValueError("--address needs --backend ray (a Ray cluster's address)")
-        report = sweep(args.section, profile, store, seeds=args.seeds, device=args.device, workers=args.workers,
-                       budget_seconds=args.budget_s, on_finished=on_finished, log=functools.partial(print, flush=True),
-                       data_root=args.data)
+        report = sweep(sections, profile, store, seeds=args.seeds, workers=args.workers,
+                       budget_seconds=args.budget_s, on_finished=on_finished, log=functools.partial(print, flush=True))
     if on_finished is not None:
         on_finished()
-    print(f"sweep ({profile.name}, {', '.join(args.section)}): {report.summary()}")
+    print(f"sweep ({profile.name}, {', '.join(sections)}): {report.summary()}")
     print(f"results: {store.root}")
     return 0 if report.ok else 1
 
@@ -206,25 +224,28 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train one config (or load it from the results store)")
-    train.add_argument("--data", default=None, help="folder holding cifar-10-batches-py/ (else $CIFARNB_DATA, ./data)")
+    _add_data_root(train, config_flag=True)
     train.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing, partial or damaged")
     train.add_argument("--results", default=None, help="results store folder (else $CIFARNB_RESULTS, ./results)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_arguments(train)
     train.set_defaults(handler=_train)
 
-    from .sweep import PRIORITY, SECTIONS
+    from .study.sections import ALIASES, NUMBERS, SECTIONS, in_notebook_order
 
+    section_names = ", ".join(f"{s.NAME} ({s.NOTEBOOK[:2]})" for s in in_notebook_order())
     sweep = commands.add_parser("sweep", help="train report sections' runs into the results store, without Jupyter")
-    sweep.add_argument("--section", nargs="+", default=list(PRIORITY), choices=SECTIONS,
-                       help="ablations (01), zoo (02), resnet9 (03), features (04), vgg and landscape (05); "
-                            "filled in the order given, the first seed of every run before any second seed (default: %(default)s)")
+    sweep.add_argument("--section", nargs="+", default=list(SECTIONS), choices=[*SECTIONS, *ALIASES],
+                       metavar="SECTION",
+                       help=f"{section_names}, or an earlier name ({', '.join(ALIASES)}); filled in the order "
+                            "given, the first seed of every run before any second seed (default: all, in the order "
+                            "a GPU fills them: %(default)s)")
     sweep.add_argument("--profile", default="quick", help="smoke|quick|full (default: %(default)s)")
     sweep.add_argument("--seeds", type=_seed, nargs="+", default=None, help="whole numbers >= 0 (default: the "
                        "profile's seeds)")
     sweep.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing, partial or damaged")
     sweep.add_argument("--results", default=None, help="results store folder (else $CIFARNB_RESULTS, ./results)")
-    sweep.add_argument("--data", default=None, help="data folder (else $CIFARNB_DATA, ./data)")
+    _add_data_root(sweep)
     sweep.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
     sweep.add_argument("--workers", type=int, default=1,
                        help="processes sharing the device; each claims its runs through the store (default: %(default)s)")
@@ -261,10 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--figures", default=None, help="folder for the notebooks' figures (default: the "
                         "repository's figures/, or OUTPUT/figures when --results is given, so rendering another "
                         "store never overwrites the committed figures)")
-    report.add_argument("--data", default=None, help="data folder (else $CIFARNB_DATA, ./data)")
+    _add_data_root(report)
     report.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing, partial or damaged")
     report.add_argument("--device", default="auto", help="auto|cpu|cuda")
-    report.add_argument("--only", nargs="*", default=None, help="run only notebooks whose name starts with these")
+    report.add_argument("--only", nargs="+", default=None, choices=[*SECTIONS, *ALIASES, *NUMBERS],
+                        metavar="SECTION", help=f"run only these sections' notebooks: {section_names}, or an "
+                        f"earlier name ({', '.join([*ALIASES, *NUMBERS])}) (default: all five)")
     report.set_defaults(handler=_report)
     return parser
 

@@ -134,21 +134,21 @@ def _balanced(images: torch.Tensor, labels: torch.Tensor, count: int | None, see
     return images[chosen], labels[chosen]
 
 
-def resolve_root(root: str | os.PathLike | None = None) -> Path:
-    """``root``, else ``$CIFARNB_DATA``, else ``./data``."""
-    if root is not None:
-        return Path(root)
+def resolve_root(data_root: str | os.PathLike | None = None) -> Path:
+    """The folder holding ``cifar-10-batches-py/``: ``data_root``, else ``$CIFARNB_DATA``, else ``./data``."""
+    if data_root is not None:
+        return Path(data_root)
     return Path(os.environ.get(DATA_ENV_VAR) or "data")
 
 
 @functools.lru_cache(maxsize=4)
-def is_official(root: str | os.PathLike | None = None) -> bool:
-    """Whether ``root`` holds the official archive's batch files (their published MD5s, as torchvision lists
+def is_official(data_root: str | os.PathLike | None = None) -> bool:
+    """Whether ``data_root`` holds the official archive's batch files (their published MD5s, as torchvision lists
     them). Copies with other checksums load as well (see the module docstring), but only the official test set
     makes the 10,000-image accuracy comparable with published numbers."""
     from torchvision.datasets import CIFAR10 as TorchvisionCIFAR10
 
-    folder = resolve_root(root) / BATCH_FOLDER
+    folder = resolve_root(data_root) / BATCH_FOLDER
     for name, published in (*TorchvisionCIFAR10.train_list, *TorchvisionCIFAR10.test_list):
         path = folder / name
         if not path.is_file() or hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest() != published:
@@ -175,17 +175,17 @@ def _complete(folder: Path) -> bool:
 
 
 def load_cifar10(
-    root: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
     download: bool = False,
     n_train: int | None = None,
     n_test: int | None = None,
     seed: int = 0,
 ) -> CIFAR10:
-    """Load CIFAR-10 from ``root/cifar-10-batches-py`` (see :func:`resolve_root`).
+    """Load CIFAR-10 from ``data_root/cifar-10-batches-py`` (see :func:`resolve_root`).
 
     ``n_train`` / ``n_test`` pick a class-balanced, seeded subset for small runs.
     """
-    root = resolve_root(root)
+    root = resolve_root(data_root)
     if download and not _complete(root / BATCH_FOLDER):
         # Missing, partial or damaged: fetch again (torchvision re-extracts over what is there).
         _download(root)
@@ -219,7 +219,7 @@ def _load_whole(root: str) -> CIFAR10:
     )
 
 
-def first_test_image(root: str | os.PathLike | None = None) -> tuple[torch.Tensor, int]:
+def first_test_image(data_root: str | os.PathLike | None = None) -> tuple[torch.Tensor, int]:
     """Row 0 of the official test set (a cat, used by the report's feature-map figures), uint8 3x32x32."""
-    images, labels = _read_batch(resolve_root(root) / BATCH_FOLDER / TEST_FILE)
+    images, labels = _read_batch(resolve_root(data_root) / BATCH_FOLDER / TEST_FILE)
     return torch.from_numpy(images[0].copy()), int(labels[0])

@@ -50,6 +50,7 @@ noisy numbers. Read the early part of the report-method figures with that in min
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
@@ -64,13 +65,13 @@ from . import models
 from .data import CIFAR10, load_cifar10
 from .device import resolve_device
 from .loaders import TensorLoader
-from .settings import LANDSCAPE_GAP, LANDSCAPE_LEARNING_RATES, REPORT_BATCH_SIZE, VGG_EPOCHS, VGG_TEMPLATE
 
 MODELS = ("vgg_a", "vgg_a_bn")
 PAPER_LEARNING_RATE = 0.1
 PAPER_ETA_RANGE = (0.5, 4.0)  # multiples of the learning rate
 PAPER_ETA_CAP = 0.4  # Fig. 4 caps the largest step at 0.4 x the gradient
 PAPER_ETA_COUNT = 8
+UNIFORM_LOSS = math.log(10)  # cross-entropy of uniform predictions over CIFAR-10's 10 classes: the early plateau
 
 # Quantity names shared by both methods so one plotting function serves both tables.
 LOSS = "loss"
@@ -92,23 +93,31 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 
 @dataclass(frozen=True)
 class LandscapeConfig:
-    """Settings of both methods; the defaults are the report's (table 11)."""
+    """Settings of both methods. The training settings have no defaults: a study says which it measures (the
+    report's are ``cifarnb.study.settings.LANDSCAPE``); the data pipeline defaults to training's usual one."""
 
+    learning_rates: tuple[float, ...]
+    epochs: int
+    batch_size: int
+    gap: int  # report method: window length; paper method: default probe interval
     models: tuple[str, ...] = MODELS
-    learning_rates: tuple[float, ...] = LANDSCAPE_LEARNING_RATES
-    epochs: int = VGG_EPOCHS
-    batch_size: int = REPORT_BATCH_SIZE
-    gap: int = LANDSCAPE_GAP  # report method: window length; paper method: default probe interval
     seed: int = 0  # model initialisation and batch order; the same for every lr so bands reflect lr alone
     subset_seed: int = 0  # which images a subset holds
-    device: str = "auto"
+    device: str = "auto"  # execution: where it runs, left out of key()
     n_train: int | None = None  # None: all 50,000 training images
-    data_root: str | None = None  # None: $CIFARNB_DATA, then ./data
-    # The course template's data pipeline (no augmentation, pixels to [-1, 1]) and initialisation; augment=True,
-    # normalization="cifar10", init="default" trains on crop + flip with CIFAR-10's mean/std from PyTorch's init.
-    augment: bool = VGG_TEMPLATE["augment"]
-    normalization: str = VGG_TEMPLATE["normalization"]
-    init: str = VGG_TEMPLATE["model_options"]["init"]
+    data_root: str | None = None  # execution: the folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, ./data)
+    # The data pipeline and initialisation: augment=True, normalization="cifar10", init="default" trains on
+    # crop + flip with CIFAR-10's mean/std from PyTorch's init; the course template's are False, "half",
+    # "xavier_normal".
+    augment: bool = True
+    normalization: str = "cifar10"
+    init: str = "default"
+
+    def key(self) -> dict:
+        """What the measurements depend on: every field, with the execution fields at their defaults (so a table
+        made on a GPU from one data folder is found again on a CPU from another; tables stored before these
+        fields were execution-only kept exactly these values)."""
+        return dataclasses.asdict(dataclasses.replace(self, device="auto", data_root=None))
 
     def __post_init__(self) -> None:
         if self.gap < 1:
@@ -278,7 +287,7 @@ def _loss_and_gradient(
     return loss.detach(), [torch.zeros_like(l) if g is None else g for l, g in zip(leaves, grads)]
 
 
-def _probe(
+def probe(
     model: nn.Module,
     loss_fn: LossFn,
     inputs: Tensor,
@@ -286,7 +295,14 @@ def _probe(
     etas: Sequence[float],
     gradient: Sequence[Tensor] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Device tensors (losses per eta, gradient distances per eta, beta), so a run can defer host syncs."""
+    """Walk from ``w`` to ``w - eta * g`` for each eta, on the fixed batch ``(inputs, targets)``.
+
+    ``g`` is the gradient of ``loss_fn(model(inputs), targets)`` at the current parameters (pass ``gradient``,
+    one tensor per trainable parameter in ``model.parameters()`` order, to reuse one already computed).
+    Returns device tensors, so a run can defer host syncs: the losses ``loss(w - eta g)`` and gradient
+    distances ``||grad(w - eta g) - g||`` per eta, and ``beta = max_eta ||grad(w - eta g) - g|| / ||eta g||``.
+    The model is evaluated in its current mode and left exactly as found (parameters, buffers, ``.grad``, RNG).
+    """
     if not etas:
         raise ValueError("etas must name at least one step size")
     named = list(model.named_parameters())
@@ -309,26 +325,6 @@ def _probe(
     steps = torch.tensor([float(e) for e in etas], dtype=distances.dtype, device=distances.device)
     beta = (distances / (steps * _global_norm(gradient))).max()
     return losses, distances, beta
-
-
-def probe_along_gradient(
-    model: nn.Module,
-    loss_fn: LossFn,
-    inputs: Tensor,
-    targets: Tensor,
-    etas: Sequence[float],
-    gradient: Sequence[Tensor] | None = None,
-) -> dict:
-    """Walk from ``w`` to ``w - eta * g`` for each eta, on the fixed batch ``(inputs, targets)``.
-
-    ``g`` is the gradient of ``loss_fn(model(inputs), targets)`` at the current parameters (pass ``gradient``,
-    one tensor per trainable parameter in ``model.parameters()`` order, to reuse one already computed).
-    Returns ``{"losses": [loss(w - eta g)], "grad_distances": [||grad(w - eta g) - g||], "beta":
-    max_eta ||grad(w - eta g) - g|| / ||eta g||}``. The model is evaluated in its current mode and left exactly
-    as found (parameters, buffers, ``.grad``, RNG state).
-    """
-    losses, distances, beta = _probe(model, loss_fn, inputs, targets, etas, gradient)
-    return {"losses": losses.tolist(), "grad_distances": distances.tolist(), "beta": beta.item()}
 
 
 def measure_paper_quantities(
@@ -355,7 +351,7 @@ def measure_paper_quantities(
         values.append(loss.detach())
         if probe_every and step % probe_every == 0:
             # The training gradient is the probe's g: same weights, same batch, same mode.
-            losses, distances, beta = _probe(model, F.cross_entropy, inputs, targets, etas, _gradients(parameters))
+            losses, distances, beta = probe(model, F.cross_entropy, inputs, targets, etas, _gradients(parameters))
             rows += [(step, LOSS, float(eta)) for eta in etas]
             rows += [(step, GRAD_DISTANCE, float(eta)) for eta in etas]
             rows.append((step, BETA, math.nan))

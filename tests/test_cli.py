@@ -97,20 +97,20 @@ def test_bad_numbers_and_negative_seeds_are_usage_errors(argv, flag, capsys):
 
 
 def test_negative_seed_rejected_by_config_and_notebook(tmp_path):
-    from cifarnb.notebook import NotebookParameterError, setup
+    from cifarnb.study.notebook import NotebookParameterError, setup
     from cifarnb.train import TrainConfig
 
     for field in ("seed", "subset_seed"):
         with pytest.raises(ValueError, match=f"{field}=-1 must be a whole number >= 0"):
             TrainConfig(**{field: -1})
     with pytest.raises(NotebookParameterError, match="non-negative"):
-        setup("test", seeds=[0, -1], results_dir=str(tmp_path), figures_dir=str(tmp_path))
+        setup("01_optimize_resnet18", {"seeds": [0, -1], "results_dir": str(tmp_path), "figures_dir": str(tmp_path)})
 
 
 def test_report_with_another_store_leaves_committed_figures_alone(tmp_path, monkeypatch):
     import papermill
 
-    from cifarnb.report import run_report
+    from cifarnb.study.render import run_report
 
     seen = []
 
@@ -131,7 +131,7 @@ def test_report_with_another_store_leaves_committed_figures_alone(tmp_path, monk
 def test_report_by_default_renders_each_notebook_as_committed(tmp_path, monkeypatch):
     import papermill
 
-    from cifarnb.report import run_report
+    from cifarnb.study.render import run_report
 
     seen = {}
 

@@ -14,10 +14,11 @@ import pytest
 
 ray = pytest.importorskip("ray", reason='Ray is not installed: pip install -e ".[cluster]"')
 
-from cifarnb import experiments, profiles  # noqa: E402
-from cifarnb.cluster import dispatch, sweep_on_ray  # noqa: E402
+from cifarnb.study import profiles  # noqa: E402
+from cifarnb.study.cluster import dispatch, sweep_on_ray  # noqa: E402
+from cifarnb.study.sections import batchnorm, plan  # noqa: E402
 from cifarnb.results import CHECKPOINT_FILE, ResultStore  # noqa: E402
-from cifarnb.sweep import Task, plan  # noqa: E402
+from cifarnb.study.tasks import RunTask  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -124,20 +125,19 @@ def cluster(tmp_path_factory):
 
 
 def test_a_section_on_the_cluster_equals_a_sequential_sweep(cluster, tmp_path, cifar_root, one_thread):
-    smoke = profiles.get("smoke")
+    smoke = profiles.get("smoke", device="cpu", data_root=str(cifar_root)).with_overrides(
+        zoo_models=("lenet5", "alexnet"))
     store = ResultStore(tmp_path / "ray")
     lines = []
     own_print = builtins.print
-    report = sweep_on_ray(["vgg"], smoke, store, seeds=(3,), device="cpu", progress=False, log=lines.append,
-                          data_root=str(cifar_root))
+    report = sweep_on_ray(["model_zoo"], smoke, store, seeds=(3,), progress=False, log=lines.append)
     assert sum("trained in" in line for line in lines) == 2, lines
     assert report.ok and len(report.computed) == 2 and not report.left
     alone = ResultStore(tmp_path / "alone")
-    for task in plan(["vgg"], smoke, seeds=(3,)):
-        config = task.config.replace(device="cpu", data_root=str(cifar_root))
+    for task in plan(["model_zoo"], smoke, seeds=(3,)):
+        config = task.config
         assert without_timings(store.load(config).history) == without_timings(alone.run(config, progress=False).history)
-    again = sweep_on_ray(["vgg"], smoke, store, seeds=(3,), device="cpu", progress=False, log=lambda line: None,
-                         data_root=str(cifar_root))
+    again = sweep_on_ray(["model_zoo"], smoke, store, seeds=(3,), progress=False, log=lambda line: None)
     assert len(again.already_stored) == 2 and not again.computed
     # Ray may patch print in the driver; a later --workers sweep pickles print for its spawned workers.
     assert builtins.print is own_print
@@ -155,14 +155,14 @@ def _lock_holder(path: Path) -> int | None:
 
 @pytest.mark.skipif(not Path("/proc/locks").exists(), reason="finding the worker's pid needs /proc/locks (Linux)")
 def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(cluster, tmp_path, cifar_root, one_thread):
-    config = experiments.vgg_configs(profiles.get("smoke"))["VGG-A"].replace(epochs=12, n_train=64, device="cpu",
+    config = batchnorm.vgg_configs(profiles.get("smoke"))["VGG-A"].replace(epochs=12, n_train=64, device="cpu",
                                                                               seed=5, data_root=str(cifar_root))
-    task = Task("vgg", "VGG-A long", "run", config=config)
+    task = RunTask("batchnorm", "VGG-A long", config)
     store = ResultStore(tmp_path / "ray")
     lines, results = [], []
     own_print = builtins.print
     driver = threading.Thread(target=lambda: results.append(
-        dispatch([task], store, device="cpu", progress=False, log=lines.append, data_root=str(cifar_root))))
+        dispatch([task], store, progress=False, log=lines.append)))
     driver.start()
     checkpoint, killed = store.folder(config) / CHECKPOINT_FILE, None
     deadline = time.time() + 120

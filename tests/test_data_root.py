@@ -1,9 +1,12 @@
-"""The data folder is an execution field: passing none keeps the config's own, passing one replaces it."""
+"""The data folder and device are execution fields, set once on the profile: every config built from it gets them,
+and no run's key changes."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cifarnb import experiments, sweep
+from cifarnb.study import profiles, reading
+from cifarnb.study.sections import SECTIONS, model_zoo, plan
+from cifarnb.study.tasks import RunTask
 from cifarnb.train import TrainConfig
 
 
@@ -29,22 +32,21 @@ class RecordingStore:
         return Finished()
 
 
-def test_run_grid_keeps_the_configs_data_folder_unless_given_one():
-    config = TrainConfig(model="lenet5", epochs=1, data_root="/data/from-config")
-    store = RecordingStore()
-    experiments.run_grid(store, {"a": config}, [0], device="cpu", log=lambda line: None)
-    experiments.run_grid(store, {"a": config}, [0], device="cpu", data_root="/data/given", log=lambda line: None)
-    assert [c.data_root for c in store.asked] == ["/data/from-config", "/data/given"]
-    assert store.asked[0].key() == store.asked[1].key() == config.key()  # not part of what the run means
+def test_the_profiles_device_and_data_folder_reach_every_planned_task_and_change_no_key():
+    plain = profiles.get("smoke")
+    placed = profiles.get("smoke", device="cpu", data_root="/data/here")
+    before, after = plan(list(SECTIONS), plain), plan(list(SECTIONS), placed)
+    assert [task.identity for task in before] == [task.identity for task in after]
+    for task in after:
+        assert (task.config.device, task.config.data_root) == ("cpu", "/data/here"), task.label
+        assert task.device == "cpu"
 
 
-def test_sweep_task_keeps_the_configs_data_folder_unless_given_one():
-    config = TrainConfig(model="lenet5", epochs=1, data_root="/data/from-config")
+def test_a_task_trains_its_config_as_given():
+    config = TrainConfig(model="lenet5", epochs=1, data_root="/data/from-config", device="cpu")
     store = RecordingStore()
-    task = sweep.Task("zoo", "lenet5", "run", config=config)
-    task.compute(store, "cpu")
-    task.compute(store, "cpu", data_root="/data/given")
-    assert [c.data_root for c in store.asked] == ["/data/from-config", "/data/given"]
+    how = RunTask("model_zoo", "lenet5", config).compute(store)
+    assert store.asked == [config] and how.startswith("trained in ")
 
 
 def test_stored_grid_loads_only_finished_runs_and_trains_nothing():
@@ -59,14 +61,12 @@ def test_stored_grid_loads_only_finished_runs_and_trains_nothing():
         def run(self, *args, **kwargs):
             raise AssertionError("stored_grid must not train")
 
-    found = experiments.stored_grid(HalfFullStore(), {"a": config}, [0, 1])
+    found = reading.stored_grid(HalfFullStore(), {"a": config}, [0, 1])
     assert [run.config.seed for run in found["a"]] == [0]
 
 
 def test_zoo_plateau_readings_differ_only_in_what_the_scheduler_watches():
-    from cifarnb import profiles
-
-    readings = experiments.zoo_plateau_readings(profiles.get("quick"), "lenet5")
+    readings = model_zoo.zoo_plateau_readings(profiles.get("quick"), "lenet5")
     default, accuracy = readings.values()
-    assert default == experiments.zoo_config(profiles.get("quick"), "lenet5")
+    assert default == model_zoo.zoo_config(profiles.get("quick"), "lenet5")
     assert accuracy == default.replace(plateau_metric="test_acc")

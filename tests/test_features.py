@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from cifarnb import models
-from cifarnb.features import feature_maps, normalise
+from cifarnb.feature_maps import feature_maps, normalise
 from cifarnb.results import ResultStore
 
 

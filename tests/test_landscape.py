@@ -55,6 +55,12 @@ def _assert_same(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]
         assert torch.equal(before[name], after[name]), name
 
 
+def _probed(*arguments) -> dict:
+    """landscape.probe's three tensors as plain numbers."""
+    losses, distances, beta = landscape.probe(*arguments)
+    return {"losses": losses.tolist(), "grad_distances": distances.tolist(), "beta": beta.item()}
+
+
 def test_probe_matches_closed_form_on_a_quadratic():
     generator = torch.Generator().manual_seed(0)
     basis = torch.randn(6, 6, generator=generator, dtype=torch.float64)
@@ -63,7 +69,7 @@ def test_probe_matches_closed_form_on_a_quadratic():
     model = Quadratic(matrix, w)
     etas = (0.01, 0.05, 0.2)
 
-    result = landscape.probe_along_gradient(model, _passthrough, torch.zeros(1), torch.zeros(1), etas)
+    result = _probed(model, _passthrough, torch.zeros(1), torch.zeros(1), etas)
 
     g = matrix @ w
     expected_losses = [0.5 * (w - e * g) @ matrix @ (w - e * g) for e in etas]
@@ -73,7 +79,7 @@ def test_probe_matches_closed_form_on_a_quadratic():
     assert result["grad_distances"] == pytest.approx([float(v) for v in expected_distances], rel=1e-6, abs=1e-6)
     assert result["beta"] == pytest.approx(float(expected_beta), rel=1e-6, abs=1e-6)
 
-    reused = landscape.probe_along_gradient(model, _passthrough, torch.zeros(1), torch.zeros(1), etas, [g])
+    reused = _probed(model, _passthrough, torch.zeros(1), torch.zeros(1), etas, [g])
     for key in ("losses", "grad_distances", "beta"):
         assert reused[key] == pytest.approx(result[key], rel=1e-12)
 
@@ -86,7 +92,7 @@ def test_probe_leaves_model_grads_buffers_and_rng_untouched():
     before = _snapshot(model)
     rng_before = torch.get_rng_state()
 
-    result = landscape.probe_along_gradient(model, F.cross_entropy, inputs, targets, (0.05, 0.4))
+    result = _probed(model, F.cross_entropy, inputs, targets, (0.05, 0.4))
 
     _assert_same(before, _snapshot(model))
     assert torch.equal(rng_before, torch.get_rng_state())
@@ -100,7 +106,7 @@ def test_probe_restores_rng_drawn_by_dropout():
     model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 3)).train()
     inputs, targets = torch.randn(6, 5), torch.randint(0, 3, (6,))
     rng_before = torch.get_rng_state()
-    landscape.probe_along_gradient(model, F.cross_entropy, inputs, targets, (0.1, 0.2))
+    landscape.probe(model, F.cross_entropy, inputs, targets, (0.1, 0.2))
     assert torch.equal(rng_before, torch.get_rng_state())
 
 
@@ -196,7 +202,8 @@ def test_report_sweep_table_shape_and_band(report_frame):
 
 
 def test_paper_method_run_table(tiny_cifar):
-    config = landscape.LandscapeConfig(epochs=1, batch_size=TINY_BATCH, device="cpu", n_train=TINY_TRAIN)
+    config = landscape.LandscapeConfig(learning_rates=(0.1,), epochs=1, batch_size=TINY_BATCH, gap=30, device="cpu",
+                                       n_train=TINY_TRAIN)
     frame = landscape.run_paper_method(config, "vgg_a", probe_every=3, etas=(0.05, 0.4), data=tiny_cifar)
     assert list(frame.columns) == list(landscape.PAPER_COLUMNS)
     assert set(frame.loc[frame["quantity"] == "beta", "step"]) == {0, 3}
@@ -242,22 +249,22 @@ def test_band_figure_draws_one_panel_per_quantity_with_the_plateau_and_log_scale
 
 def test_config_rejects_a_zero_gap():
     with pytest.raises(ValueError, match="gap"):
-        landscape.LandscapeConfig(gap=0)
+        landscape.LandscapeConfig(learning_rates=(0.1,), epochs=1, batch_size=16, gap=0)
 
 
 def test_landscape_tables_are_cached_per_unit_whatever_the_device(cifar_root, tmp_path):
-    from cifarnb.experiments import landscape_tables
+    from cifarnb.study.sections.batchnorm import landscape_tables
     from cifarnb.results import ResultStore
 
     store = ResultStore(tmp_path)
     config = landscape.LandscapeConfig(models=("vgg_a_bn",), learning_rates=(0.1,), epochs=1, batch_size=16, gap=2,
                                        n_train=32, data_root=str(cifar_root))
     lines = []
-    first = landscape_tables(store, config, "report", device="cpu", log=lines.append)
-    again = landscape_tables(store, config.__class__(**{**config.__dict__, "device": "cpu"}), "report",
-                             device="cpu", log=lines.append)
+    first = landscape_tables(store, config, "report", log=lines.append)
+    again = landscape_tables(store, config.__class__(**{**config.__dict__, "device": "cpu", "data_root": None}),
+                             "report", log=lines.append)
     assert "computed" in lines[0] and "stored" in lines[1]
     assert first.equals(again) and set(first.quantity) == set(landscape.REPORT_QUANTITIES)
     wider = landscape_tables(store, config.__class__(**{**config.__dict__, "learning_rates": (0.1, 0.05)}),
-                             "report", device="cpu", log=lines.append)
+                             "report", log=lines.append)
     assert "stored" in lines[2] and "computed" in lines[3] and set(wider.lr) == {0.1, 0.05}

@@ -5,13 +5,15 @@ import builtins
 
 import pytest
 
-from cifarnb import cluster
-from cifarnb.notebook import NotebookParameterError, setup
+from cifarnb.study import cluster
+from cifarnb.study.notebook import NotebookParameterError, setup
+from cifarnb.study.tasks import RunTask
 from cifarnb.train import TrainConfig
 
 
 def quiet_setup(tmp_path, **options):
-    return setup("test", results_dir=str(tmp_path / "store"), figures_dir=str(tmp_path / "figures"), **options)
+    return setup("01_optimize_resnet18", {"results_dir": str(tmp_path / "store"),
+                                          "figures_dir": str(tmp_path / "figures"), **options})
 
 
 def test_backend_and_gpus_per_run_are_checked_in_the_first_cell(tmp_path):
@@ -40,24 +42,25 @@ def test_ray_backend_dispatches_every_config_and_seed_then_loads_from_the_store(
                           device="cpu")
     dispatched = []
 
-    def fake_dispatch(tasks, store, device, address, gpus_per_run, cpus_per_run, **options):
-        dispatched.append(([(t.kind, t.config.seed, t.config.key()) for t in tasks], address, gpus_per_run))
+    def fake_dispatch(tasks, store, address, gpus_per_run, cpus_per_run, **options):
+        dispatched.append(([(type(t).__name__, t.config.seed, t.config.key()) for t in tasks], address, gpus_per_run))
         return True
 
     loaded = []
     monkeypatch.setattr(cluster, "dispatch", fake_dispatch)
-    monkeypatch.setattr("cifarnb.experiments.run_grid",
-                        lambda store, configs, seeds, **options: loaded.append((list(configs), seeds)) or {})
+    monkeypatch.setattr(RunTask, "compute", lambda task, store, wait=True: loaded.append(task.config.seed) or "stored")
+    monkeypatch.setattr(session.store, "load", lambda config: f"run of seed {config.seed}")
     config = TrainConfig(model="lenet5", epochs=1)
-    session.run_grid({"a": config})
+    assert session.run_grid({"a": config}, log=lambda line: None) == {"a": ["run of seed 0", "run of seed 1"]}
     (tasks, address, gpus), = dispatched
-    assert tasks == [("run", 0, config.replace(seed=0).key()), ("run", 1, config.replace(seed=1).key())]
+    assert tasks == [("RunTask", 0, config.replace(seed=0).key()), ("RunTask", 1, config.replace(seed=1).key())]
     assert (address, gpus) == ("127.0.0.1:6379", 0.25)
-    assert loaded == [(["a"], (0, 1))]  # then every run loads through the store, as with the local backend
+    assert loaded == [0, 1]  # then every run loads through the store, as with the local backend
 
 
 def test_local_backend_never_touches_ray(tmp_path, monkeypatch):
     session = quiet_setup(tmp_path, device="cpu")
     monkeypatch.setattr(cluster, "dispatch", lambda *a, **k: pytest.fail("dispatched on the local backend"))
-    monkeypatch.setattr("cifarnb.experiments.run_grid", lambda store, configs, seeds, **options: {"a": []})
-    assert session.run_grid({"a": TrainConfig(model="lenet5")}) == {"a": []}
+    monkeypatch.setattr(RunTask, "compute", lambda task, store, wait=True: "stored")
+    monkeypatch.setattr(session.store, "load", lambda config: "a run")
+    assert session.run_grid({"a": TrainConfig(model="lenet5")}, log=lambda line: None) == {"a": ["a run"]}

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cifarnb.notebook import FIGURE_MARKER
+from cifarnb.study.notebook import FIGURE_MARKER
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -40,7 +40,7 @@ def test_show_inline_marks_the_output_with_the_figure_name(tmp_path):
     from IPython.core.interactiveshell import InteractiveShell
     import matplotlib.pyplot as plt
 
-    from cifarnb.notebook import show_inline
+    from cifarnb.study.notebook import show_inline
     from cifarnb.plots.style import save
 
     figure, axis = plt.subplots()

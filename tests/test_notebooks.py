@@ -35,7 +35,7 @@ def execute(name: str, workspace, **parameters):
     return papermill.execute_notebook(
         str(NOTEBOOKS / f"{name}.ipynb"), str(workspace["out"] / f"{name}.ipynb"), cwd=str(NOTEBOOKS),
         parameters={"profile": "smoke", "results_dir": str(workspace["results"]),
-                    "figures_dir": str(workspace["figures"]), "data_dir": str(workspace["data"]), "device": "cpu",
+                    "figures_dir": str(workspace["figures"]), "data_root": str(workspace["data"]), "device": "cpu",
                     **parameters},
         progress_bar=False, kernel_name="python3",
     )

@@ -2,58 +2,59 @@ import json
 
 import pytest
 
-from cifarnb import experiments, profiles, recipes, reference
-from cifarnb.notebook import NotebookParameterError, setup
+from cifarnb.study import profiles, recipes, reference
+from cifarnb.study.sections import batchnorm, fastresnet9, model_zoo, optimize_resnet18
+from cifarnb.study.notebook import NotebookParameterError, setup
 
 
 def test_full_profile_is_exactly_the_report():
     full = profiles.get("full")
     common = reference.raw()["ablations_resnet18"]["common"]
-    loss_configs = experiments.ablation_configs(full, "loss")
+    loss_configs = optimize_resnet18.ablation_configs(full, "loss")
     baseline = loss_configs["CrossEntropyLoss"]
     assert (baseline.model, baseline.epochs, baseline.batch_size, baseline.lr) == ("resnet18", common["epochs"],
                                                                                   common["batch_size"], common["lr"])
     assert (baseline.weight_decay, baseline.optimizer, baseline.momentum, baseline.scheduler) == (5e-4, "sgd", 0.9,
                                                                                                  "plateau")
     assert baseline.n_train is None and baseline.n_test is None
-    zoo = experiments.zoo_config(full, "wideresnet28x10")
+    zoo = model_zoo.zoo_config(full, "wideresnet28x10")
     assert (zoo.epochs, zoo.lr, zoo.plateau_factor, zoo.plateau_patience, zoo.plateau_cooldown, zoo.min_lr) == (
         200, 0.1, 0.5, 5, 5, 1e-6)
     assert set(full.zoo_models) == set(reference.model_zoo().model)
     assert zoo.model_options == {"dropout": 0.3}  # WRN's CIFAR dropout (report Fig 12d)
-    plain = experiments.trick_ladder(full, "plain")
+    plain = fastresnet9.trick_ladder(full, "plain")
     assert plain["ResNet9"].lr == 0.01 and plain["ResNet9"].epochs == 200
-    assert experiments.resnet9_configs(full)["ResNet9"] == plain["ResNet9"]  # report 1.4.1 trains ResNet9 plainly
-    vgg = experiments.vgg_configs(full)["VGG-A"]
+    assert fastresnet9.resnet9_configs(full)["ResNet9"] == plain["ResNet9"]  # report 1.4.1 trains ResNet9 plainly
+    vgg = batchnorm.vgg_configs(full)["VGG-A"]
     # The course template's pipeline and initialisation.
     assert (vgg.epochs, vgg.augment, vgg.normalization, vgg.model_options) == (20, False, "half",
                                                                                 {"init": "xavier_normal"})
-    landscape = experiments.landscape_config(full)
+    landscape = batchnorm.landscape_config(full)
     assert landscape.learning_rates == (0.05, 0.075, 0.1, 0.125, 0.15)
     assert (landscape.augment, landscape.normalization, landscape.init) == (False, "half", "xavier_normal")
 
 
 def test_the_augmented_vgg_variant_keeps_the_earlier_keys():
     """The crop + flip variant is every VGG run made before the template pipeline: same keys."""
-    augmented = experiments.vgg_configs(profiles.get("smoke"), "augmented")["VGG-A"]
+    augmented = batchnorm.vgg_configs(profiles.get("smoke"), "augmented")["VGG-A"]
     assert augmented.augment and augmented.normalization == "cifar10" and augmented.model_options == {}
     assert augmented.key() == augmented.replace(augment=True, normalization="cifar10").key()
     assert "augment" not in json.dumps(augmented.to_dict()) or augmented.key() != \
-        experiments.vgg_configs(profiles.get("smoke"))["VGG-A"].key()
+        batchnorm.vgg_configs(profiles.get("smoke"))["VGG-A"].key()
 
 
 def test_ablation_groups_vary_one_field_and_share_the_baseline():
     smoke = profiles.get("smoke")
-    keys = {group: {label: c.key() for label, c in experiments.ablation_configs(smoke, group).items()}
+    keys = {group: {label: c.key() for label, c in optimize_resnet18.ablation_configs(smoke, group).items()}
             for group in reference.ABLATION_FIELDS}
     assert keys["loss"]["CrossEntropyLoss"] == keys["weight_decay"]["5e-4"] == keys["activation"]["ReLU"] \
         == keys["optimizer"]["SGD"] == keys["scheduler"]["ReduceLROnPlateau"]
     assert sum(len(set(group.values())) for group in keys.values()) - 4 == 21
 
 
-@pytest.mark.parametrize("recipe", experiments.LADDER_RECIPES)
+@pytest.mark.parametrize("recipe", fastresnet9.LADDER_RECIPES)
 def test_trick_ladder_adds_one_trick_per_step(recipe):
-    ladder = list(experiments.trick_ladder(profiles.get("quick"), recipe).values())
+    ladder = list(fastresnet9.trick_ladder(profiles.get("quick"), recipe).values())
     scale = {"logit_scale": 0.125} if recipe == "report" else {}
     assert ladder[0].model == "resnet9" and ladder[0].model_options == scale
     assert ladder[1].model_options == {**scale, "pool_before_bn": True}
@@ -78,20 +79,47 @@ def test_unknown_profile_and_overrides():
 
 @pytest.mark.parametrize("arguments, message", [
     (dict(profile="nope"), "profile='nope'"),
-    (dict(epochs=-1, epochs_field="zoo_epochs"), "epochs=-1"),
-    (dict(models_list=["resnet1000"]), "resnet1000"),
+    (dict(epochs=-1), "epochs=-1"),
+    (dict(models=["resnet1000"]), "resnet1000"),
     (dict(seeds=[]), "seeds"),
     (dict(device="tpu"), "device='tpu'"),
     (dict(n_train=0), "n_train=0"),
 ])
 def test_notebook_setup_rejects_bad_parameters(arguments, message, tmp_path):
     with pytest.raises(NotebookParameterError, match=message):
-        setup("test", results_dir=str(tmp_path), figures_dir=str(tmp_path), **arguments)
+        setup("02_model_zoo", {"results_dir": str(tmp_path), "figures_dir": str(tmp_path), **arguments})
 
 
 def test_notebook_setup_applies_overrides(tmp_path, capsys):
-    session = setup("test", profile="smoke", seeds=[3], results_dir=str(tmp_path), figures_dir=str(tmp_path),
-                    epochs=4, epochs_field="zoo_epochs", models_list=["LeNet5"], n_train=None)
+    session = setup("02_model_zoo", {"profile": "smoke", "seeds": [3], "results_dir": str(tmp_path),
+                                     "figures_dir": str(tmp_path), "epochs": 4, "models": ["LeNet5"], "n_train": None})
     assert session.profile.zoo_epochs == 4 and session.profile.zoo_models == ("lenet5",)
     assert session.profile.n_train == profiles.get("smoke").n_train and session.seeds == (3,)
+    assert session.section.NAME == "model_zoo"
     assert "profile 'smoke'" in capsys.readouterr().out
+
+
+def test_notebook_setup_rejects_an_injected_parameter_the_notebook_does_not_declare(tmp_path):
+    # What papermill injects after the parameters cell, as IPython's input history holds it.
+    injected = '# Parameters\nprofile = "smoke"\nprofle = "quick"\n'
+    namespace = {"In": ["", "profile = 'smoke'", injected], "profile": "smoke", "profle": "quick",
+                 "results_dir": str(tmp_path), "figures_dir": str(tmp_path)}
+    with pytest.raises(NotebookParameterError, match="unknown notebook parameter 'profle' for 02_model_zoo; valid: "):
+        setup("02_model_zoo", namespace)
+    # Gap and learning rates are notebook 05's, not notebook 02's.
+    namespace["In"][-1] = '# Parameters\ngap = 3\n'
+    with pytest.raises(NotebookParameterError, match="'gap'"):
+        setup("02_model_zoo", {**namespace, "gap": 3})
+
+
+def test_notebook_setup_takes_the_earlier_data_dir_as_data_root(tmp_path, capsys):
+    namespace = {"In": ["", '# Parameters\ndata_dir = "/somewhere"\n'], "data_dir": "/somewhere",
+                 "data_root": None, "results_dir": str(tmp_path), "figures_dir": str(tmp_path)}
+    session = setup("04_feature_maps", namespace)
+    assert session.profile.data_root == "/somewhere"
+    assert "'data_dir' is now called 'data_root'" in capsys.readouterr().out
+    # Every config the notebook builds from the profile reads that folder (an execution field: the key stays).
+    from cifarnb.study.sections import feature_maps as feature_maps_section
+
+    configs = feature_maps_section.feature_map_configs(session.profile, 0)
+    assert {config.data_root for config in configs.values()} == {"/somewhere"}

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cifarnb import models, recipes
+from cifarnb import models
+from cifarnb.study import recipes
 from cifarnb.models.layers import GhostBatchNorm2d
 from cifarnb.train import TrainConfig, fit
 from cifarnb.train import measure_throughput, time_to_accuracy
@@ -59,9 +60,10 @@ def test_report_fastresnet9_is_the_bag_of_tricks_trainers_recipe():
 
 
 def test_report_fastresnet9_is_the_notebooks_fastresnet9():
-    from cifarnb import experiments, profiles
+    from cifarnb.study import profiles
+    from cifarnb.study.sections import fastresnet9
 
-    ladder = experiments.trick_ladder(profiles.PROFILES["full"])
+    ladder = fastresnet9.trick_ladder(profiles.PROFILES["full"])
     notebook = ladder["+ flip TTA (= FastResNet9)"]
     assert recipes.report("fastresnet9").key() == notebook.key()
 

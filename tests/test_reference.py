@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from cifarnb import models, reference
+from cifarnb import models
+from cifarnb.study import reference
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "report" / "reference_results.json"
 

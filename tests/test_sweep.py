@@ -4,105 +4,138 @@ import sys
 
 import pytest
 
-from cifarnb import experiments, profiles
+from pathlib import Path
+
 from cifarnb.cli import main
 from cifarnb.results import ResultStore, claim
-from cifarnb.sweep import SAFETY, SETUP_SECONDS, estimate_hours, plan, sweep
+from cifarnb.study import profiles
+from cifarnb.study.estimate import SAFETY, SETUP_SECONDS, estimate_hours
+from cifarnb.study.sections import SECTIONS, model_zoo, plan
+from cifarnb.study.sections import feature_maps as feature_maps_section
+from cifarnb.study.sweep import sweep
+from cifarnb.study.tasks import LandscapeTask, RunTask
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def without_timings(history):
     return [{k: v for k, v in row.items() if "seconds" not in k} for row in history]
 
 
+def two_models(**execution):
+    """The smoke profile with two cheap zoo models, on the CPU: a sweep of ``model_zoo`` trains two runs a seed."""
+    return profiles.get("smoke", device="cpu", **execution).with_overrides(zoo_models=("lenet5", "alexnet"))
+
+
 def test_sweep_fills_the_store_with_the_notebooks_runs(tmp_path, cifar_root, capsys):
-    arguments = ["sweep", "--section", "vgg", "features", "--profile", "smoke", "--results", str(tmp_path),
-                 "--data", str(cifar_root), "--device", "cpu"]
+    arguments = ["sweep", "--section", "model_zoo", "feature_maps", "--profile", "smoke", "--results", str(tmp_path),
+                 "--data-root", str(cifar_root), "--device", "cpu"]
     assert main(arguments) == 0
     out = capsys.readouterr().out
     store, smoke = ResultStore(tmp_path), profiles.get("smoke")
-    for config in [*experiments.vgg_configs(smoke).values(), *experiments.feature_map_configs(smoke, 0).values()]:
+    for config in [*(model_zoo.zoo_config(smoke, model) for model in smoke.zoo_models),
+                   *feature_maps_section.feature_map_configs(smoke, 0).values()]:
         assert store.load(config) is not None, config.model
     assert len(list((tmp_path / "arrays").glob("feature_maps_*.npz"))) == 3
-    assert "feature maps computed, model" in out and "5 computed, 0 already stored, 0 left" in out
-    # A second sweep only loads.
-    assert main(arguments) == 0
-    again = capsys.readouterr().out
-    assert "trained" not in again and "0 computed, 5 already stored, 0 left" in again
+    # ResNet18's maps draw the zoo's ResNet18 run: trained once, by the zoo.
+    assert "feature maps computed, model loaded" in out and "feature maps computed, model trained" in out
+    assert "6 computed, 0 already stored, 0 left" in out
+    # A second sweep only loads; the earlier section names still work, saying the new ones.
+    assert main([*arguments[:2], "zoo", "features", *arguments[4:]]) == 0
+    again = capsys.readouterr()
+    assert "trained" not in again.out and "0 computed, 6 already stored, 0 left" in again.out
+    assert "note: section 'zoo' is now called 'model_zoo'" in again.err
 
 
 def test_plan_puts_every_first_seed_before_any_second_and_shares_runs_once():
-    tasks = plan(["resnet9", "vgg", "landscape"], profiles.get("smoke"), seeds=(0, 1))
-    seeds = [task.config.seed for task in tasks if task.kind == "run"]
+    tasks = plan(["fastresnet9", "batchnorm"], profiles.get("smoke"), seeds=(0, 1))
+    seeds = [task.config.seed for task in tasks if isinstance(task, RunTask)]
     assert seeds == sorted(seeds)  # seed 0 of every section's runs, then seed 1
     assert len({task.identity for task in tasks}) == len(tasks)
     # The fast recipe is the ladder's top step: one task, not two.
     assert not any(task.label.startswith("fast recipe") for task in tasks)
-    assert sum(task.kind == "landscape" for task in tasks) == 2 * 3 + 2  # one seed's: report 2 x 3 lrs, paper 2
+    # The first seed's only: report 2 models x 3 lrs, paper 2.
+    assert sum(isinstance(task, LandscapeTask) for task in tasks) == 2 * 3 + 2
+    # Earlier names plan the same tasks.
+    assert [t.identity for t in plan(["resnet9", "vgg"], profiles.get("smoke"), seeds=(0, 1))] == \
+        [t.identity for t in tasks]
 
 
-def test_workers_share_the_runs_and_train_each_once(tmp_path, cifar_root, monkeypatch, capfd):
-    monkeypatch.setenv("CIFARNB_DATA", str(cifar_root))  # the spawned workers read the data root from here
-    smoke = profiles.get("smoke")
+def test_workers_share_the_runs_and_train_each_once(tmp_path, cifar_root, capfd):
+    profile = two_models(data_root=str(cifar_root))  # the spawned workers read the data folder from the configs
     store = ResultStore(tmp_path / "shared")
-    report = sweep(["vgg"], smoke, store, seeds=(7,), device="cpu", workers=2)
+    report = sweep(["model_zoo"], profile, store, seeds=(7,), workers=2)
     out = capfd.readouterr().out
     assert report.ok and len(report.computed) == 2 and not report.left
     assert out.count("trained in") == 2 and "[worker 1]" in out and "[worker 2]" in out
     # Each run equals the same config trained alone, in this process.
     alone = ResultStore(tmp_path / "alone")
-    for config in experiments.vgg_configs(smoke).values():
-        config = config.replace(seed=7, device="cpu")
+    for model in profile.zoo_models:
+        config = model_zoo.zoo_config(profile, model).replace(seed=7)
         shared = store.load(config)
         assert without_timings(shared.history) == without_timings(alone.run(config, progress=False).history)
 
 
-def test_a_claimed_run_is_left_to_its_owner(tmp_path, cifar_root, monkeypatch):
-    monkeypatch.setenv("CIFARNB_DATA", str(cifar_root))
-    store = ResultStore(tmp_path)
-    config = experiments.vgg_configs(profiles.get("smoke"))["VGG-A"].replace(device="cpu")
+def test_a_claimed_run_is_left_to_its_owner(tmp_path, cifar_root):
+    store, profile = ResultStore(tmp_path), two_models(data_root=str(cifar_root))
+    config = model_zoo.zoo_config(profile, "lenet5")
     with claim(store.claim_path(config)):  # as if another process were training it
         assert store.run(config, progress=False, wait=False) is None
-        report = sweep(["vgg"], profiles.get("smoke"), store, device="cpu", log=lambda line: None)
-    assert store.load(config) is None and report.left == ["VGG-A (seed 0)"]
+        report = sweep(["model_zoo"], profile.with_overrides(zoo_models=("lenet5",)), store, log=lambda line: None)
+    assert store.load(config) is None and report.left == ["lenet5 (seed 0)"]
 
 
-def test_no_run_starts_past_the_budget(tmp_path, cifar_root, monkeypatch):
-    monkeypatch.setenv("CIFARNB_DATA", str(cifar_root))
+def test_no_run_starts_past_the_budget(tmp_path, cifar_root):
     lines = []
-    report = sweep(["vgg"], profiles.get("smoke"), ResultStore(tmp_path), device="cpu", budget_seconds=1,
+    report = sweep(["model_zoo"], two_models(data_root=str(cifar_root)), ResultStore(tmp_path), budget_seconds=1,
                    log=lines.append)
     assert report.ok and not report.computed and len(report.left) == 2
     assert all("not started, needs ~" in line for line in lines) and not list(tmp_path.glob("*/run.json"))
 
 
-def test_unknown_section_is_rejected():
-    with pytest.raises(ValueError, match="section='plots' is not one of ablations, zoo"):
+def test_unknown_section_is_rejected(capsys):
+    with pytest.raises(ValueError, match="section='plots' is not one of fastresnet9, batchnorm, feature_maps"):
         plan(["plots"], profiles.get("smoke"))
+    with pytest.raises(SystemExit):
+        main(["sweep", "--section", "plots", "--estimate", "cpu"])
+    assert "invalid choice: 'plots'" in capsys.readouterr().err
+
+
+def test_every_section_module_has_the_same_face():
+    for name, section in SECTIONS.items():
+        assert section.NAME == name and section.NOTEBOOK[:2].isdigit() and section.NOTEBOOK[3:] == name
+        assert (NOTEBOOKS / f"{section.NOTEBOOK}.ipynb").exists()
+        assert section.TITLE and isinstance(section.ALIASES, tuple) and isinstance(section.PARAMETERS, tuple)
+        assert section.EPOCHS_FIELD is None or hasattr(profiles.get("smoke"), section.EPOCHS_FIELD)
+        assert section.tasks(profiles.get("smoke"), 0), name
 
 
 def test_estimate_hours_come_from_the_stores_measured_epochs(tmp_path, cifar_root, capsys):
-    smoke = profiles.get("smoke")
+    profile = two_models(data_root=str(cifar_root))
     store = ResultStore(tmp_path)
-    sweep(["vgg"], smoke, store, device="cpu", log=lambda line: None, data_root=str(cifar_root))
+    sweep(["model_zoo"], profile, store, log=lambda line: None)
     expected = 0.0
-    for config in experiments.vgg_configs(smoke).values():
+    for model in profile.zoo_models:
+        config = model_zoo.zoo_config(profile, model)
         rows = store.load(config).history
         per_epoch = sum(row["seconds"] + row.get("eval_seconds", 0.0) for row in rows) / len(rows)
         expected += SETUP_SECONDS + SAFETY * config.epochs * per_epoch
-    hours, guessed = estimate_hours(["vgg"], smoke, store, "cpu")["vgg"]
+    hours, guessed = estimate_hours(["model_zoo"], profile, store, "cpu")["model_zoo"]
     assert hours == pytest.approx(expected / 3600) and guessed == []
     # No run of the store was timed on this device: every model's epoch is guessed, and said to be.
-    _, guessed = estimate_hours(["vgg"], smoke, store, "NVIDIA H200")["vgg"]
-    assert guessed == sorted({config.model for config in experiments.vgg_configs(smoke).values()})
-    assert main(["sweep", "--estimate", "cpu", "--section", "vgg", "--profile", "smoke", "--results",
+    _, guessed = estimate_hours(["model_zoo"], profile, store, "NVIDIA H200")["model_zoo"]
+    assert guessed == ["alexnet", "lenet5"]
+    # The command line plans the profile's three zoo models: ResNet18 is guessed, the other two measured.
+    assert main(["sweep", "--estimate", "cpu", "--section", "model_zoo", "--profile", "smoke", "--results",
                  str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert f"vgg: {expected / 3600:.1f} h on cpu\n" in out and "total (smoke)" in out and "trained" not in out
+    assert "model_zoo: " in out and "(guessed from FLOPs, not measured: resnet18)" in out
+    assert "total (smoke)" in out and "trained" not in out
 
 
 def test_ray_backend_without_ray_says_how_to_install_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError, as when it is absent
-    assert main(["sweep", "--backend", "ray", "--section", "vgg", "--profile", "smoke", "--results",
+    assert main(["sweep", "--backend", "ray", "--section", "batchnorm", "--profile", "smoke", "--results",
                  str(tmp_path), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ['cifarnb: error: the Ray backend needs the cluster extra: pip install -e ".[cluster]"']
@@ -110,7 +143,7 @@ def test_ray_backend_without_ray_says_how_to_install_it(tmp_path, monkeypatch, c
 
 
 def test_local_only_flags_are_refused_with_ray_and_ray_flags_without_it(tmp_path, capsys):
-    base = ["sweep", "--section", "vgg", "--profile", "smoke", "--results", str(tmp_path)]
+    base = ["sweep", "--section", "batchnorm", "--profile", "smoke", "--results", str(tmp_path)]
     assert main([*base, "--backend", "ray", "--workers", "2"]) == 2
     assert "--workers and --budget-s work with --backend local" in capsys.readouterr().err
     assert main([*base, "--address", "10.0.0.1:6379"]) == 2

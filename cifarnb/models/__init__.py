@@ -7,7 +7,7 @@
 
 Names are case-insensitive, so the report's spellings ("ResNet18",
 "GeResNeXt29_8x64d", "FastResNet9") work. Each family lives in its own module
-and registers its factories with `@register(name)`; importing this package
+and registers its factories with `@register` (the function's name is the model's); importing this package
 imports them all.
 
 `feature_layers(model)` gives the modules whose forward-hook outputs are the

@@ -1,12 +1,13 @@
 """Name -> model factory registry, in the manner of timm's `create_model`.
 
-A factory is a function `fn(num_classes: int = 10, *, option=default, ...)`;
-its keyword-only parameters are the model's options, so the signature is the
-single place where a model's valid options are written down.
+A factory is a function `fn(num_classes: int = 10, *, option=default, ...)` decorated with `@register`; its
+name is the model's name (as timm's `register_model` takes it), and its keyword-only parameters are the model's
+options, so the signature is the single place where a model's name and valid options are written down.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
 from typing import Any, Callable, TypeVar
 
@@ -18,21 +19,19 @@ F = TypeVar("F", bound=Factory)
 _FACTORIES: dict[str, Factory] = {}
 
 
-def register(name: str) -> Callable[[F], F]:
-    """Decorator that makes a factory buildable as `build(name)`."""
-    key = name.lower()
-
-    def decorate(factory: F) -> F:
-        if key in _FACTORIES:
-            raise ValueError(f"model name {name!r} registered twice")
-        _FACTORIES[key] = factory
-        return factory
-
-    return decorate
+def register(factory: F) -> F:
+    """Decorator that makes a factory buildable as `build(factory.__name__)`."""
+    key = factory.__name__.lower()
+    if key in _FACTORIES:
+        raise ValueError(f"model name {key!r} registered twice")
+    _FACTORIES[key] = factory
+    return factory
 
 
-def list_models() -> list[str]:
-    return sorted(_FACTORIES)
+def list_models(pattern: str | None = None) -> list[str]:
+    """The registered names, sorted; with ``pattern`` (shell-style, e.g. "resnext*") only those matching it."""
+    names = sorted(_FACTORIES)
+    return names if pattern is None else fnmatch.filter(names, pattern.lower())
 
 
 def model_options(name: str) -> dict[str, Any]:

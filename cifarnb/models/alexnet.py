@@ -39,6 +39,6 @@ class AlexNet(nn.Module):
         return {"conv1": self.features.act1, "conv2": self.features.act2}
 
 
-@register("alexnet")
+@register
 def alexnet(num_classes: int = 10, *, activation: str = "relu") -> AlexNet:
     return AlexNet(num_classes, activation)

@@ -84,11 +84,11 @@ class DenseNet(nn.Module):
         return {"conv1": first_layer.act1, "conv2": first_layer.act2}
 
 
-@register("densenet100_bc")
+@register
 def densenet100_bc(num_classes: int = 10, *, activation: str = "relu") -> DenseNet:
     return DenseNet((16, 16, 16), 12, num_classes, activation)
 
 
-@register("densenet121")
+@register
 def densenet121(num_classes: int = 10, *, activation: str = "relu") -> DenseNet:
     return DenseNet((6, 12, 24, 16), 32, num_classes, activation)

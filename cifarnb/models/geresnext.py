@@ -46,7 +46,7 @@ class GatherExcite(nn.Module):
         return x * torch.sigmoid(self.excite(self.gather(x)))
 
 
-@register("geresnext29_8x64d")
+@register
 def geresnext29_8x64d(num_classes: int = 10, *, activation: str = "relu", ge_reduction: int = 16) -> ResNeXt:
     def make_gate(channels: int, spatial_size: int) -> nn.Module:
         return GatherExcite(channels, spatial_size, ge_reduction, activation)

@@ -36,6 +36,6 @@ class LeNet5(nn.Module):
         return {"conv1": self.features.act1, "conv2": self.features.act2}
 
 
-@register("lenet5")
+@register
 def lenet5(num_classes: int = 10, *, activation: str = "relu") -> LeNet5:
     return LeNet5(num_classes, activation)

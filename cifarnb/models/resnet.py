@@ -89,16 +89,16 @@ class ResNet(nn.Module):
         return {"conv1": self.stem, "conv2": self.layer1[0].act1}
 
 
-@register("resnet18")
+@register
 def resnet18(num_classes: int = 10, *, activation: str = "relu") -> ResNet:
     return ResNet(BasicBlock, (2, 2, 2, 2), num_classes, activation)
 
 
-@register("resnet34")
+@register
 def resnet34(num_classes: int = 10, *, activation: str = "relu") -> ResNet:
     return ResNet(BasicBlock, (3, 4, 6, 3), num_classes, activation)
 
 
-@register("resnet50")
+@register
 def resnet50(num_classes: int = 10, *, activation: str = "relu") -> ResNet:
     return ResNet(Bottleneck, (3, 4, 6, 3), num_classes, activation)

@@ -100,7 +100,7 @@ class ResNet9(nn.Module):
         return {"conv1": self.prep, "conv2": self.layer1.conv}
 
 
-@register("resnet9")
+@register
 def resnet9(
     num_classes: int = 10,
     *,
@@ -112,7 +112,7 @@ def resnet9(
     return ResNet9(num_classes, activation, pool_before_bn, ghost_batch_size, logit_scale)
 
 
-@register("fastresnet9")
+@register
 def fastresnet9(
     num_classes: int = 10,
     *,

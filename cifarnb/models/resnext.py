@@ -102,16 +102,16 @@ def kuangliu_resnext29(cardinality: int, bottleneck_width: int, num_classes: int
     return ResNeXt(cardinality, group_widths, out_widths, num_classes, activation, stem_kernel_size=1)
 
 
-@register("resnext29_2x32d")
+@register
 def resnext29_2x32d(num_classes: int = 10, *, activation: str = "relu") -> ResNeXt:
     return kuangliu_resnext29(2, 32, num_classes, activation)
 
 
-@register("resnext29_2x64d")
+@register
 def resnext29_2x64d(num_classes: int = 10, *, activation: str = "relu") -> ResNeXt:
     return kuangliu_resnext29(2, 64, num_classes, activation)
 
 
-@register("resnext29_32x4d")
+@register
 def resnext29_32x4d(num_classes: int = 10, *, activation: str = "relu") -> ResNeXt:
     return kuangliu_resnext29(32, 4, num_classes, activation)

@@ -78,11 +78,11 @@ class VGG(nn.Module):
         return {"conv1": self.features.act1, "conv2": self.features.act2}
 
 
-@register("vgg_a")
+@register
 def vgg_a(num_classes: int = 10, *, activation: str = "relu", init: str = "default") -> VGG:
     return VGG(VGG_A_CONFIG, num_classes, batch_norm=False, activation=activation, init=init)
 
 
-@register("vgg_a_bn")
+@register
 def vgg_a_bn(num_classes: int = 10, *, activation: str = "relu", init: str = "default") -> VGG:
     return VGG(VGG_A_CONFIG, num_classes, batch_norm=True, activation=activation, init=init)

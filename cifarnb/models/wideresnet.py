@@ -74,11 +74,11 @@ class WideResNet(nn.Module):
         return {"conv1": self.layer1[0].act1, "conv2": self.layer1[0].act2}
 
 
-@register("wideresnet16x8")
+@register
 def wideresnet16x8(num_classes: int = 10, *, dropout: float = 0.0, activation: str = "relu") -> WideResNet:
     return WideResNet(16, 8, num_classes, dropout, activation)
 
 
-@register("wideresnet28x10")
+@register
 def wideresnet28x10(num_classes: int = 10, *, dropout: float = 0.0, activation: str = "relu") -> WideResNet:
     return WideResNet(28, 10, num_classes, dropout, activation)

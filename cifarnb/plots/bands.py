@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
 
-from ..analysis import UNIFORM_LOSS
-from ..landscape import BETA, BETA_LAST, GRAD_DISTANCE, GRAD_DISTANCE_LAST, LOSS, MODELS, TRAIN_LOSS, min_max_band
+from ..landscape import (BETA, BETA_LAST, GRAD_DISTANCE, GRAD_DISTANCE_LAST, LOSS, MODELS, TRAIN_LOSS, UNIFORM_LOSS,
+                         min_max_band)
 
 MODEL_COLOURS = {"vgg_a": "tab:green", "vgg_a_bn": "tab:red"}
 MODEL_LABELS = {"vgg_a": "Standard VGG", "vgg_a_bn": "Standard VGG + BatchNorm"}

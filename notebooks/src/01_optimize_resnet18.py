@@ -11,7 +11,7 @@
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | quick | full
 seeds = None  # None: the profile's seeds, e.g. [0, 1, 2]
-data_dir = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)
+data_root = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)
 results_dir = "../results"
 figures_dir = "../figures"
 device = "auto"
@@ -26,23 +26,17 @@ n_test = None
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from cifarnb import analysis, experiments, notebook, reference
-from cifarnb.plots import curves
+from cifarnb.study import notebook
+from cifarnb.study.sections import optimize_resnet18 as section
 
-session = notebook.setup("01_optimize_resnet18", profile=profile, seeds=seeds, data_dir=data_dir,
-                         results_dir=results_dir, figures_dir=figures_dir, device=device, backend=backend,
-                         ray_address=ray_address, gpus_per_run=gpus_per_run,
-                         epochs=epochs, epochs_field="ablation_epochs", n_train=n_train, n_test=n_test)
-GROUPS = {"loss": "Table 1 / Fig 2: loss function", "weight_decay": "Table 2 / Fig 3: weight decay",
-          "activation": "Table 3 / Fig 4: activation", "optimizer": "Table 4 / Fig 5: optimizer",
-          "scheduler": "Table 5 / Fig 6: learning-rate schedule"}
+session = notebook.setup("01_optimize_resnet18", globals())
 
 # %% [markdown]
 # ## The baseline configuration at this profile
 
 # %%
 # NBVAL_CHECK_OUTPUT
-baseline = experiments.ablation_configs(session.profile, "loss")["CrossEntropyLoss"]
+baseline = section.ablation_configs(session.profile, "loss")["CrossEntropyLoss"]
 shown = ["model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "optimizer", "loss", "activation",
          "scheduler", "plateau_factor", "plateau_patience", "plateau_cooldown", "min_lr", "n_train", "n_test"]
 pd.Series({name: getattr(baseline, name) for name in shown}, name="value").to_frame()
@@ -52,39 +46,18 @@ pd.Series({name: getattr(baseline, name) for name in shown}, name="value").to_fr
 # The baseline (CE, 5e-4, ReLU, SGD, plateau) is the same run in all five groups, so it trains once.
 
 # %%
-results = {group: session.run_grid(experiments.ablation_configs(session.profile, group)) for group in GROUPS}
+results = {group: session.run_grid(section.ablation_configs(session.profile, group)) for group in section.GROUPS}
 
 
 # %% [markdown]
 # Our test accuracy is read where it compares with the report's: on the exact test rows 0-999 when a run saw
 # the whole test set (rows 1000-9999 of this project's copy are JPEG approximations that cost a trained model
 # several points), with its standard error (SE: about 1.4 points near 75%, 0.75 near 94%); the accuracy on all
-# test images is beside it.
+# test images is beside it (`section.ablation_table`).
 
 # %%
-from cifarnb.settings import ABLATION_EPOCHS
-
-PRIMARY_HEADING = analysis.column_heading(analysis.primary_column(next(iter(results["loss"].values()))))
-
-
-def ablation_table(group):
-    table = analysis.comparison_table(
-        results[group],
-        measures={"ours: train acc (%)": ("train_acc", None),
-                  f"ours: {PRIMARY_HEADING} (%)": (analysis.PRIMARY, None),
-                  "ours: test acc, all test images (%)": ("test_acc", None)},
-        reference_rows=reference.ablation(group),
-        reference_columns={"report: train acc (%)": "report_train_acc", "report: test acc (%)": "report_test_acc"},
-        report_epochs=ABLATION_EPOCHS,
-    )
-    table.index.name = GROUPS[group].split(":")[1].strip()
-    return table
-
-
 def ablation_figure(group):
-    figure = curves.learning_curves(results[group], title=f"ResNet18, {GROUPS[group]} "
-                                    f"(profile {session.profile.name}, mean and seed range)")
-    session.save(figure, f"{group}_curves")
+    session.save(section.group_figure(results[group], group, session.profile.name), f"{group}_curves")
     plt.show()
 
 
@@ -98,7 +71,7 @@ def ablation_figure(group):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-ablation_table("loss")
+section.ablation_table(results["loss"], "loss")
 
 # %%
 ablation_figure("loss")
@@ -108,7 +81,7 @@ ablation_figure("loss")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-ablation_table("weight_decay")
+section.ablation_table(results["weight_decay"], "weight_decay")
 
 # %%
 ablation_figure("weight_decay")
@@ -118,7 +91,7 @@ ablation_figure("weight_decay")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-ablation_table("activation")
+section.ablation_table(results["activation"], "activation")
 
 # %%
 ablation_figure("activation")
@@ -130,7 +103,7 @@ ablation_figure("activation")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-ablation_table("optimizer")
+section.ablation_table(results["optimizer"], "optimizer")
 
 # %%
 ablation_figure("optimizer")
@@ -142,25 +115,10 @@ ablation_figure("optimizer")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-ablation_table("scheduler")
+section.ablation_table(results["scheduler"], "scheduler")
 
 # %%
-from cifarnb import profiles
-from cifarnb.train.optim import lr_schedule
-
-report_length = experiments.ablation_configs(profiles.get("full"), "scheduler")
-figure, (preview_ax, lr_ax, acc_ax) = plt.subplots(1, 3, figsize=(15, 4))
-for label, config in report_length.items():
-    preview_ax.plot(range(1, config.epochs + 1), lr_schedule(config, steps_per_epoch=391), label=label)
-preview_ax.set(yscale="log", xlabel="epoch", ylabel="learning rate",
-               title="the five schedules at the report's 25 epochs\n(plateau: loss never improving, fastest cut)")
-curves.plot_curve(results["scheduler"], "lr", lr_ax, log_y=True)
-curves.plot_curve(results["scheduler"], "test_acc", acc_ax)
-lr_ax.set_title(f"learning rate in our runs ({session.profile.name})")
-acc_ax.set_title(f"test accuracy in our runs ({session.profile.name})")
-preview_ax.legend()
-figure.tight_layout()
-session.save(figure, "scheduler_lr_curves")
+session.save(section.scheduler_lr_figure(results["scheduler"], session.profile.name), "scheduler_lr_curves")
 plt.show()
 
 # %%
@@ -175,7 +133,7 @@ ablation_figure("scheduler")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-analysis.recipe_choice_table(results)
+section.recipe_choice_table(results)
 
 # %% [markdown]
 # ## Reading the results

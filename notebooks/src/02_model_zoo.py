@@ -19,7 +19,7 @@
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | quick | full
 seeds = None  # None: the profile's seeds, e.g. [0, 1, 2]
-data_dir = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)
+data_root = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)
 results_dir = "../results"
 figures_dir = "../figures"
 device = "auto"
@@ -35,16 +35,12 @@ n_test = None
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from cifarnb import analysis, experiments, notebook, reference
 from cifarnb import models as zoo
 from cifarnb.plots import curves
-from cifarnb.plots import zoo as zoo_plots
+from cifarnb.study import notebook, reading, reference
+from cifarnb.study.sections import model_zoo as section
 
-session = notebook.setup("02_model_zoo", profile=profile, seeds=seeds, data_dir=data_dir,
-                         results_dir=results_dir, figures_dir=figures_dir, device=device, backend=backend,
-                         ray_address=ray_address, gpus_per_run=gpus_per_run,
-                         epochs=epochs, epochs_field="zoo_epochs", models_list=models,
-                         n_train=n_train, n_test=n_test)
+session = notebook.setup("02_model_zoo", globals())
 EPOCHS = session.profile.zoo_epochs
 FULL_TEST_SET = session.profile.n_test is None  # then rows 0-999 of the test set are exact (see shared/README.md)
 REPORT = reference.model_zoo().set_index("model")
@@ -59,7 +55,7 @@ ORDER = list(dict.fromkeys([*REPORT.index, *session.profile.zoo_models]))  # the
 # %%
 # NBVAL_CHECK_OUTPUT
 common = reference.raw()["model_zoo"]["common"]
-config = experiments.zoo_config(session.profile, "resnet18")
+config = section.zoo_config(session.profile, "resnet18")
 pd.DataFrame(
     [("epochs", common["epochs"], config.epochs),
      ("batch size", common["batch_size"], config.batch_size),
@@ -83,7 +79,7 @@ pd.DataFrame(
 # %%
 # NBVAL_CHECK_OUTPUT
 OUR_PARAMS = {model: zoo.count_parameters(zoo.build(model)) / 1e6 for model in ORDER}
-analysis.parameter_table(OUR_PARAMS, REPORT)
+section.parameter_table(OUR_PARAMS, REPORT)
 
 # %% [markdown]
 # ## Train the zoo
@@ -91,7 +87,7 @@ analysis.parameter_table(OUR_PARAMS, REPORT)
 # report's GeResNeXt29_8x64d took 440 s per epoch on its GPU); finished runs load from the store.
 
 # %%
-results = session.run_grid({analysis.zoo_label(model, REPORT): experiments.zoo_config(session.profile, model)
+results = session.run_grid({section.zoo_label(model, REPORT): section.zoo_config(session.profile, model)
                             for model in session.profile.zoo_models})
 
 # %% [markdown]
@@ -101,7 +97,7 @@ results = session.run_grid({analysis.zoo_label(model, REPORT): experiments.zoo_c
 
 # %%
 # NBVAL_CHECK_OUTPUT
-analysis.run_overview(results)
+section.run_overview(results)
 
 # %% [markdown]
 # ## Table 7 · Parameters, accuracy and speed, report vs ours
@@ -114,7 +110,7 @@ analysis.run_overview(results)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-table7 = analysis.zoo_table(results, REPORT, OUR_PARAMS, EPOCHS, FULL_TEST_SET)
+table7 = section.zoo_table(results, REPORT, OUR_PARAMS, EPOCHS, FULL_TEST_SET)
 table7.index.name = f"model (profile {session.profile.name}, {EPOCHS} epochs, {len(session.seeds)} seed(s))"
 table7
 
@@ -137,17 +133,17 @@ table7
 # `TrainConfig(plateau_metric="test_acc")`; `docs/assumptions.md` says why the default stays the test loss.
 
 # %%
-readings = {model: experiments.stored_grid(session.store, experiments.zoo_plateau_readings(session.profile, model),
-                                           session.seeds)
+readings = {model: reading.stored_grid(session.store, section.zoo_plateau_readings(session.profile, model),
+                                       session.seeds)
             for model in session.profile.zoo_models}
-analysis.plateau_reading_table(readings, REPORT)
+section.plateau_reading_table(readings, REPORT)
 
 # %% [markdown]
 # ## Test accuracy per epoch, every trained model
 # Mean over seeds, with the seeds' range shaded.
 
 # %%
-figure = zoo_plots.accuracy_per_epoch(
+figure = section.accuracy_per_epoch(
     results, f"Model zoo, accuracy per epoch (profile {session.profile.name}, {len(session.seeds)} seed(s))")
 session.save(figure, "accuracy_per_epoch")
 plt.show()
@@ -160,8 +156,8 @@ plt.show()
 
 # %%
 all_runs = [run for runs in results.values() for run in runs]
-figure = zoo_plots.accuracy_vs_cost(analysis.cost_points(results, OUR_PARAMS), REPORT, EPOCHS,
-                                   session.profile.name, analysis.devices(all_runs))
+figure = section.accuracy_vs_cost(section.cost_points(results, OUR_PARAMS), REPORT, EPOCHS,
+                                 session.profile.name, reading.devices(all_runs))
 session.save(figure, "accuracy_vs_cost")
 plt.show()
 
@@ -172,9 +168,9 @@ plt.show()
 # at `smoke`, where every model sits near chance).
 
 # %%
-best = analysis.best_model(results)
+best = section.best_model(results)
 print(f"best model trained at profile {session.profile.name}: {best}, final test accuracy "
-      f"{analysis.measure(results[best])} % after {EPOCHS} epochs (report's best: GeResNeXt29_8x64d, 96.88 %)")
+      f"{reading.measure(results[best])} % after {EPOCHS} epochs (report's best: GeResNeXt29_8x64d, 96.88 %)")
 figure = curves.learning_curves({best: results[best]}, title=f"Fig 14: {best} learning curves "
                                 f"(profile {session.profile.name}, mean and seed range)")
 session.save(figure, "best_model_curves")
@@ -192,7 +188,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-analysis.value_table(results, REPORT, ORDER, EPOCHS)
+section.value_table(results, REPORT, ORDER, EPOCHS)
 
 # %% [markdown]
 # **"DenseNet121 converges fastest in the first 25 epochs."** The report reads this off its 25-epoch column
@@ -205,7 +201,7 @@ analysis.value_table(results, REPORT, ORDER, EPOCHS)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-analysis.early_table(results, REPORT, EPOCHS, FULL_TEST_SET)
+section.early_table(results, REPORT, EPOCHS, FULL_TEST_SET)
 
 # %% [markdown]
 # **Does the 25-epoch ranking predict the 200-epoch one?** The claim above is about early progress only; the
@@ -215,7 +211,7 @@ analysis.early_table(results, REPORT, EPOCHS, FULL_TEST_SET)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-analysis.ranking_agreement(results, REPORT, EPOCHS)
+section.ranking_agreement(results, REPORT, EPOCHS)
 
 # %% [markdown]
 # ### The verdicts
@@ -226,7 +222,7 @@ analysis.ranking_agreement(results, REPORT, EPOCHS)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-analysis.zoo_claims(results, REPORT)
+section.zoo_claims(results, REPORT)
 
 # %% [markdown]
 # ## Reading the results

@@ -11,7 +11,7 @@
 # **How FastResNet9 was trained.** The report's flip-TTA code fragment is the validation loop of the public
 # bag-of-tricks trainer `99991/cifar10-fast-simple`, so its FastResNet9 most likely trained that way: batch 512
 # in ghost batches of 32, Nesterov SGD, a learning rate that rises over 2 epochs and falls to a tenth by epoch 8,
-# label smoothing 0.2, logits / 8, evaluation of an EMA of the weights (`cifarnb.settings.BAG_OF_TRICKS`). Under
+# label smoothing 0.2, logits / 8, evaluation of an EMA of the weights (`cifarnb.study.settings.BAG_OF_TRICKS`). Under
 # the report's plain recipe (lr 0.01, plateau schedule) the learning rate cannot drop within 10 epochs. So the
 # tricks are added one at a time **under each recipe**: under the bag-of-tricks one (the report's, first), each
 # step measures a trick rather than a schedule; the plain one is the second, labelled reading.
@@ -19,12 +19,12 @@
 # **Which accuracy.** Test rows 1000-9999 of this project's CIFAR-10 copy are JPEG approximations that cost a
 # trained model several points, so the exact rows 0-999 are the primary column (with their sampling error, about
 # 0.75 points near 94%), and all 10,000 images are shown beside them, labelled as JPEG-affected
-# (`cifarnb.analysis`). Every model runs over several seeds (mean ± std). Runs come from the results store.
+# (`cifarnb.study.reading`). Every model runs over several seeds (mean ± std). Runs come from the results store.
 
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | quick | full
 seeds = None  # None: the profile's seeds, e.g. [0, 1, 2]
-data_dir = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)
+data_root = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)
 results_dir = "../results"
 figures_dir = "../figures"
 device = "auto"
@@ -39,17 +39,15 @@ n_test = None
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from cifarnb import analysis, experiments, notebook, recipes, reference
 from cifarnb.plots import curves
-from cifarnb.settings import EARLY_RESNET9_EPOCHS
+from cifarnb.study import notebook, reading, recipes, reference
+from cifarnb.study.sections import fastresnet9 as section
+from cifarnb.study.settings import EARLY_RESNET9_EPOCHS
 
-session = notebook.setup("03_fastresnet9", profile=profile, seeds=seeds, data_dir=data_dir,
-                         results_dir=results_dir, figures_dir=figures_dir, device=device, backend=backend,
-                         ray_address=ray_address, gpus_per_run=gpus_per_run,
-                         epochs=epochs, epochs_field="resnet9_epochs", n_train=n_train, n_test=n_test)
+session = notebook.setup("03_fastresnet9", globals())
 EPOCHS = session.profile.resnet9_epochs
 EARLY = min(EARLY_RESNET9_EPOCHS, EPOCHS)  # the report's early reading (epoch 10), or a shorter run's last
-RECIPE_NAMES = analysis.LADDER_RECIPE_NAMES
+RECIPE_NAMES = section.LADDER_RECIPE_NAMES
 
 # %% [markdown]
 # ## The configurations at this profile
@@ -61,8 +59,8 @@ RECIPE_NAMES = analysis.LADDER_RECIPE_NAMES
 
 # %%
 # NBVAL_CHECK_OUTPUT
-ladders = {recipe: experiments.trick_ladder(session.profile, recipe) for recipe in experiments.LADDER_RECIPES}
-tables_configs = experiments.resnet9_configs(session.profile)
+ladders = {recipe: section.trick_ladder(session.profile, recipe) for recipe in section.LADDER_RECIPES}
+tables_configs = section.resnet9_configs(session.profile)
 assert recipes.fast_for_profile(session.profile).key() == tables_configs["FastResNet9"].key() or EPOCHS > 10
 shown = ["model", "model_options", "epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay",
          "scheduler", "lr_knots", "label_smoothing", "ema_decay", "ema_every", "tta_flip", "n_train", "n_test"]
@@ -77,7 +75,7 @@ pd.DataFrame({label: {name: str(getattr(config, name)) for name in shown} for la
 # %%
 ladder_results = {recipe: session.run_grid(ladder) for recipe, ladder in ladders.items()}
 resnet18_results = session.run_grid({"ResNet18": tables_configs["ResNet18"]})
-results = analysis.resnet9_results(ladder_results, resnet18_results["ResNet18"])
+results = section.resnet9_results(ladder_results, resnet18_results["ResNet18"])
 
 # %% [markdown]
 # ## Tables 8-9 · ResNet9, FastResNet9 and ResNet18
@@ -90,7 +88,7 @@ results = analysis.resnet9_results(ladder_results, resnet18_results["ResNet18"])
 
 # %%
 # NBVAL_CHECK_OUTPUT
-analysis.resnet9_table(results, reference.resnet9().set_index("label"), early_epoch=EARLY, final_epoch=EPOCHS)
+section.resnet9_table(results, reference.resnet9().set_index("label"), early_epoch=EARLY, final_epoch=EPOCHS)
 
 # %% [markdown]
 # ## Fig 19 · FastResNet9 learning curves
@@ -98,9 +96,9 @@ analysis.resnet9_table(results, reference.resnet9().set_index("label"), early_ep
 # primary column (the exact rows where the runs saw the whole test set).
 
 # %%
-test_column = analysis.primary_column(results["FastResNet9"])
+test_column = reading.primary_column(results["FastResNet9"])
 figure = curves.learning_curves({f"FastResNet9, {RECIPE_NAMES['report']}": results["FastResNet9"],
-                                 f"FastResNet9, {RECIPE_NAMES['plain']}": results[analysis.PLAIN_FASTRESNET9]},
+                                 f"FastResNet9, {RECIPE_NAMES['plain']}": results[section.PLAIN_FASTRESNET9]},
                                 title=f"Fig 19: FastResNet9 learning curves (profile {session.profile.name}, "
                                       f"mean and seed range)",
                                 columns=("train_acc", test_column, "train_loss", "test_loss"))
@@ -115,19 +113,12 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-REPORT_SAYS = {
-    "ResNet9": "ResNet18 minus two residual blocks, GELU",
-    "+ pool before BN": "much faster training, convergence slightly slower",
-    "+ label smoothing": "faster training, better generalisation",
-    "+ ghost BN (32)": "higher accuracy",
-    "+ flip TTA (= FastResNet9)": "a little more time, higher accuracy",
-}
-analysis.trick_ladder_tables(ladder_results, REPORT_SAYS, EPOCHS)
+section.trick_ladder_tables(ladder_results, section.REPORT_SAYS, EPOCHS)
 
 # %%
 figure, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
 for ax, (recipe, ladder_runs) in zip(axes, ladder_results.items()):
-    curves.plot_curve(ladder_runs, analysis.primary_column(next(iter(ladder_runs.values()))), ax)
+    curves.plot_curve(ladder_runs, reading.primary_column(next(iter(ladder_runs.values()))), ax)
     ax.set_title(RECIPE_NAMES[recipe])
     ax.legend(loc="lower right", fontsize=8)
 figure.suptitle(f"ResNet9 → FastResNet9, one trick at a time (profile {session.profile.name}, mean and seed range)")
@@ -138,14 +129,14 @@ plt.show()
 # %% [markdown]
 # ## The report's claims, checked under each recipe
 # (a) "FastResNet9 passes the 200-epoch ResNet9 (93.10%) after 8 epochs" and (b) "FastResNet9 reaches 94.03%
-# after 10 epochs" (numbers read from `cifarnb.reference`), on the primary column, allowing two standard errors
-# (`cifarnb.analysis.claims_table`). Claim (a) is checked at its own 93.10%, which Table 8 prints as 93.07% for the
+# after 10 epochs" (numbers read from `cifarnb.study.reference`), on the primary column, allowing two standard errors
+# (`section.claims_table`). Claim (a) is checked at its own 93.10%, which Table 8 prints as 93.07% for the
 # same ResNet9. A claim about full CIFAR-10 cannot be tested on a subset, nor one about epoch 8 or 10 on a shorter
 # run: the verdict says so.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-analysis.claims_table(ladder_results, reference.fastresnet9_claims())
+section.claims_table(ladder_results, reference.fastresnet9_claims())
 
 # %% [markdown]
 # ## Reading

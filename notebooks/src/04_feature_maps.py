@@ -20,7 +20,7 @@
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | quick | full
 seeds = None  # None: the profile's seeds; the first one's models are shown
-data_dir = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)
+data_root = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)
 results_dir = "../results"
 figures_dir = "../figures"
 device = "auto"
@@ -31,15 +31,13 @@ n_test = None
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from cifarnb import analysis, data, experiments, features, notebook
+from cifarnb import data, feature_maps
 from cifarnb.plots import curves
+from cifarnb.study import notebook
+from cifarnb.study.sections import feature_maps as section
 
-session = notebook.setup("04_feature_maps", profile=profile, seeds=seeds, data_dir=data_dir,
-                         results_dir=results_dir, figures_dir=figures_dir, device=device,
-                         n_train=n_train, n_test=n_test)
+session = notebook.setup("04_feature_maps", globals())
 SEED = session.seeds[0]
-IMAGE_ROW = 0  # row 0 of the official test set, the report's cat
-LAYERS = ("conv1", "conv2")
 
 # %% [markdown]
 # ## The three models at this profile
@@ -49,8 +47,7 @@ LAYERS = ("conv1", "conv2")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-configs = {label: config.replace(device=session.device, data_root=session.data_dir)
-           for label, config in experiments.feature_map_configs(session.profile, SEED).items()}
+configs = section.feature_map_configs(session.profile, SEED)
 shown = ["model", "model_options", "epochs", "batch_size", "lr", "label_smoothing", "tta_flip", "n_train",
          "n_test", "seed"]
 overview = pd.DataFrame({label: {name: str(getattr(config, name)) for name in shown}
@@ -63,10 +60,10 @@ overview
 
 # %%
 # Kept in the store beside the maps, so the figures redraw without the data set.
-image, label = features.stored_test_image(session.store, IMAGE_ROW, session.data_dir)
+image, label = feature_maps.stored_test_image(session.store, section.IMAGE_ROW, session.profile.data_root)
 figure, ax = plt.subplots(figsize=(3.2, 3.4))
 ax.imshow(image.permute(1, 2, 0).numpy(), interpolation="nearest")
-ax.set_title(f"test image {IMAGE_ROW}: {data.CLASSES[label]}\n(32x32 px, shown enlarged)")
+ax.set_title(f"test image {section.IMAGE_ROW}: {data.CLASSES[label]}\n(32x32 px, shown enlarged)")
 ax.set_axis_off()
 session.save(figure, "test_image")
 plt.show()
@@ -79,9 +76,9 @@ plt.show()
 # %%
 maps = {}
 for label, config in configs.items():
-    maps[label], how = features.stored_feature_maps(session.store, config, image, IMAGE_ROW)
+    maps[label], how = feature_maps.stored_feature_maps(session.store, config, image, section.IMAGE_ROW)
     print(f"{label}: maps {how}; "
-          + ", ".join(f"{layer} {'x'.join(map(str, maps[label][layer].shape))}" for layer in LAYERS))
+          + ", ".join(f"{layer} {'x'.join(map(str, maps[label][layer].shape))}" for layer in section.LAYERS))
 
 
 # %% [markdown]
@@ -91,9 +88,7 @@ for label, config in configs.items():
 # FastResNet9 pool in their second layer (16x16 px); ResNet18's second layer keeps 32x32 px.
 
 # %%
-FIGURE_NUMBERS = {("FastResNet9", "conv1"): 21, ("FastResNet9", "conv2"): 22, ("ResNet9", "conv1"): 23,
-                  ("ResNet9", "conv2"): 24, ("ResNet18", "conv1"): 25, ("ResNet18", "conv2"): 26}
-for (label, layer), number in FIGURE_NUMBERS.items():
+for (label, layer), number in section.FIGURE_NUMBERS.items():
     figure = curves.feature_map_grid(maps[label][layer], f"Fig {number}: {label}, {layer}")
     session.save(figure, f"{configs[label].model}_{layer}")
     plt.show()
@@ -108,7 +103,7 @@ for (label, layer), number in FIGURE_NUMBERS.items():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-analysis.feature_map_table(maps, LAYERS)
+section.feature_map_table(maps, section.LAYERS)
 
 # %% [markdown]
 # ## Reading

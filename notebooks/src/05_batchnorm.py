@@ -28,7 +28,7 @@
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | quick | full
 seeds = None  # None: the profile's seeds, e.g. [0, 1, 2] (accuracy runs; the landscape runs use seed 0)
-data_dir = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)
+data_root = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)
 results_dir = "../results"
 figures_dir = "../figures"
 device = "auto"
@@ -45,17 +45,14 @@ n_test = None
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from cifarnb import analysis, experiments, landscape, notebook, reference
+from cifarnb import landscape
 from cifarnb.plots import band_figure, curves
+from cifarnb.study import notebook, reading, reference
+from cifarnb.study.sections import batchnorm as section
 
-session = notebook.setup("05_batchnorm", profile=profile, seeds=seeds, data_dir=data_dir,
-                         results_dir=results_dir, figures_dir=figures_dir, device=device, backend=backend,
-                         ray_address=ray_address, gpus_per_run=gpus_per_run,
-                         epochs=epochs, epochs_field="vgg_epochs", n_train=n_train, n_test=n_test,
-                         learning_rates=learning_rates, gap=gap)
-# Built here so that a bad learning-rate list or gap fails in this cell. device "auto": the cache keys of the
-# landscape tables must not depend on where they were computed.
-LANDSCAPE = experiments.landscape_config(session.profile, device="auto")
+session = notebook.setup("05_batchnorm", globals())
+# Built here so that a bad learning-rate list or gap fails in this cell (the tables' keys leave the device out).
+LANDSCAPE = section.landscape_config(session.profile)
 PAPER_LR = landscape.PAPER_LEARNING_RATE  # always 0.1, as in the paper
 PROBE_EVERY = session.profile.probe_every
 
@@ -64,7 +61,7 @@ PROBE_EVERY = session.profile.probe_every
 
 # %%
 # NBVAL_CHECK_OUTPUT
-vgg = experiments.vgg_configs(session.profile)["VGG-A"]
+vgg = section.vgg_configs(session.profile)["VGG-A"]
 report_settings = reference.raw()["batchnorm_vgg_a"]
 acc_ref, land_ref = report_settings["accuracy_20_epochs"]["settings"], report_settings["landscape_settings"]
 settings = pd.DataFrame(
@@ -106,20 +103,20 @@ settings.astype(str)
 # ## 2.1 · Accuracy with and without BatchNorm (Fig 28)
 
 # %%
-results = session.run_grid(experiments.vgg_configs(session.profile))
+results = session.run_grid(section.vgg_configs(session.profile))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from cifarnb.settings import VGG_EPOCHS
+from cifarnb.study.settings import VGG_EPOCHS
 
 last_epoch = session.profile.vgg_epochs
-model_of = {label: config.model for label, config in experiments.vgg_configs(session.profile).items()}
+model_of = {label: config.model for label, config in section.vgg_configs(session.profile).items()}
 report_accuracy = reference.batchnorm_accuracy()
-accuracy_table = analysis.comparison_table(
+accuracy_table = reading.comparison_table(
     results,
     measures={f"ours: train acc, epoch {last_epoch} (%)": ("train_acc", None),
-              f"ours: {analysis.column_heading(analysis.primary_column(results['VGG-A']))}, epoch {last_epoch} (%)":
-                  (analysis.PRIMARY, None),
+              f"ours: {reading.column_heading(reading.primary_column(results['VGG-A']))}, epoch {last_epoch} (%)":
+                  (reading.PRIMARY, None),
               f"ours: test acc, all test images, epoch {last_epoch} (%)": ("test_acc", None)},
     reference_rows=pd.DataFrame([{"label": label, "report_test_acc": report_accuracy[model]}
                                  for label, model in model_of.items()]),
@@ -159,8 +156,7 @@ plt.show()
 
 
 # %%
-report_table = experiments.landscape_tables(session.store, LANDSCAPE, "report", device=session.device,
-                                            data_root=session.data_dir)
+report_table = section.landscape_tables(session.store, LANDSCAPE, "report")
 
 
 # %%
@@ -188,14 +184,14 @@ plt.show()
 # **Which scope do the report's figures resemble?** The report gives Figs 31-32 as images without numbers, so
 # their scale cannot be compared here; what it describes is a shape: VGG-A + BN **above** VGG-A early in
 # training and **below** it later (both figures). The table reads that shape from each scope's medians over the
-# first fifth and the second half of the steps (`cifarnb.analysis.report_pattern`); the last column says whether
+# first fifth and the second half of the steps (`section.report_pattern`); the last column says whether
 # these runs have the report's settings (Table 11), without which the shape does not test the report's.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 pattern = pd.DataFrame([
-    {"figure": figure_name, "scope": scope, **analysis.pattern_summary(report_table, quantity),
-     analysis.COMPARABLE_HEADING: analysis.landscape_comparability(LANDSCAPE)}
+    {"figure": figure_name, "scope": scope, **section.pattern_summary(report_table, quantity),
+     reading.COMPARABLE_HEADING: section.landscape_comparability(LANDSCAPE)}
     for figure_name, pairs in (("Fig 31", (landscape.GRAD_DISTANCE, landscape.GRAD_DISTANCE_LAST)),
                                ("Fig 32", (landscape.BETA, landscape.BETA_LAST)))
     for quantity, scope in zip(pairs, SCOPES)
@@ -214,9 +210,7 @@ pattern
 
 # %%
 etas = landscape.paper_etas(PAPER_LR)
-paper_table = experiments.landscape_tables(session.store, LANDSCAPE, "paper", device=session.device,
-                                           data_root=session.data_dir,
-                                           probe_every=PROBE_EVERY)
+paper_table = section.landscape_tables(session.store, LANDSCAPE, "paper", PROBE_EVERY)
 
 # %%
 paper_suffix = (f"\npaper's method: lr {PAPER_LR:g}, band over η ∈ [{min(etas):.2g}, {max(etas):.2g}], "
@@ -241,22 +235,22 @@ plt.show()
 #
 # **How long each run sits on the ln 10 plateau**: the first step whose loss falls more than 0.1 below
 # ln 10 = 2.303 (report's method: the window mean; paper's method: the training loss of the step;
-# `cifarnb.analysis.plateau_table`).
+# `section.plateau_table`).
 
 # %%
 # NBVAL_CHECK_OUTPUT
-analysis.plateau_table(report_table, paper_table)
+section.plateau_table(report_table, paper_table)
 
 # %% [markdown]
 # **Both methods over the second half of training** (steps past the middle of the run): the mean loss, the
 # mean width of the loss band (max − min across lr for the report's method, across η for the paper's), and
 # the medians of the gradient distance and of β (medians, because β early on is a ratio of small numbers;
-# `cifarnb.analysis.second_half_summary`).
+# `section.second_half_summary`).
 
 # %%
 # NBVAL_CHECK_OUTPUT
-pd.concat([analysis.second_half_summary(report_table, "report's (consecutive minibatches)", "lr"),
-           analysis.second_half_summary(paper_table, "paper's (same minibatch, along g)", "eta")])
+pd.concat([section.second_half_summary(report_table, "report's (consecutive minibatches)", "lr"),
+           section.second_half_summary(paper_table, "paper's (same minibatch, along g)", "eta")])
 
 # %% [markdown]
 # ## Reading

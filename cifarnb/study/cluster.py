@@ -1,4 +1,4 @@
-"""A sweep on Ray: ``cifarnb sweep --backend ray [--address ADDR]``, every task of :func:`sweep.plan` one Ray task.
+"""A sweep on Ray: ``cifarnb sweep --backend ray [--address ADDR]``, every task of :func:`sections.plan` one Ray task.
 
 * **Claims.** Each Ray task claims its result through the store's lock (``results.claim``, a flock) exactly as
   ``--workers`` does, so two drivers on one cluster, or a Ray sweep beside a local one, never train a run twice.
@@ -19,10 +19,12 @@ import os
 import time
 from typing import Callable
 
+from ..results import ResultStore
+from ..train import TrainConfig
 from .profiles import Profile
-from .results import ResultStore
-from .sweep import SweepReport, Task, plan, run_tasks
-from .train import TrainConfig
+from .sections import plan
+from .sweep import SweepReport
+from .tasks import Task, run_tasks
 
 INSTALL_HINT = 'the Ray backend needs the cluster extra: pip install -e ".[cluster]"'
 MAX_RETRIES = 3  # a worker or node dying this many times on one run is no longer a transient fault
@@ -45,30 +47,32 @@ def _ray():
     return ray
 
 
-def _compute(task: Task, store_root: str, keep_weights: bool, device: str, data_root: str | None) -> str | None:
+def _compute(task: Task, store_root: str, keep_weights: bool) -> str | None:
     """One task on a Ray worker: claim, compute (resuming from the store's checkpoint), or None if claimed elsewhere."""
     import torch
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))  # Ray sets it to the task's CPUs
-    return task.compute(ResultStore(store_root, keep_weights=keep_weights), device, wait=False, data_root=data_root)
+    return task.compute(ResultStore(store_root, keep_weights=keep_weights), wait=False)
 
 
-def dispatch(tasks: list[Task], store: ResultStore, device: str = "auto", address: str | None = None,
+def dispatch(tasks: list[Task], store: ResultStore, address: str | None = None,
              gpus_per_run: float = 0.0, cpus_per_run: float = 1.0, max_retries: int = MAX_RETRIES,
              num_cpus: int | None = None, progress: bool = True, log: Callable[[str], None] = print,
-             data_root: str | None = None, on_finished: Callable[[], None] | None = None) -> bool:
+             on_finished: Callable[[], None] | None = None) -> bool:
     """Compute every task of ``tasks`` not yet stored, one Ray task each; returns False if a task failed.
 
     ``address``: a running cluster (``ray start --head`` printed it); None starts a local Ray instance with
     ``num_cpus`` CPUs (default: all). ``gpus_per_run`` may be fractional: 0.25 packs four runs per GPU.
-    ``data_root``: the data folder as every node sees it (None: each worker's ``$CIFARNB_DATA``, then ./data).
+    Each task computes on its config's device, from its config's data folder (which every node must see under
+    that path; None: each worker's ``$CIFARNB_DATA``, then ./data).
     ``on_finished`` runs here, in the driver, after each finished task (e.g. to rewrite a results archive).
     """
     if gpus_per_run < 0 or cpus_per_run <= 0:
         raise ValueError(f"gpus_per_run={gpus_per_run} must be >= 0 and cpus_per_run={cpus_per_run} > 0")
-    if device.startswith("cuda") and gpus_per_run == 0:
+    cuda = sorted({task.device for task in tasks if task.device.startswith("cuda")})
+    if cuda and gpus_per_run == 0:
         # Ray hides every GPU from a task that reserved none.
-        raise ValueError(f"device={device!r} needs GPUs reserved per run: give --gpus-per-run (e.g. 1, or 0.25 to "
+        raise ValueError(f"device={cuda[0]!r} needs GPUs reserved per run: give --gpus-per-run (e.g. 1, or 0.25 to "
                          "pack four runs per GPU)")
     ray = _ray()
     # Ray's progress-bar support may replace builtins.print in the driver; a later `--workers` sweep in this process
@@ -86,7 +90,7 @@ def dispatch(tasks: list[Task], store: ResultStore, device: str = "auto", addres
         pending = {}
         for number, task in enumerate(tasks, 1):
             if not task.stored(store):
-                ref = remote.remote(task, str(store.root), store.keep_weights, device, data_root)
+                ref = remote.remote(task, str(store.root), store.keep_weights)
                 pending[ref] = (number, task)
         resources = ray.cluster_resources()
         slots = int(resources.get("CPU", 1) // cpus_per_run)
@@ -131,30 +135,25 @@ def _collect(ray, pending: dict, total: int, slots: int, progress: bool, log: Ca
     return ok
 
 
-def dispatch_runs(configs: dict[str, TrainConfig], seeds, store: ResultStore, device: str = "auto",
-                  address: str | None = None, gpus_per_run: float = 0.0, cpus_per_run: float = 1.0,
-                  data_root: str | None = None, log: Callable[[str], None] = print) -> bool:
+def dispatch_runs(configs: dict[str, TrainConfig], seeds, store: ResultStore, address: str | None = None,
+                  gpus_per_run: float = 0.0, cpus_per_run: float = 1.0,
+                  log: Callable[[str], None] = print) -> bool:
     """Train every (config, seed) that ``store`` lacks on Ray, one task each (a notebook's runs with its
     ``backend="ray"``); the runs then load from the store. Returns False if a task failed."""
     tasks = [task for seed in seeds for task in run_tasks("notebook", configs, seed)]
-    return dispatch(tasks, store, device, address, gpus_per_run, cpus_per_run, progress=False, log=log,
-                    data_root=data_root)
+    return dispatch(tasks, store, address, gpus_per_run, cpus_per_run, progress=False, log=log)
 
 
-def sweep_on_ray(sections, profile: Profile, store: ResultStore, seeds=None, device: str = "auto",
-                 address: str | None = None, gpus_per_run: float = 0.0, cpus_per_run: float = 1.0,
-                 max_retries: int = MAX_RETRIES, num_cpus: int | None = None, progress: bool = True,
-                 on_finished: Callable[[], None] | None = None, log: Callable[[str], None] = print,
-                 data_root: str | None = None) -> SweepReport:
+def sweep_on_ray(sections, profile: Profile, store: ResultStore, seeds=None, address: str | None = None,
+                 gpus_per_run: float = 0.0, cpus_per_run: float = 1.0, max_retries: int = MAX_RETRIES,
+                 num_cpus: int | None = None, progress: bool = True,
+                 on_finished: Callable[[], None] | None = None, log: Callable[[str], None] = print) -> SweepReport:
     """:func:`sweep.sweep` with Ray as the engine: every task of ``sections`` (:func:`plan`) through ``store``."""
     _ray()  # without the extra, say so before anything else
     tasks = plan(sections, profile, seeds)
     before = {task: task.stored(store) for task in tasks}
     started = time.perf_counter()
-    ok = dispatch(tasks, store, device, address, gpus_per_run, cpus_per_run, max_retries, num_cpus, progress, log,
-                  data_root, on_finished)
-    after = {task: task.stored(store) for task in tasks}
+    ok = dispatch(tasks, store, address, gpus_per_run, cpus_per_run, max_retries, num_cpus, progress, log,
+                  on_finished)
     log(f"ray sweep took {time.perf_counter() - started:.1f} s")
-    return SweepReport(computed=[t.label for t in tasks if after[t] and not before[t]],
-                       already_stored=[t.label for t in tasks if before[t]],
-                       left=[t.label for t in tasks if not after[t]], ok=ok)
+    return SweepReport.of(tasks, before, store, ok)

@@ -1,8 +1,8 @@
 """The report's settings, each written once: the one place a reader follows a number from the report to a run.
 
-Plain values only (no imports from the rest of cifarnb), so everything above can use them: ``recipes`` turns them
-into ``TrainConfig`` presets, ``experiments`` into the report's grids, ``profiles`` sizes them, ``landscape``
-reads its learning rates here. Where the report leaves a setting open, the choice and its reason are beside it
+Plain values only (no imports), so every module of the study can use them: ``recipes`` turns them into
+``TrainConfig`` presets, the section modules (``study.sections``) into the report's grids and landscape
+configurations, ``profiles`` sizes them. Where the report leaves a setting open, the choice and its reason are beside it
 and in ``docs/assumptions.md``.
 """
 
@@ -36,7 +36,6 @@ EARLY_RESNET9_EPOCHS = 10  # Tables 8-9 also read epoch 10
 
 # Report 1.4.2 gives no smoothing factor; 0.2 is the bag-of-tricks trainer's (and Page's).
 LABEL_SMOOTHING = 0.2
-GHOST_BATCH_SIZE = 32  # "batch size 32 works best" (1.4.2); FastResNet9's ghost batches
 
 # Report 1.4.2-1.4.3: FastResNet9's training. The report's flip-TTA fragment is the validation loop of the public
 # bag-of-tricks trainer 99991/cifar10-fast-simple (after Page's ResNet9), so FastResNet9 most likely trained the
@@ -79,5 +78,4 @@ VGG_TEMPLATE = dict(augment=False, normalization="half", model_options={"init": 
 # Report 2.2: the learning rates of the landscape bands (the report's own; the guidance file's
 # [1e-3, 2e-3, 1e-4, 5e-4] did not train in 20 epochs, report Fig 29), sampled every 30 steps.
 LANDSCAPE_LEARNING_RATES = (0.05, 0.075, 0.1, 0.125, 0.15)
-TEMPLATE_LEARNING_RATES = (1e-3, 2e-3, 1e-4, 5e-4)
 LANDSCAPE_GAP = 30

@@ -33,14 +33,14 @@ def feature_maps(model: torch.nn.Module, image: torch.Tensor, normalization: str
     return {name: captured[name][0].float().cpu().numpy() for name in layers}
 
 
-def stored_test_image(store, row: int = 0, root=None) -> tuple[torch.Tensor, int]:
+def stored_test_image(store, row: int = 0, data_root=None) -> tuple[torch.Tensor, int]:
     """Test image ``row`` (0: the report's cat) and its label, kept in ``store`` so figures redraw without the
-    data set (uint8 values are exact in the store's float16)."""
+    data set (uint8 values are exact in the store's float16); ``data_root`` is read only the first time."""
     if row != 0:
         raise ValueError(f"row={row}: only test row 0 (the report's image) is stored; use cifarnb.data for others")
 
     def read():
-        image, label = first_test_image(root)
+        image, label = first_test_image(data_root)
         return {"image": image.numpy(), "label": np.array(label)}
 
     stored = store.cached_arrays("test_image", {"row": row}, read)
@@ -57,17 +57,16 @@ def feature_maps_path(store, config, image_row: int = 0):
     return store.array_path(*_stored_as(config, image_row))
 
 
-def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0, wait: bool = True,
-                        data_root: str | None = None) -> tuple[dict[str, np.ndarray] | None, str]:
-    """The maps of ``config``'s trained model for ``image``, computed once and then read from ``store``.
+def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0,
+                        wait: bool = True) -> tuple[dict[str, np.ndarray] | None, str]:
+    """The maps of ``config``'s trained model for ``image``, computed once and then read from ``store`` (a model
+    that must be trained first trains on ``config.device`` from ``config.data_root``).
 
     Returns the maps and how they were obtained ("read from the store", "computed, model loaded from the
     store" or "computed, model trained now"), since training may be what a first call costs. With ``wait=False``
     and another process computing them: ``(None, "claimed by another process")``.
     """
     how = "read from the store"
-    if data_root is not None:  # where to read the images if the model must be trained (not part of the key)
-        config = config.replace(data_root=data_root)
 
     def compute():
         nonlocal how

@@ -6,6 +6,9 @@
   reads a number after few epochs (25 for the ablations and the zoo's first column, 10 for FastResNet9, 20
   for VGG-A), so those columns compare directly; the 200-epoch columns stay for ``full``.
 * ``full``: exactly the report's settings (200-epoch zoo and ResNet9 runs).
+
+A profile also carries the execution settings (device, data folder, memory layout) that every config built
+from it gets: ``profiles.get("quick", device="cuda", data_root="/data")``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ..train import TrainConfig
 from .settings import (ABLATION_EPOCHS, EARLY_RESNET9_EPOCHS, EARLY_ZOO_EPOCHS, LANDSCAPE_GAP,
                        LANDSCAPE_LEARNING_RATES, REPORT_BATCH_SIZE, REPORT_EPOCHS, VGG_EPOCHS)
 
@@ -39,7 +43,21 @@ class Profile:
     landscape_gap: int  # report 2.2: sample every 30 steps
     landscape_n_train: int | None
     probe_every: int  # paper's method: probe the landscape every this many steps
-    channels_last: bool = False  # execution only: faster convolutions on tensor-core GPUs
+    # Execution only (out of every run's key): set once, by the command line or the notebook's set-up, and
+    # carried onto every config a section builds from the profile.
+    channels_last: bool = False  # faster convolutions on tensor-core GPUs
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    data_root: str | None = None  # the folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, then ./data)
+
+    def sizes(self, epochs: int) -> dict:
+        """The fields every config built from this profile gets: ``epochs``, its batch size and data subset, and
+        its execution settings (device, data folder, memory layout)."""
+        return dict(epochs=epochs, batch_size=self.batch_size, n_train=self.n_train, n_test=self.n_test,
+                    channels_last=self.channels_last, device=self.device, data_root=self.data_root)
+
+    def config(self, epochs: int, **settings) -> TrainConfig:
+        """A config of ``settings`` with this profile's :meth:`sizes` (``settings`` win)."""
+        return TrainConfig(**{**self.sizes(epochs), **settings})
 
     def with_overrides(self, **changes) -> "Profile":
         known = {f.name for f in dataclasses.fields(self)}

@@ -1,6 +1,6 @@
 """Named training recipes: ``TrainConfig`` presets built from the report's settings (:mod:`cifarnb.settings`).
 
-    >>> from cifarnb import recipes
+    >>> from cifarnb.study import recipes
     >>> recipes.get("report", model="resnet9")    # the report's settings for one model
     >>> recipes.get("fast")                       # FastResNet9 to 94% in seconds on one GPU
     >>> recipes.get("fast", epochs=12, seed=3)    # any TrainConfig field can be overridden
@@ -27,7 +27,7 @@ import torch
 
 from .settings import (BAG_OF_TRICKS, LABEL_SMOOTHING, REPORT_BATCH_SIZE, REPORT_EPOCHS, RESNET9_LR,
                        WIDERESNET_DROPOUT, ZOO_SETTINGS)
-from .train import TrainConfig
+from ..train import TrainConfig
 
 RESNET9_FAMILY = ("resnet9", "fastresnet9")  # report 1.4.1: ResNet9 (and FastResNet9, built on it) start at 0.01
 WIDERESNETS = ("wideresnet16x8", "wideresnet28x10")
@@ -90,9 +90,11 @@ def fast_resnet18(compile: bool | None = None, **overrides: Any) -> TrainConfig:
 
 
 def fast_for_profile(profile) -> TrainConfig:
-    """The ``fast`` recipe sized for a run profile (its data subset; at most the recipe's 10 epochs)."""
+    """The ``fast`` recipe sized for a run profile (its data subset; at most the recipe's 10 epochs), on the
+    profile's device and data folder."""
     return fast(n_train=profile.n_train, n_test=profile.n_test,
-                epochs=min(BAG_OF_TRICKS["epochs"], profile.resnet9_epochs))
+                epochs=min(BAG_OF_TRICKS["epochs"], profile.resnet9_epochs),
+                device=profile.device, data_root=profile.data_root)
 
 
 RECIPES: dict[str, Callable[..., TrainConfig]] = {

@@ -64,7 +64,7 @@ REPORT_MODEL_NAMES = {
 @lru_cache(maxsize=1)
 def raw() -> dict:
     """The reference file as published."""
-    return json.loads(resources.files("cifarnb").joinpath("reference_results.json").read_text())
+    return json.loads(resources.files("cifarnb.study").joinpath("reference_results.json").read_text())
 
 
 def ablation(group: str):
@@ -132,6 +132,6 @@ def fastresnet9_claims() -> list[Claim]:
         match = CLAIM_PATTERN.search(text)
         if match is None:
             raise ValueError(f"reference claim {text!r} does not name 'passes|reaches ... N% ... after K epochs'; "
-                             f"fix reference_results.json or CLAIM_PATTERN in cifarnb/reference.py")
+                             f"fix reference_results.json or CLAIM_PATTERN in cifarnb/study/reference.py")
         claims.append(Claim(text, match["kind"], float(match["accuracy"]), int(match["epoch"])))
     return claims

@@ -1,4 +1,5 @@
-"""Execute the five report notebooks with papermill and render them as one HTML page."""
+"""Render the report: execute the five notebooks with papermill and join them into one HTML page
+(``cifarnb report``)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,22 @@ import time
 from pathlib import Path
 
 from . import profiles
+from .sections import ALIASES, NUMBERS, SECTIONS, resolve
 
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 AS_COMMITTED = "committed"  # the profile name meaning "each notebook at the parameters it was last executed with"
 
 
 def notebook_paths(folder: str | Path, only: list[str] | None = None) -> list[Path]:
+    """The report's notebooks in ``folder``, in order; ``only``: those of these sections (names or aliases)."""
     paths = sorted(Path(folder).glob(NOTEBOOK_PATTERN))
     if only:
-        paths = [p for p in paths if any(p.name.startswith(prefix) for prefix in only)]
+        names = resolve(only, note=print, aliases={**ALIASES, **NUMBERS})
+        wanted = {SECTIONS[name].NOTEBOOK + ".ipynb" for name in names}
+        paths = [p for p in paths if p.name in wanted]
     if not paths:
         raise FileNotFoundError(f"no notebooks matching {NOTEBOOK_PATTERN} in {folder}"
-                                + (f" starting with {', '.join(only)}" if only else "")
+                                + (f" for section(s) {', '.join(only)}" if only else "")
                                 + "; pass --notebooks with the repository's notebooks/ folder")
     return paths
 
@@ -38,7 +43,8 @@ def committed_parameters(path: Path) -> dict:
 
 
 def run_report(profile: str = AS_COMMITTED, output: str | Path = "output", notebooks: str | Path = "notebooks",
-               results: str | None = None, figures: str | None = None, data: str | None = None, device: str = "auto",
+               results: str | None = None, figures: str | None = None, data_root: str | None = None,
+               device: str = "auto",
                only: list[str] | None = None, log=print) -> Path:
     """Run every notebook into ``output/`` (one progress line each) and write ``output/report.html``.
 
@@ -61,8 +67,8 @@ def run_report(profile: str = AS_COMMITTED, output: str | Path = "output", noteb
         figures = output / "figures"
     if figures:
         parameters["figures_dir"] = str(Path(figures).resolve())
-    if data:
-        parameters["data_dir"] = str(Path(data).resolve())
+    if data_root:
+        parameters["data_root"] = str(Path(data_root).resolve())
     executed = []
     paths = notebook_paths(notebooks, only)
     chosen = {path: committed_parameters(path) if profile == AS_COMMITTED else {"profile": profile} for path in paths}

@@ -1,0 +1,254 @@
+"""Reading stored runs against the report, for every section: which accuracy to compare, with what error, and
+the verdict on a claim.
+
+The shared CIFAR-10 copy has exact test rows 0-999 and JPEG approximations for the rest, which cost a trained
+model several points (FastResNet9, 10 epochs, H200: 92.5% on the exact rows, 85.5% on all 10,000). So beside the
+report the exact rows are the fair measure, with the sampling error of 1,000 images (about 1.4 points at 75%,
+0.75 at 94%); the 10,000-image accuracy is shown beside it, labelled as JPEG-affected. Runs trained on the
+official archive (``meta["data_official"]``) compare on all 10,000 images instead.
+
+A verdict allows for that error: our mean within two standard errors of the report's number is "consistent".
+Each section's own tables and claims live in its module (``cifarnb.study.sections``) and are built from these.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..results import ResultStore, Run, SeedSummary, summarize
+from ..train import TrainConfig
+from ..train.timing import time_to_accuracy
+
+EXACT_COLUMN = "test_acc_exact1000"
+FULL_COLUMN = "test_acc"
+EXACT_ROWS = 1000
+FULL_ROWS = 10_000
+TOLERANCE = 2.0  # standard errors within which a difference is not a measured one
+COMPARABLE_HEADING = "comparable with the report"
+NOT_RUN = "not run"  # a table cell whose runs the store does not hold
+SUBSET_NOT_TESTABLE = "not testable: trained on a subset, not all of CIFAR-10"
+PRIMARY = "primary"  # comparison_table: the test accuracy to compare with the report's (:func:`reading`)
+
+
+def primary_column(runs: list[Run]) -> str:
+    """``test_acc`` where every run saw the official test set, else the exact rows' ``test_acc_exact1000``."""
+    official = bool(runs) and all(run.meta.get("data_official") for run in runs)
+    if official or not all(any(EXACT_COLUMN in row for row in run.history) for run in runs):
+        return FULL_COLUMN  # official data, or a test subset (no exact-row column): the test set as it is
+    return EXACT_COLUMN
+
+
+def comparability(runs: list[Run], report_epochs: int | None = None) -> str:
+    """Whether ``runs`` compare with a report column read after ``report_epochs`` epochs: "yes", or "no: " and
+    why (a training or test subset, as at the smoke profile, or fewer epochs than the report's column)."""
+    if not runs:
+        return "no: no runs"
+    reasons = []
+    train_sizes = sorted({run.config.n_train for run in runs if run.config.n_train})
+    if train_sizes:
+        reasons.append(f"trained on {train_sizes[0]} of 50,000 images")
+    test_sizes = sorted({run.config.n_test for run in runs if run.config.n_test})
+    if test_sizes:
+        reasons.append(f"tested on {test_sizes[0]} of 10,000 images")
+    epochs = min(len(run.history) for run in runs)
+    if report_epochs is not None and epochs < report_epochs:
+        reasons.append(f"{epochs} of the report's {report_epochs} epochs")
+    return "no: " + "; ".join(reasons) if reasons else "yes"
+
+
+def sampling_error(accuracy: float, images: int) -> float:
+    """Standard error (percentage points) of an accuracy measured on ``images`` test images."""
+    p = min(max(accuracy / 100.0, 0.0), 1.0)
+    return 100.0 * math.sqrt(p * (1.0 - p) / images)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One accuracy reading over seeds: the mean ± std, and the standard error a comparison should allow."""
+
+    column: str
+    summary: SeedSummary
+    images: int
+
+    @property
+    def error(self) -> float:
+        """Sampling error of the test images, combined with the seeds' spread (the report's run had one seed)."""
+        if not self.summary.count:
+            return math.nan
+        return math.hypot(sampling_error(self.summary.mean, self.images), self.summary.std)
+
+    def __str__(self) -> str:
+        if not self.summary.count:
+            return "n/a"
+        return f"{self.summary} (SE {self.error:.2f})"
+
+
+def reading(runs: list[Run], epoch: int | None = None, column: str | None = None) -> Reading:
+    """The accuracy of ``runs`` at ``epoch`` (None: the last) in ``column`` (None: :func:`primary_column`)."""
+    column = column or primary_column(runs)
+    values = [run.final(column) if epoch is None else run.at_epoch(epoch, column) for run in runs]
+    images = EXACT_ROWS if column == EXACT_COLUMN else _test_images(runs)
+    return Reading(column, summarize(values), images)
+
+
+def _test_images(runs: list[Run]) -> int:
+    sizes = {run.config.n_test or FULL_ROWS for run in runs}
+    return min(sizes) if sizes else FULL_ROWS
+
+
+def accuracy_verdict(ours: Reading, report: float) -> str:
+    """Whether our accuracy reproduces the report's, allowing :data:`TOLERANCE` standard errors."""
+    if not ours.summary.count:
+        return "not testable: no run reaches that epoch"
+    gap, allowed = _gap_and_allowance(ours, report)
+    if gap >= 0:
+        return f"reproduced ({gap:+.2f} pp)"
+    if -gap <= allowed:
+        return f"consistent: {gap:+.2f} pp, within {TOLERANCE:g} SE ({allowed:.2f} pp)"
+    return f"not reproduced: {gap:+.2f} pp, beyond {TOLERANCE:g} SE ({allowed:.2f} pp)"
+
+
+def _gap_and_allowance(ours: Reading, report: float) -> tuple[float, float]:
+    """Our mean minus the report's accuracy, and the :data:`TOLERANCE` standard errors a difference may be."""
+    return ours.summary.mean - report, TOLERANCE * ours.error
+
+
+def matches_report(ours: Reading, report: float) -> bool:
+    """Whether our accuracy lies within :data:`TOLERANCE` standard errors of the report's, on either side."""
+    if not ours.summary.count:
+        return False
+    gap, allowed = _gap_and_allowance(ours, report)
+    return abs(gap) <= allowed
+
+
+def agreement_verdict(ours: Reading, report: float) -> str:
+    """Whether our accuracy matches the report's on either side (:func:`matches_report`): the test for a setting
+    (such as a scheduler reading) that could land too high as well as too low."""
+    if not ours.summary.count:
+        return "not testable: no run reaches that epoch"
+    gap, allowed = _gap_and_allowance(ours, report)
+    if matches_report(ours, report):
+        return f"matches: {gap:+.2f} pp, within {TOLERANCE:g} SE ({allowed:.2f} pp)"
+    return f"{'above' if gap > 0 else 'below'} it: {gap:+.2f} pp, beyond {TOLERANCE:g} SE ({allowed:.2f} pp)"
+
+
+def runs_matching(runs: list[Run], report: float, epoch: int | None = None) -> str:
+    """How many single runs match the report's single run (:func:`matches_report`, each with its own sampling
+    error): the mean of a setting whose outcome splits between seeds can match while most of its runs do not."""
+    matching = sum(matches_report(reading([run], epoch), report) for run in runs)
+    return f"{matching} of {len(runs)}"
+
+
+def first_epoch_mean_reaches(runs: list[Run], target: float, column: str | None = None) -> int | None:
+    """The first epoch whose mean accuracy over ``runs`` reaches ``target`` (None: never)."""
+    column = column or primary_column(runs)
+    epochs = sorted({row["epoch"] for run in runs for row in run.history})
+    for epoch in epochs:
+        mean = summarize(run.at_epoch(epoch, column) for run in runs)
+        if mean.count == len(runs) and mean.mean >= target:
+            return epoch
+    return None
+
+
+def reached_by_verdict(runs: list[Run], target: float, report_epoch: int) -> tuple[str, str]:
+    """A claim "reaches ``target`` % by epoch ``report_epoch``": (what we found, the verdict); not testable on a
+    data subset (:func:`on_all_data`)."""
+    if not on_all_data(runs):
+        return "n/a", SUBSET_NOT_TESTABLE
+    epochs = max((len(run.history) for run in runs), default=0)
+    first = first_epoch_mean_reaches(runs, target)
+    found = f"epoch {first}" if first is not None else f"not reached in {epochs} epochs"
+    if epochs < report_epoch:
+        return found, f"not testable: the runs stop at epoch {epochs}"
+    at = reading(runs, report_epoch)
+    found += f"; at epoch {report_epoch}: {at}"
+    return found, accuracy_verdict(at, target)
+
+
+def accuracy_at_verdict(runs: list[Run], target: float, report_epoch: int) -> tuple[str, str]:
+    """A claim "``target`` % after ``report_epoch`` epochs": (our reading at that epoch, the verdict); not
+    testable on a data subset (:func:`on_all_data`)."""
+    at = reading(runs, report_epoch)
+    if not on_all_data(runs):
+        return str(at), SUBSET_NOT_TESTABLE
+    return str(at), accuracy_verdict(at, target)
+
+
+def mean_time_to(runs: list[Run], target: float) -> str:
+    """Mean training seconds (the stored per-epoch ``seconds``) to the first epoch at ``target`` % on the primary
+    column, over the seeds that reach it (saying how many when not all do)."""
+    column = primary_column(runs)
+    times = [t for t in (time_to_accuracy(run.history, target, column) for run in runs) if t is not None]
+    if not times:
+        return "not reached"
+    return f"{sum(times) / len(times):.1f}" + (f" ({len(times)} of {len(runs)} seeds)" if len(times) < len(runs) else "")
+
+
+def comparison_table(results: dict[str, list[Run]], measures: dict[str, tuple[str, int | None]],
+                     reference_rows: pd.DataFrame | None = None, reference_columns: dict[str, str] | None = None,
+                     key: str = "label", report_epochs: int | None = None) -> pd.DataFrame:
+    """One row per label: our mean ± std for each measure (name -> (history column, epoch)) beside the report's.
+
+    With ``report_epochs`` (the epochs behind the report's column) each row also says in
+    :data:`COMPARABLE_HEADING` whether its runs compare with the report (:func:`comparability`).
+
+    The column :data:`PRIMARY` reads the test accuracy that compares with the report's (the exact test rows
+    0-999 for a run on the whole shared test set; :func:`primary_column`), with its standard error.
+
+    ``reference_columns`` maps a heading to a reference column; those come before our columns.
+    """
+    rows = []
+    reference_by_label = reference_rows.set_index(key) if reference_rows is not None else None
+    for label, runs in results.items():
+        row = {key: label, "seeds": len(runs)}
+        for heading, source in (reference_columns or {}).items():
+            value = reference_by_label.loc[label, source] if reference_by_label is not None and label in \
+                reference_by_label.index else math.nan
+            row[heading] = value
+        for heading, (column, epoch) in measures.items():
+            # PRIMARY: the accuracy to compare with the report's, with its error (:func:`reading`).
+            row[heading] = str(reading(runs, epoch) if column == PRIMARY else measure(runs, column, epoch))
+        if report_epochs is not None:
+            row[COMPARABLE_HEADING] = comparability(runs, report_epochs)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(key)
+
+
+def column_heading(column: str) -> str:
+    """How a table heads an accuracy column."""
+    return "test acc, exact rows 0-999" if column == EXACT_COLUMN else "test acc"
+
+
+def measure(runs: list[Run], column: str = "test_acc", epoch: int | None = None) -> SeedSummary:
+    """Mean ± std over seeds of ``column`` at ``epoch`` (1-based; None: the last epoch)."""
+    return summarize(run.final(column) if epoch is None else run.at_epoch(epoch, column) for run in runs)
+
+
+def seconds_per_epoch(runs: list[Run]) -> float:
+    """Mean training seconds per epoch over every epoch of every run (evaluation excluded)."""
+    seconds = [row["seconds"] for run in runs for row in run.history]
+    return sum(seconds) / len(seconds) if seconds else math.nan
+
+
+def seconds_summary(runs: list[Run]) -> SeedSummary:
+    """Mean ± std over seeds of each run's mean training seconds per epoch."""
+    return summarize(seconds_per_epoch([run]) for run in runs)
+
+
+def devices(runs: list[Run]) -> str:
+    """The devices ``runs`` trained on, sorted and comma-separated ("?" for a run that recorded none)."""
+    return ", ".join(sorted({str(run.meta.get("device", "?")) for run in runs}))
+
+
+def on_all_data(runs: list[Run]) -> bool:
+    """Whether every run trained on all 50,000 images and tested on all 10,000 (a claim about CIFAR-10 needs it)."""
+    return bool(runs) and all(run.config.n_train is None and run.config.n_test is None for run in runs)
+
+
+def stored_grid(store: ResultStore, configs: dict[str, TrainConfig], seeds) -> dict[str, list[Run]]:
+    """The runs of every config over ``seeds`` that ``store`` holds finished; trains nothing (evidence tables)."""
+    found = {label: [store.load(config.replace(seed=seed)) for seed in seeds] for label, config in configs.items()}
+    return {label: [run for run in runs if run is not None and run.finished] for label, runs in found.items()}

@@ -1,0 +1,191 @@
+"""Notebook 05, report section 2 (Tables 10-11, Figs 28-32): VGG-A with and without BatchNorm; their accuracy
+(2.1) and the smoothness of the landscape SGD walks on (2.2), the report's way and the paper's (Santurkar et al.
+2018, Fig. 4)."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import pandas as pd
+
+from ... import landscape
+from ...landscape import UNIFORM_LOSS, LandscapeConfig
+from ...results import ResultStore
+from ...train import TrainConfig
+from ..profiles import FULL, Profile
+from ..settings import VGG_SETTINGS, VGG_TEMPLATE
+from ..tasks import LandscapeTask, RunTask, landscape_tasks, run_tasks
+
+NAME = "batchnorm"
+NOTEBOOK = "05_batchnorm"
+TITLE = "BatchNorm on VGG-A: accuracy with and without BN, loss landscape, gradient predictiveness, β-smoothness " \
+        "(report 2, Figs 28-32)"
+ALIASES = ("vgg", "landscape")
+EPOCHS_FIELD = "vgg_epochs"
+PARAMETERS = ("backend", "ray_address", "gpus_per_run", "epochs", "learning_rates", "gap", "n_train", "n_test")
+
+VGG_PIPELINES = ("template", "augmented")  # the course template's (the report's), crop + flip with CIFAR mean/std
+METHODS = ("report", "paper")
+
+
+def vgg_configs(profile: Profile, pipeline: str = "template") -> dict[str, TrainConfig]:
+    """Report 2.1 (Fig 28): VGG-A with and without BatchNorm.
+
+    ``pipeline="template"`` (the report's): the course template's data (no augmentation, pixels to [-1, 1]) and
+    initialisation (Xavier normal); ``"augmented"``: random crop and flip, CIFAR-10 mean/std, PyTorch's default
+    initialisation, as every other section trains.
+    """
+    if pipeline not in VGG_PIPELINES:
+        raise ValueError(f"pipeline={pipeline!r} is not one of {', '.join(VGG_PIPELINES)}")
+    data = VGG_TEMPLATE if pipeline == "template" else {}
+    return {label: profile.config(profile.vgg_epochs, model=model, **VGG_SETTINGS, **data)
+            for label, model in (("VGG-A", "vgg_a"), ("VGG-A + BN", "vgg_a_bn"))}
+
+
+def landscape_config(profile: Profile) -> LandscapeConfig:
+    """Report 2.2 (Figs 30-32) and the paper's Fig. 4: VGG-A with and without BN, plain SGD, per-step measures,
+    on the course template's data pipeline and initialisation, on the profile's device and data folder."""
+    return LandscapeConfig(learning_rates=tuple(profile.landscape_learning_rates), epochs=profile.vgg_epochs,
+                           batch_size=profile.batch_size, gap=profile.landscape_gap, n_train=profile.landscape_n_train,
+                           augment=VGG_TEMPLATE["augment"], normalization=VGG_TEMPLATE["normalization"],
+                           init=VGG_TEMPLATE["model_options"]["init"], device=profile.device,
+                           data_root=profile.data_root)
+
+
+def method_tasks(profile: Profile, method: str) -> list[LandscapeTask]:
+    """The landscape tables of one method at ``profile`` (the paper's probed every ``profile.probe_every`` steps)."""
+    return landscape_tasks(NAME, landscape_config(profile), method, profile.probe_every)
+
+
+def tasks(profile: Profile, seed: int, first_seed: bool = True) -> list[RunTask | LandscapeTask]:
+    """The VGG-A accuracy runs at ``seed``; with the first seed, the landscape tables of both methods too (they
+    fix their own seed: the spread of their bands comes from learning rates or step sizes, not seeds)."""
+    runs = run_tasks(NAME, vgg_configs(profile), seed)
+    if not first_seed:
+        return runs
+    return [*runs, *method_tasks(profile, "report"), *method_tasks(profile, "paper")]
+
+
+def landscape_tables(store: ResultStore, config: LandscapeConfig, method: str, probe_every: int | None = None,
+                     log: Callable[[str], None] = print) -> pd.DataFrame:
+    """The landscape measurements of one method under ``config`` (``tasks.landscape_tasks``: one table per model
+    and lr), each computed once and cached in ``store``, on ``config.device``; one line per table."""
+    tables = landscape_tasks(NAME, config, method, probe_every)
+    frames = []
+    for number, task in enumerate(tables, 1):
+        started, existed = time.perf_counter(), task.stored(store)
+        frames.append(task.table(store))
+        log(f"[{number}/{len(tables)}] {task.label}: "
+            + ("stored" if existed else f"computed in {time.perf_counter() - started:.1f} s"))
+    return pd.concat(frames, ignore_index=True)
+
+
+# Reading the tables
+
+PLATEAU_MARGIN = 0.1  # a loss this far below ln 10 has left the plateau
+
+
+def landscape_comparability(config: LandscapeConfig) -> str:
+    """Whether landscape runs under ``config`` compare with the report's (Table 11: :func:`landscape_config` at
+    the full profile): "yes", or "no: " and each setting that differs (a training subset, another number of
+    epochs, batch size, gap or set of learning rates)."""
+    report = landscape_config(FULL)
+    reasons = [f"trained on {config.n_train} of 50,000 images"] if config.n_train else []
+    # Any other length counts: the figures' early and late parts are fractions of the run.
+    for name, heading in (("epochs", "epochs"), ("batch_size", "batch"), ("gap", "gap"),
+                          ("learning_rates", "learning rates")):
+        ours, theirs = getattr(config, name), getattr(report, name)
+        if ours != theirs:
+            reasons.append(f"{heading} {_listed(ours)} (report: {_listed(theirs)})")
+    return "no: " + "; ".join(reasons) if reasons else "yes"
+
+
+def _listed(value) -> str:
+    return ", ".join(f"{item:g}" for item in value) if isinstance(value, tuple) else f"{value:g}"
+
+
+def plateau_exit(rows: pd.DataFrame, quantity: str) -> str:
+    """The first step of a landscape table's ``rows`` whose ``quantity`` falls more than :data:`PLATEAU_MARGIN`
+    below ln 10: "step N", or "not by step M" (M: the last step) when none does."""
+    if rows.empty:
+        return "no steps"
+    below = rows[(rows["quantity"] == quantity) & (rows["value"] < UNIFORM_LOSS - PLATEAU_MARGIN)]
+    return f"step {int(below['step'].min())}" if len(below) else f"not by step {int(rows['step'].max())}"
+
+
+def plateau_table(report_table: pd.DataFrame, paper_table: pd.DataFrame) -> pd.DataFrame:
+    """When each model leaves the ln 10 plateau: one column per learning rate of the report's method (the window
+    mean loss) and one per learning rate of the paper's (the training loss of the step)."""
+    columns = {}
+    for lr in sorted(report_table["lr"].unique()):
+        runs = report_table[report_table["lr"] == lr]
+        columns[f"report's method, lr {lr:g}"] = {model: plateau_exit(runs[runs["model"] == model], landscape.LOSS)
+                                                 for model in landscape.MODELS}
+    for lr in sorted(paper_table["lr"].unique()):
+        runs = paper_table[paper_table["lr"] == lr]
+        columns[f"paper's method, lr {lr:g}"] = {model: plateau_exit(runs[runs["model"] == model],
+                                                                     landscape.TRAIN_LOSS)
+                                                for model in landscape.MODELS}
+    table = pd.DataFrame(columns)
+    table.index.name = "model"
+    return table
+
+
+def second_half_summary(table: pd.DataFrame, method: str, band_over: str) -> pd.DataFrame:
+    """Per model, over the steps past the middle of a landscape table: the mean loss, the mean width of the loss
+    band (max - min across ``band_over``: lr or eta), and the medians of the gradient distance and of β (medians,
+    because β early on is a ratio of small numbers). Indexed by (method, model)."""
+    late = table[table["step"] > table["step"].max() / 2]
+    band = landscape.min_max_band(late)
+    rows = []
+    for model in landscape.MODELS:
+        mine, my_band = late[late["model"] == model], band[band["model"] == model]
+        values = {quantity: mine.loc[mine["quantity"] == quantity, "value"]
+                  for quantity in (landscape.LOSS, landscape.GRAD_DISTANCE, landscape.BETA)}
+        loss_band = my_band[my_band["quantity"] == landscape.LOSS]
+        rows.append({
+            "method": method, "model": model, "band over": band_over,
+            "steps": f"{int(mine['step'].min())}-{int(mine['step'].max())}" if len(mine) else "none",
+            "mean loss": f"{values[landscape.LOSS].mean():.3f}",
+            "mean loss band width": f"{(loss_band['max'] - loss_band['min']).mean():.3f}",
+            "median gradient distance": f"{values[landscape.GRAD_DISTANCE].median():.3g}",
+            "median β": f"{values[landscape.BETA].median():.3g}",
+        })
+    return pd.DataFrame(rows).set_index(["method", "model"])
+
+
+EARLY_FRACTION, LATE_FRACTION = 0.2, 0.5  # "early": the first fifth of the steps; "late": the second half
+
+
+def early_and_late(table: pd.DataFrame, quantity: str) -> pd.DataFrame:
+    """Median of ``quantity`` per model over the early and the late steps of a landscape table (every lr or eta
+    pooled): the shape of the report's Figs 31-32 in two numbers per model."""
+    rows = table[table["quantity"] == quantity]
+    last = rows["step"].max()
+    early = rows[rows["step"] < EARLY_FRACTION * last].groupby("model")["value"].median()
+    late = rows[rows["step"] >= LATE_FRACTION * last].groupby("model")["value"].median()
+    return pd.DataFrame({"early median": early, "late median": late})
+
+
+def report_pattern(table: pd.DataFrame, quantity: str, plain: str = "vgg_a", with_bn: str = "vgg_a_bn") -> str:
+    """Whether ``quantity`` shows what the report describes for Figs 31-32: VGG-A + BN above VGG-A early in
+    training, below it later."""
+    medians = early_and_late(table, quantity)
+    if not {plain, with_bn} <= set(medians.index):
+        return "not testable: both models are needed"
+    early_above = medians.loc[with_bn, "early median"] > medians.loc[plain, "early median"]
+    late_below = medians.loc[with_bn, "late median"] < medians.loc[plain, "late median"]
+    found = (f"BN {'above' if early_above else 'below'} plain early, "
+             f"{'below' if late_below else 'above'} plain late")
+    return found + (": as the report describes" if early_above and late_below else ": not what the report describes")
+
+
+def pattern_summary(table: pd.DataFrame, quantity: str) -> dict[str, object]:
+    """:func:`early_and_late` flattened into one table row (``"<model>, early median"``, ...) plus the
+    :func:`report_pattern` verdict under ``"shape"``."""
+    medians = early_and_late(table, quantity)
+    row: dict[str, object] = {f"{model}, {when}": float(f"{medians.loc[model, when]:.4g}")
+                              for model in medians.index for when in medians.columns}
+    row["shape"] = report_pattern(table, quantity)
+    return row
