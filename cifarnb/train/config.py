@@ -25,7 +25,7 @@ NORMALIZATIONS = ("cifar10", "half")  # the data set's mean/std; 0.5/0.5 (the VG
 # Fields that change how fast a run goes but not what it measures. They are recorded with each run but left
 # out of its key, so a run made on a GPU is found again from a CPU-only machine (and vice versa).
 EXECUTION_FIELDS = ("device", "loader", "num_workers", "precision", "channels_last", "compile", "eval_batch_size",
-                    "compile_mode", "cudnn_benchmark", "data_root")
+                    "compile_mode", "cudnn_benchmark", "data_root", "checkpoint_every_s")
 # Fields added after runs were stored, with the behaviour every earlier run had. The key leaves a field out while
 # it holds that value, so a stored run keeps its key and the same experiment never gets two (the key also drops
 # every field that is None, i.e. unset).
@@ -89,6 +89,9 @@ class TrainConfig:
     compile_mode: str = "default"  # torch.compile's mode; "reduce-overhead" adds CUDA graphs (compile=True only)
     cudnn_benchmark: bool = False  # let cuDNN time its convolution algorithms per shape (CUDA; process-wide)
     data_root: str | None = None  # folder holding cifar-10-batches-py/; None: $CIFARNB_DATA, then ./data
+    # fit(checkpoint_path=...) writes a checkpoint after an epoch once this many seconds have passed since the last
+    # one (None: after every epoch). A resumed run repeats the epochs since, and follows the same trajectory.
+    checkpoint_every_s: float | None = None
 
     def __post_init__(self) -> None:
         # The registry is case-insensitive; one spelling in the key makes "LeNet5" and "lenet5" one run
@@ -121,6 +124,8 @@ class TrainConfig:
                 raise ValueError(f"{name}={value!r} must be a whole number >= 0")
         if not self.lr > 0:
             raise ValueError(f"lr={self.lr!r} must be > 0")
+        if self.checkpoint_every_s is not None and not self.checkpoint_every_s > 0:
+            raise ValueError(f"checkpoint_every_s={self.checkpoint_every_s!r} must be > 0, or None for every epoch")
         for name in ("momentum", "weight_decay", "min_lr", "num_workers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")

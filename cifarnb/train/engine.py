@@ -14,8 +14,10 @@ Each step that exists only for speed is named where it happens:
 The multi-line speed tricks live in :mod:`cifarnb.train.fastpath`; :mod:`cifarnb.train.timing` times this loop.
 
 Resuming: after every epoch a checkpoint (model, optimizer, schedule, EMA, scaler, RNG states, history) is
-written atomically. ``fit(..., checkpoint_path=p)`` continues from it, and because the loader's shuffling and
-augmentation depend only on ``(seed, epoch)``, a resumed run follows the same trajectory as an uninterrupted one.
+written atomically (with ``checkpoint_every_s``, only once that many seconds have passed since the last one:
+``fastpath.CheckpointCadence``). ``fit(..., checkpoint_path=p)`` continues from it, and because the loader's
+shuffling and augmentation depend only on ``(seed, epoch)``, a resumed run follows the same trajectory as an
+uninterrupted one (the epochs after the last checkpoint are repeated).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from ..data import CIFAR10, load_cifar10
 from ..device import device_name, resolve_device, synchronized_clock
 from ..loaders import make_loader
 from .config import TrainConfig
-from .fastpath import BatchStream, CompiledFullBatches, make_ema, uses_cuda_graphs
+from .fastpath import BatchStream, CheckpointCadence, CompiledFullBatches, make_ema, uses_cuda_graphs
 from .optim import Schedule, build_loss, build_optimizer
 
 EXACT_TEST_ROWS = 1000  # rows 0-999 of the shared test set are exact; the rest are JPEG approximations
@@ -117,6 +119,7 @@ def fit(
         info["warmup_seconds"] = _warm_up(parts, warmup_steps)
 
     bar = _progress(config, start_epoch, len(train_loader), progress)
+    cadence = CheckpointCadence(config.checkpoint_every_s)
     started = time.perf_counter()
     diverged_epoch = None
     for epoch in range(start_epoch, config.epochs):
@@ -142,9 +145,10 @@ def fit(
         schedule.after_epoch(row)
         if bar is not None:
             bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.3f}", test_acc=f"{row['test_acc']:.2f}")
-        if checkpoint_path is not None:
+        if checkpoint_path is not None and cadence.due():
             _save_checkpoint(checkpoint_path, model, optimizer, schedule, scaler, ema, history, epoch + 1,
                              wall_before + time.perf_counter() - started, device)
+            cadence.written()
         if on_epoch is not None:
             on_epoch(row)
     if bar is not None:

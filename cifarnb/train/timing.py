@@ -1,7 +1,8 @@
 """Timing a training configuration: steady-state throughput, and training time to a target accuracy.
 
-``benchmarks/`` uses both. :func:`measure_throughput` runs :func:`cifarnb.train.engine.fit`'s own set-up and
-epoch loop on a fixed number of batches; on CUDA it times them with CUDA events.
+``benchmarks/`` uses both. :class:`TrainingSteps` is :func:`cifarnb.train.engine.fit`'s own set-up and epoch loop
+on a continuing stream of full batches, run untimed or timed (with CUDA events on a GPU); :func:`measure_throughput`
+times one configuration with it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,48 @@ from .engine import data_for, prepare, train_one_epoch
 from .fastpath import BatchStream, uses_cuda_graphs
 
 
+class TrainingSteps:
+    """``config``'s training steps exactly as :func:`fit` runs them: :func:`prepare` (loader, augmentation,
+    autocast, compile, optimizer, EMA) once, then :func:`train_one_epoch` over full batches drawn from one
+    continuing stream of epochs, so a DataLoader's start-up and compilation happen in the first steps.
+
+    :meth:`run` takes untimed steps (warm-up) and returns their synchronised wall seconds; :meth:`time` takes
+    timed ones, measured with CUDA events on a GPU. ``fixed_batch`` feeds the first batch over and over: no
+    loader cost at all, the bound a loader can approach. ``parts`` is what :func:`prepare` built.
+    """
+
+    def __init__(self, config: TrainConfig, data: CIFAR10 | None = None, fixed_batch: bool = False):
+        config.validate()
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.data = data_for(config, data)
+        self.parts = prepare(config, self.data, self.device)
+        batches = _full_batches(self.parts.train_loader, config.batch_size)
+        self.batches = itertools.repeat(next(batches)) if fixed_batch else batches
+        self._options = dict(optimizer=self.parts.optimizer, schedule=None, loss_fn=self.parts.loss_fn,
+                             scaler=self.parts.scaler, half=self.parts.half, ema=self.parts.ema, bar=None,
+                             cuda_graphs=uses_cuda_graphs(config))
+
+    def run(self, steps: int) -> float:
+        started = time.perf_counter()
+        if steps:
+            train_one_epoch(self.parts.step_model, BatchStream(self.batches, steps), 0, **self._options)
+        return synchronized_clock(self.device) - started
+
+    def time(self, steps: int) -> tuple[float, str]:
+        """Seconds ``steps`` training steps take, and the timer that measured them."""
+        if self.device.type != "cuda":
+            _, _, seconds = train_one_epoch(self.parts.step_model, BatchStream(self.batches, steps), 0,
+                                            **self._options)
+            return seconds, "perf_counter"
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        train_one_epoch(self.parts.step_model, BatchStream(self.batches, steps), 0, **self._options)
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1000, "cuda_events"
+
+
 def measure_throughput(
     config: TrainConfig, data: CIFAR10 | None = None, *, steps: int = 20, warmup_steps: int = 5,
     fixed_batch: bool = False,
@@ -32,43 +75,22 @@ def measure_throughput(
     with CUDA events. ``fixed_batch`` feeds the first batch over and over instead: no loader cost at all, the
     bound a loader can approach. The model is left trained on those steps; nothing is evaluated.
     """
-    config.validate()
-    device = resolve_device(config.device)
-    data = data_for(config, data)
-    parts = prepare(config, data, device)
-    batches = _full_batches(parts.train_loader, config.batch_size)
-    if fixed_batch:
-        batches = itertools.repeat(next(batches))
-    cuda_graphs = uses_cuda_graphs(config)
-    run = dict(optimizer=parts.optimizer, schedule=None, loss_fn=parts.loss_fn, scaler=parts.scaler,
-               half=parts.half, ema=parts.ema, bar=None, cuda_graphs=cuda_graphs)
-    warm_started = time.perf_counter()
-    if warmup_steps:
-        train_one_epoch(parts.step_model, BatchStream(batches, warmup_steps), 0, **run)
-    warmup_seconds = synchronized_clock(device) - warm_started
-    if device.type == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        train_one_epoch(parts.step_model, BatchStream(batches, steps), 0, **run)
-        end.record()
-        end.synchronize()
-        seconds, timer = start.elapsed_time(end) / 1000, "cuda_events"
-    else:
-        _, _, seconds = train_one_epoch(parts.step_model, BatchStream(batches, steps), 0, **run)
-        timer = "perf_counter"
+    runner = TrainingSteps(config, data, fixed_batch)
+    warmup_seconds = runner.run(warmup_steps)
+    seconds, timer = runner.time(steps)
     images = steps * config.batch_size
     return {
         "images": images,
         "seconds": seconds,
         "images_per_second": images / seconds,
-        "seconds_per_epoch": len(data.y_train) / (images / seconds),
+        "seconds_per_epoch": len(runner.data.y_train) / (images / seconds),
         "steps": steps,
         "warmup_steps": warmup_steps,
         "warmup_seconds": warmup_seconds,
         "batch_size": config.batch_size,
-        "n_train": len(data.y_train),
+        "n_train": len(runner.data.y_train),
         "timer": timer,
-        "device": device_name(device),
+        "device": device_name(runner.device),
     }
 
 
