@@ -52,6 +52,14 @@ def count_macs(model: nn.Module, image_size: int = 32) -> int:
     return total
 
 
+def training_flops(model: str, **options) -> float:
+    """FLOPs of training on one image: forward + backward ~ 3 forward passes, 2 FLOPs per multiply-add (the
+    numerator of the probe's MFU; torch.utils.flop_counter counts the same Conv2d and Linear work)."""
+    with torch.device("meta"):
+        network = models.build(model, **options)
+    return 6.0 * count_macs(network)
+
+
 def main() -> None:
     print(f"{'model':<20} {'GMACs/image':>12} {'params':>12} {'params (M)':>11}")
     for name in models.list_models():

@@ -165,13 +165,11 @@ def _sweep(args: argparse.Namespace) -> int:
     profile = profiles.get(args.profile, device=args.device, data_root=data_root)
     store = ResultStore(args.results)
     if args.estimate:
-        from .study.estimate import estimate_hours
+        from .study.estimate import Probe, estimate_lines
 
-        estimates = estimate_hours(sections, profile, store, args.estimate, seeds=args.seeds)
-        for section, (hours, guessed) in estimates.items():
-            print(f"{section}: {hours:.1f} h on {args.estimate}"
-                  + (f" (guessed from FLOPs, not measured: {', '.join(guessed)})" if guessed else ""))
-        print(f"total ({profile.name}): {sum(hours for hours, _ in estimates.values()):.1f} h on {args.estimate}")
+        probe = Probe.read(args.probe) if args.probe else Probe.newest(args.estimate)
+        for line in estimate_lines(sections, profile, store, args.estimate, seeds=args.seeds, probe=probe):
+            print(line)
         return 0
     on_finished = None
     if args.archive:
@@ -258,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--estimate", default=None, metavar="DEVICE",
                        help="print each section's hours on DEVICE (a run.json meta device, e.g. 'NVIDIA H200') "
                        "from the store's measured seconds per epoch, and train nothing")
+    sweep.add_argument("--probe", default=None, metavar="FILE",
+                       help="with --estimate: the probe JSON whose efficiency to use (default: the newest "
+                       "benchmarks/probe-<card>-<date>.json of DEVICE's card)")
     sweep.add_argument("--backend", default="local", choices=("local", "ray"),
                        help="local: --workers processes here; ray: one Ray task per run (needs the cluster extra)")
     sweep.add_argument("--address", default=None, help="with --backend ray: a running cluster's address "

@@ -1,20 +1,37 @@
 """How long a sweep's tasks take on a device, before any of them runs: ``cifarnb sweep --estimate DEVICE``, and
 the budget check that starts no task that cannot finish in time.
 
-A training run's time is the store's measured seconds per epoch (training + evaluation) of the same model, batch
-size and data size on that device, times :data:`SAFETY`, plus :data:`SETUP_SECONDS`; a model never timed there is
-guessed from its FLOPs at a deliberately slow rate (:data:`GUESSED_FLOPS`), and named as guessed.
+A training run's time is its seconds per epoch (training + evaluation) times :data:`SAFETY`, plus
+:data:`SETUP_SECONDS`. The seconds per epoch come from the first of these that knows the run's model, and the
+estimate names which:
+
+1. ``probe`` (``--estimate`` only): a committed probe of the card, ``benchmarks/probe-<card>-<date>.json``
+   (``benchmarks/probe.py``): the sustained training FLOP/s (MFU x the card's peak) of the same model, else of its
+   family (:func:`model_family`), in the mode a sweep runs on that device (``fastpath.sweep_execution``), alone on
+   the card, at the nearest batch size; the run's training and evaluation FLOPs at that rate. It comes first
+   because it times today's execution path, alone; the store's GPU timings so far were taken with four runs
+   sharing the card, on the eager path;
+2. ``store``: the store's measured seconds per epoch of the same model, batch size and data size on that device;
+3. ``guessed``: the run's FLOPs at a deliberately slow rate (:data:`GUESSED_FLOPS`) plus a fixed cost per step.
+
+A running sweep's budget check (:meth:`Estimator.on`) reads no probe: it only decides what not to start near a
+deadline, where the store's shared timings and the slow guess err on the long side, as they should.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import json
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..device import device_name, resolve_device
 from ..results import ResultStore
 from ..train import TrainConfig
+from ..train.fastpath import execution_mode, sweep_execution
 from .profiles import Profile
 from .sections import plan
 
@@ -24,6 +41,70 @@ GUESSED_FLOPS = {"cuda": 20e12, "cpu": 2e10}
 GUESSED_STEP_SECONDS = {"cuda": 0.015, "cpu": 0.005}
 SAFETY = 1.25  # measured seconds per epoch vary with what else shares the device
 SETUP_SECONDS = 15.0  # data upload, model build, cuDNN autotuning
+PROBE_FOLDER = Path(__file__).resolve().parents[2] / "benchmarks"  # where probes of each card are committed
+SLOT_SECONDS = 15 * 60  # one device session
+# Of a slot's device time, what a sweep gets: the rest is the machine's start (~90 s), staging the data (three
+# calls, ~30 s) and the minute the sweep's call leaves at the end (benchmarks/README.md's procedure).
+SLOT_SWEEP_SECONDS = 720
+
+
+@functools.cache
+def model_family(model: str) -> str:
+    """The module of :mod:`cifarnb.models` that registers ``model``: its family ("resnet" for resnet18/34/50,
+    "resnet9" for resnet9 and fastresnet9)."""
+    from .. import models
+
+    for name, module in vars(models).items():
+        if inspect.ismodule(module) and module.__name__ == f"{models.__name__}.{name}":
+            factory = getattr(module, model.lower(), None)
+            if callable(factory) and getattr(factory, "__module__", None) == module.__name__:
+                return name
+    raise ValueError(f"unknown model {model!r}; valid names: {', '.join(models.list_models())}")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A probe of one card (``benchmarks/probe.py``'s JSON): the records that measured training throughput alone
+    on it (one worker), each with its model, batch size, mode and sustained training FLOP/s."""
+
+    path: Path
+    device: str
+    records: tuple[dict, ...]
+
+    @classmethod
+    def read(cls, path: str | Path) -> Probe:
+        try:
+            content = json.loads(Path(path).read_text())
+            records = tuple(record for record in content["records"]
+                            if record.get("achieved_flops") and record.get("workers", 1) == 1)
+            return cls(Path(path), content["device"], records)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{path} is not a probe written by benchmarks/probe.py ({type(error).__name__}: "
+                             f"{error})") from None
+
+    @classmethod
+    def newest(cls, device_label: str, folder: Path = PROBE_FOLDER) -> Probe | None:
+        """The newest committed probe of ``device_label``'s card (``probe-<card>-<date>.json``), or None."""
+        card = re.sub(r"[^a-z0-9]+", "-", device_label.lower()).strip("-")
+        paths = sorted(Path(folder).glob(f"probe-{card}-[0-9]*.json"))  # ISO dates: the last is the newest
+        return cls.read(paths[-1]) if paths else None
+
+    def rate(self, config: TrainConfig, mode: str) -> tuple[float, dict] | None:
+        """Sustained training FLOP/s for ``config`` run in ``mode``, and the record it comes from: the first kind
+        of record there is of the same model in ``mode``, its family in ``mode``, the same model, its family; of
+        those, the one at the batch size nearest ``config``'s."""
+        family = model_family(config.model)
+        kinds = (lambda r: r["model"] == config.model and r.get("mode") == mode,
+                 lambda r: r.get("family") == family and r.get("mode") == mode,
+                 lambda r: r["model"] == config.model,
+                 lambda r: r.get("family") == family)
+        for alike in kinds:
+            candidates = [record for record in self.records if alike(record)]
+            if candidates:
+                best = min(candidates, key=lambda r: (abs(math.log(r["batch_size"] / config.batch_size)),
+                                                      -r["achieved_flops"]))
+                return best["achieved_flops"], best
+        return None
 
 
 @dataclass(frozen=True)
@@ -51,11 +132,13 @@ class EpochTimes:
 
 class Estimator:
     """Seconds a training run takes on one device (``device_label``: a run's ``meta["device"]``, e.g.
-    "NVIDIA H200" or "cpu"), from the store's :class:`EpochTimes`; :meth:`refresh` after a run finished there."""
+    "NVIDIA H200" or "cpu"): from ``probe`` when it knows the model's family, else from the store's
+    :class:`EpochTimes`, else guessed (module docstring); :meth:`refresh` after a run finished there."""
 
-    def __init__(self, store: ResultStore, device_label: str, device_type: str):
-        self.store, self.device_label = store, device_label
+    def __init__(self, store: ResultStore, device_label: str, device_type: str, probe: Probe | None = None):
+        self.store, self.device_label, self.probe = store, device_label, probe
         self.device_type = device_type if device_type in GUESSED_FLOPS else "cpu"
+        self.mode = execution_mode(TrainConfig(**sweep_execution(self.device_type)))  # how a sweep runs there
         self.times = EpochTimes.read(store)
 
     @classmethod
@@ -68,23 +151,43 @@ class Estimator:
         self.times = EpochTimes.read(self.store)
 
     def measured(self, config: TrainConfig) -> bool:
-        return self.times.per_epoch(config, self.device_label) is not None
+        return self.source(config)[0] != "guessed"
+
+    def source(self, config: TrainConfig) -> tuple[str, dict | None]:
+        """Where ``config``'s seconds per epoch come from: "probe" (with the probe's record), "store" or
+        "guessed"."""
+        if self.probe is not None:
+            found = self.probe.rate(config, self.mode)
+            if found is not None:
+                return "probe", found[1]
+        return ("store" if self.times.per_epoch(config, self.device_label) is not None else "guessed"), None
+
+    def epoch_seconds(self, config: TrainConfig) -> float:
+        if self.probe is not None:
+            found = self.probe.rate(config, self.mode)
+            if found is not None:
+                return epoch_flops(config) / found[0]  # the measured rate includes each step's fixed costs
+        per_epoch = self.times.per_epoch(config, self.device_label)
+        return guessed_epoch_seconds(config, self.device_type) if per_epoch is None else per_epoch
 
     def run_seconds(self, config: TrainConfig) -> float:
-        per_epoch = self.times.per_epoch(config, self.device_label)
-        if per_epoch is None:
-            per_epoch = guessed_epoch_seconds(config, self.device_type)
-        return SETUP_SECONDS + SAFETY * config.epochs * per_epoch
+        return SETUP_SECONDS + SAFETY * config.epochs * self.epoch_seconds(config)
+
+
+def epoch_flops(config: TrainConfig) -> float:
+    """FLOPs of one epoch of ``config``: training (forward + backward ~ 3 forward passes) and evaluation (1 pass,
+    2 with TTA); 2 FLOPs per multiply-add."""
+    n_train, n_test = config.n_train or 50_000, config.n_test or 10_000
+    macs = _macs_per_image(config.model, tuple(sorted(config.model_kwargs().items())))
+    return 2 * macs * (3 * n_train + n_test * (2 if config.tta_flip else 1))
 
 
 def guessed_epoch_seconds(config: TrainConfig, device_type: str) -> float:
     """One epoch of ``config`` guessed from its FLOPs at :data:`GUESSED_FLOPS` plus a fixed cost per step."""
-    n_train, n_test = config.n_train or 50_000, config.n_test or 10_000
-    macs = _macs_per_image(config.model, tuple(sorted(config.model_kwargs().items())))
-    # Training: forward + backward ~ 3 forward passes; 2 FLOPs per multiply-add. Evaluation: 1 pass (2 with TTA).
-    flops = 2 * macs * (3 * n_train + n_test * (2 if config.tta_flip else 1))
+    n_train = config.n_train or 50_000
     kind = device_type if device_type in GUESSED_FLOPS else "cpu"
-    return flops / GUESSED_FLOPS[kind] + math.ceil(n_train / config.batch_size) * GUESSED_STEP_SECONDS[kind]
+    steps = math.ceil(n_train / config.batch_size)
+    return epoch_flops(config) / GUESSED_FLOPS[kind] + steps * GUESSED_STEP_SECONDS[kind]
 
 
 @functools.cache
@@ -101,19 +204,75 @@ def _macs_per_image(model: str, options: tuple) -> float:
     return counter.get_total_flops() / 2 / 2  # two images, two FLOPs per multiply-add
 
 
-def estimate_hours(sections, profile: Profile, store: ResultStore, device_label: str,
-                   seeds=None) -> dict[str, tuple[float, list[str]]]:
+@dataclass
+class SectionEstimate:
+    hours: float
+    sources: dict[str, set[str]] = field(default_factory=dict)  # "probe" / "store" / "guessed" -> models
+    probe_records: dict[tuple, dict] = field(default_factory=dict)  # the probe's records used, by (model, batch, mode)
+
+    def models(self, source: str) -> list[str]:
+        return sorted(self.sources.get(source, ()))
+
+
+def estimate(sections, profile: Profile, store: ResultStore, device_label: str, seeds=None,
+             probe: Probe | None = None) -> dict[str, SectionEstimate]:
     """Device-hours each section's tasks take at ``profile`` on ``device_label`` (a run's ``meta["device"]``),
-    from scratch (:meth:`estimate_seconds` of each task); with the models whose seconds per epoch are guessed
-    from FLOPs because the store has no run of theirs on that device with that batch size and data size. A
-    feature-maps task counts the training of the run it draws only when that run is not stored."""
-    estimator = Estimator(store, device_label, "cpu" if device_label == "cpu" else "cuda")
-    hours: dict[str, tuple[float, list[str]]] = {}
+    from scratch (:meth:`estimate_seconds` of each task), and where each model's seconds per epoch came from
+    (module docstring). A feature-maps task counts the training of the run it draws only when that run is not
+    stored."""
+    estimator = Estimator(store, device_label, "cpu" if device_label == "cpu" else "cuda", probe)
+    estimates: dict[str, SectionEstimate] = {}
     for section in sections:
-        seconds, guessed = 0.0, set()
+        result = estimates[section] = SectionEstimate(0.0)
         for task in plan([section], profile, seeds):
-            seconds += task.estimate_seconds(store, estimator)
-            if not estimator.measured(task.timing_config()):
-                guessed.add(task.timing_config().model)
-        hours[section] = (seconds / 3600, sorted(guessed))
-    return hours
+            result.hours += task.estimate_seconds(store, estimator) / 3600
+            config = task.timing_config()
+            source, record = estimator.source(config)
+            result.sources.setdefault(source, set()).add(config.model)
+            if record is not None:
+                result.probe_records[record["model"], record["batch_size"], record["mode"]] = record
+    return estimates
+
+
+def estimate_hours(sections, profile: Profile, store: ResultStore, device_label: str, seeds=None,
+                   probe: Probe | None = None) -> dict[str, tuple[float, list[str]]]:
+    """:func:`estimate` as (hours, the models whose seconds per epoch are guessed from FLOPs) per section."""
+    return {section: (result.hours, result.models("guessed"))
+            for section, result in estimate(sections, profile, store, device_label, seeds, probe).items()}
+
+
+def estimate_lines(sections, profile: Profile, store: ResultStore, device_label: str, seeds=None,
+                   probe: Probe | None = None) -> list[str]:
+    """What ``cifarnb sweep --estimate`` prints: each section's hours and where they come from, the total, on a
+    GPU the number of 15-minute slots it takes, and the probe's efficiency per family (or that there is none)."""
+    estimates = estimate(sections, profile, store, device_label, seeds, probe)
+    lines = []
+    for section, result in estimates.items():
+        probed, guessed = result.models("probe"), result.models("guessed")
+        lines.append(f"{section}: {result.hours:.1f} h on {device_label}"
+                     + (f" (from the probe's efficiency: {', '.join(probed)})" if probed else "")
+                     + (f" (guessed from FLOPs, not measured: {', '.join(guessed)})" if guessed else ""))
+    total = sum(result.hours for result in estimates.values())
+    line = f"total ({profile.name}): {total:.1f} h on {device_label}"
+    if device_label != "cpu":
+        slots = math.ceil(total * 3600 / SLOT_SWEEP_SECONDS)
+        line += (f": {slots} slot{'s' * (slots != 1)} of {SLOT_SECONDS // 60} minutes (about {SLOT_SWEEP_SECONDS} s "
+                 "of sweep each; the rest is start-up, data staging and the minute left at the end)")
+    lines.append(line)
+    if probe is None:
+        lines.append(f"no probe of {device_label} (benchmarks/probe.py on that card writes one, committed as "
+                     f"benchmarks/probe-<card>-<date>.json): every figure is the store's or guessed at "
+                     f"{GUESSED_FLOPS['cuda' if device_label != 'cpu' else 'cpu'] / 1e12:g} TFLOP/s")
+        return lines
+    mode = execution_mode(TrainConfig(**sweep_execution("cpu" if device_label == "cpu" else "cuda")))
+    used = {key: record for result in estimates.values() for key, record in result.probe_records.items()}
+    efficiency = "; ".join(f"{record.get('family', '?')}: {record['model']} at batch {record['batch_size']}, "
+                           f"{record['mode']}, {_efficiency(record)}" for _, record in sorted(used.items()))
+    lines.append(f"efficiency from {probe.path.name} (a sweep there runs {mode}): {efficiency or 'none used'}")
+    return lines
+
+
+def _efficiency(record: dict) -> str:
+    if record.get("mfu") is not None:
+        return f"{100 * record['mfu']:.1f}% MFU"
+    return f"{record['achieved_flops'] / 1e12:.3g} TFLOP/s"

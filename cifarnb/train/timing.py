@@ -27,8 +27,9 @@ class TrainingSteps:
     continuing stream of epochs, so a DataLoader's start-up and compilation happen in the first steps.
 
     :meth:`run` takes untimed steps (warm-up) and returns their synchronised wall seconds; :meth:`time` takes
-    timed ones, measured with CUDA events on a GPU. ``fixed_batch`` feeds the first batch over and over: no
-    loader cost at all, the bound a loader can approach. ``parts`` is what :func:`prepare` built.
+    timed ones, measured with CUDA events on a GPU; :meth:`take` only queues them (for profilers).
+    ``fixed_batch`` feeds the first batch over and over: no loader cost at all, the bound a loader can approach.
+    ``parts`` is what :func:`prepare` built.
     """
 
     def __init__(self, config: TrainConfig, data: CIFAR10 | None = None, fixed_batch: bool = False):
@@ -43,10 +44,14 @@ class TrainingSteps:
                              scaler=self.parts.scaler, half=self.parts.half, ema=self.parts.ema, bar=None,
                              cuda_graphs=uses_cuda_graphs(config))
 
-    def run(self, steps: int) -> float:
-        started = time.perf_counter()
+    def take(self, steps: int) -> None:
+        """``steps`` training steps, queued (on a GPU they may still be running when this returns)."""
         if steps:
             train_one_epoch(self.parts.step_model, BatchStream(self.batches, steps), 0, **self._options)
+
+    def run(self, steps: int) -> float:
+        started = time.perf_counter()
+        self.take(steps)
         return synchronized_clock(self.device) - started
 
     def time(self, steps: int) -> tuple[float, str]:

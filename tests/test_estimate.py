@@ -1,0 +1,104 @@
+"""`cifarnb sweep --estimate` from a probe's measured efficiency, and the number of 15-minute slots."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from cifarnb.cli import main
+from cifarnb.results import ResultStore
+from cifarnb.study import profiles
+from cifarnb.study.estimate import (GUESSED_FLOPS, SAFETY, SETUP_SECONDS, SLOT_SWEEP_SECONDS, Probe, epoch_flops,
+                                    estimate, estimate_lines, model_family)
+from cifarnb.study.sections import model_zoo
+
+SWEEP_MODE = "eager+cudnn_benchmark"  # how a sweep runs on CUDA (fastpath.sweep_execution)
+
+
+def record(model: str, rate: float, mode: str = SWEEP_MODE, batch_size: int = 128, **values) -> dict:
+    """One timed record as benchmarks/probe.py writes it (rate: sustained training FLOP/s)."""
+    return {"section": "test", "label": model, "model": model, "family": model_family(model),
+            "batch_size": batch_size, "mode": mode, "workers": 1, "images_per_second": 1000.0,
+            "achieved_flops": rate, "mfu": rate / 989e12, "device": "NVIDIA H200", **values}
+
+
+def write_probe(folder, records, date="2026-12-01", device="NVIDIA H200"):
+    path = folder / f"probe-{device.lower().replace(' ', '-')}-{date}.json"
+    path.write_text(json.dumps({"device": device, "peak_flops": 989e12, "records": records}))
+    return path
+
+
+@pytest.fixture
+def smoke():
+    return profiles.get("smoke", device="cpu")  # the zoo: lenet5, alexnet, resnet18
+
+
+def test_measured_families_are_timed_at_the_probes_rate_and_the_rest_guessed(tmp_path, smoke):
+    probe = Probe.read(write_probe(tmp_path, [
+        record("lenet5", 2e12),
+        record("resnet34", 50e12),  # the family's rate in the sweep's mode: used for resnet18
+        record("resnet18", 400e12, mode="compiled+cuda_graphs"),  # the model itself, but not how a sweep runs
+        record("lenet5", 9e12, workers=4),  # shared by 4 processes: not a run alone, never used
+        {"section": "fixed_costs", "label": "evaluation", "model": "resnet18", "batch_size": 128},  # not a rate
+    ]))
+    result = estimate(["model_zoo"], smoke, ResultStore(tmp_path / "store"), "NVIDIA H200", probe=probe)["model_zoo"]
+    assert result.models("probe") == ["lenet5", "resnet18"] and result.models("guessed") == ["alexnet"]
+    expected = 0.0
+    for model, rate in (("lenet5", 2e12), ("resnet18", 50e12), ("alexnet", None)):
+        config = model_zoo.zoo_config(smoke, model)
+        steps = math.ceil(config.n_train / config.batch_size)
+        per_epoch = epoch_flops(config) / rate if rate else epoch_flops(config) / GUESSED_FLOPS["cuda"] + steps * 0.015
+        expected += SETUP_SECONDS + SAFETY * config.epochs * per_epoch
+    assert result.hours == pytest.approx(expected / 3600)
+
+
+def test_the_same_model_in_the_sweeps_mode_wins_then_the_nearest_batch(tmp_path, smoke):
+    probe = Probe.read(write_probe(tmp_path, [record("resnet34", 50e12), record("resnet18", 70e12, batch_size=512),
+                                              record("resnet18", 60e12, batch_size=256)]))
+    config = model_zoo.zoo_config(smoke, "resnet18").replace(batch_size=128)
+    assert probe.rate(config, SWEEP_MODE)[0] == 60e12
+    assert probe.rate(config.replace(batch_size=1024), SWEEP_MODE)[0] == 70e12
+    assert probe.rate(model_zoo.zoo_config(smoke, "alexnet"), SWEEP_MODE) is None
+
+
+def test_the_command_line_prints_sources_slots_and_efficiency(tmp_path, smoke, capsys):
+    path = write_probe(tmp_path, [record("lenet5", 2e12), record("resnet18", 170e12)])
+    arguments = ["sweep", "--estimate", "NVIDIA H200", "--section", "model_zoo", "--profile", "smoke", "--results",
+                 str(tmp_path / "store"), "--device", "cpu"]
+    assert main([*arguments, "--probe", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    hours = estimate(["model_zoo"], smoke, ResultStore(tmp_path / "store"), "NVIDIA H200",
+                     probe=Probe.read(path))["model_zoo"].hours
+    assert out[0] == (f"model_zoo: {hours:.1f} h on NVIDIA H200 (from the probe's efficiency: lenet5, resnet18) "
+                      "(guessed from FLOPs, not measured: alexnet)")
+    slots = math.ceil(hours * 3600 / SLOT_SWEEP_SECONDS)
+    assert out[1].startswith(f"total (smoke): {hours:.1f} h on NVIDIA H200: {slots} slot")
+    assert "of 15 minutes" in out[1]
+    assert out[2] == (f"efficiency from {path.name} (a sweep there runs {SWEEP_MODE}): lenet: lenet5 at batch 128, "
+                      f"{SWEEP_MODE}, 0.2% MFU; resnet: resnet18 at batch 128, {SWEEP_MODE}, 17.2% MFU")
+    # Without a probe of the card, the estimate says its figures are the store's or guessed.
+    lines = estimate_lines(["model_zoo"], smoke, ResultStore(tmp_path / "store"), "NVIDIA H200")
+    assert "(guessed from FLOPs, not measured: alexnet, lenet5, resnet18)" in lines[0]
+    assert lines[-1].startswith("no probe of NVIDIA H200") and "guessed at 20 TFLOP/s" in lines[-1]
+
+
+def test_the_newest_probe_of_the_card_is_found_and_a_bad_one_named(tmp_path):
+    write_probe(tmp_path, [record("lenet5", 1e12)], date="2026-11-30")
+    newest = write_probe(tmp_path, [record("lenet5", 2e12)], date="2026-12-02")
+    write_probe(tmp_path, [record("lenet5", 3e12)], date="2026-12-09", device="NVIDIA H100 80GB HBM3")
+    assert Probe.newest("NVIDIA H200", tmp_path).path == newest
+    assert Probe.newest("NVIDIA A100-SXM4-80GB", tmp_path) is None
+    bad = tmp_path / "probe-nvidia-h200-2026-12-03.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match=r"probe-nvidia-h200-2026-12-03.json is not a probe written by "
+                                         r"benchmarks/probe.py \(JSONDecodeError"):
+        Probe.newest("NVIDIA H200", tmp_path)
+
+
+def test_every_model_has_a_family():
+    assert {model_family(m) for m in ("resnet18", "resnet50", "fastresnet9", "resnet9", "geresnext29_8x64d")} == {
+        "resnet", "resnet9", "geresnext"}
+    with pytest.raises(ValueError, match="unknown model 'resnet1000'"):
+        model_family("resnet1000")
