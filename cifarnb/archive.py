@@ -11,12 +11,14 @@ call them at once; the lock lives in the store so the folder receiving the archi
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
 import os
 import re
 import tarfile
+import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from .atomic import atomic_write
-from .results import RUN_FILE, content_key, claim
+from .results import RUN_FILE, claim, content_key, run_from_json
 
 LOCK_FILE = ".archive.claim"
 MAX_MEMBER_BYTES = 16 * 2**20
@@ -123,10 +125,61 @@ def merge(archive_path: str | os.PathLike, store_root: str | os.PathLike) -> Mer
                 report.conflicts.append(Path(name))
         if report.conflicts:
             return report
-        for name, data in new:
-            atomic_write(store / name, lambda out, data=data: out.write(data))
-            report.added.append(Path(name))
+        _write_all(store, new)
+        report.added = [Path(name) for name, _ in new]
     return report
+
+
+def _write_all(store: Path, files: list[tuple[str, bytes]]) -> None:
+    """Write every one of ``files`` (store-relative names, none of them in the store yet) or none of them.
+
+    Each file is staged beside its target (written and flushed to disk), then all are renamed into place. A
+    failure while staging removes what was staged; one while renaming also removes the files already renamed
+    (they are new: merge never replaces a file) and the folders made for them, so the store is left as it was.
+    """
+    made_folders: list[Path] = []
+    staged: list[tuple[Path, Path]] = []  # (staged file, target)
+    placed: list[Path] = []
+    try:
+        for name, data in files:
+            target = store / name
+            missing = [folder for folder in reversed(target.parents) if folder.is_relative_to(store)
+                       and not folder.exists()]
+            for folder in missing:
+                folder.mkdir()
+                made_folders.append(folder)
+            staged.append((_stage(target, data), target))
+        for partial, target in staged:
+            _place(partial, target)
+            placed.append(target)
+    except BaseException:
+        for partial, target in staged:
+            partial.unlink(missing_ok=True)
+        for target in placed:
+            target.unlink(missing_ok=True)
+        for folder in reversed(made_folders):
+            with contextlib.suppress(OSError):  # not empty: something else was written there meanwhile
+                folder.rmdir()
+        raise
+
+
+def _stage(target: Path, data: bytes) -> Path:
+    """``data`` in a new file beside ``target``, flushed to disk and readable by others; returns its path."""
+    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".partial")
+    try:
+        os.chmod(partial, 0o644)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    return Path(partial)
+
+
+def _place(partial: Path, target: Path) -> None:
+    os.replace(partial, target)
 
 
 def _check_target(store: Path, name: str, archive: str | os.PathLike) -> None:
@@ -186,16 +239,7 @@ def _check(rel: str, data: bytes) -> None:
     kind, name, key = layout
     try:
         if kind == "run":
-            from .train import TrainConfig
-
-            content = json.loads(data)
-            config = TrainConfig.from_dict(content["config"])
-            if config.model != name or config.key() != key:
-                raise ValueError(f"config is {config.model}-{config.key()}, not its folder {name}-{key}")
-            if content["status"] not in ("finished", "diverged"):
-                raise ValueError(f"status {content['status']!r} is not finished or diverged")
-            if not isinstance(content["history"], list):
-                raise ValueError("history is not a list")
+            run_from_json(json.loads(data), f"{name}-{key}")  # the checks the store's load makes
         elif kind == "table":
             content = json.loads(data)
             if not isinstance(content["config"], dict) or not isinstance(content["rows"], list):

@@ -22,7 +22,9 @@ import hashlib
 import json
 import math
 import os
+import socket
 import statistics
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -42,6 +44,7 @@ from .train import TrainConfig, fit
 RUN_FILE = "run.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 RUN_FIELDS = ("config", "history", "status")  # what Run.from_json cannot do without
+RUN_STATUSES = ("finished", "diverged")  # a run.json records a run that ended; an unfinished one has none
 WEIGHTS_FILE = "weights.pt"
 CLAIM_SUFFIX = ".claim"  # lock files: who is computing a result right now (never committed or archived)
 DEFAULT_ROOT = "results"
@@ -135,13 +138,61 @@ class Run:
         )
 
 
+def run_from_json(content: Any, folder: str, path: Path | None = None) -> Run:
+    """The run a ``run.json`` holds, checked as the file of a store folder named ``folder`` (``<model>-<key>``).
+
+    Raises ValueError, in words that follow the file's name ("lacks history"), unless the content is an object
+    with a valid config that hashes to ``folder``, a status of :data:`RUN_STATUSES` and a list of epoch rows.
+    The store's :meth:`ResultStore.load` and the archive's merge refuse the same files, so a run that merge would
+    refuse is never loaded as good either.
+    """
+    if not isinstance(content, dict):
+        raise ValueError(f"holds {type(content).__name__}, not a JSON object")
+    missing = [name for name in RUN_FIELDS if name not in content]
+    if missing:
+        raise ValueError(f"lacks {', '.join(missing)}")
+    if not isinstance(content["config"], dict):
+        raise ValueError("has a config that is not a JSON object")
+    try:
+        config = TrainConfig.from_dict(content["config"])
+    except Exception as error:  # TypeError, ValueError, model-building errors: all mean a config we cannot run
+        raise ValueError(f"has an invalid config ({type(error).__name__}: {' '.join(str(error).split())})") from None
+    if f"{config.model}-{config.key()}" != folder:
+        raise ValueError(f"holds the config {config.model}-{config.key()}, not its folder {folder}")
+    if content["status"] not in RUN_STATUSES:
+        raise ValueError(f"has status {content['status']!r}, not {' or '.join(RUN_STATUSES)}")
+    history = content["history"]
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+        raise ValueError("has a history that is not a list of epoch rows")
+    return Run(config=config, history=history, status=content["status"], meta=content.get("meta") or {},
+               diverged_epoch=content.get("diverged_epoch"), path=path)
+
+
+def read_run(path: Path) -> Run:
+    """The run stored in ``path`` (a ``<model>-<key>/run.json``); ValueError naming the file if it is not a valid
+    run file of that folder (see :func:`run_from_json`)."""
+    advice = "; delete that folder to rerun the experiment"
+    try:
+        content = json.loads(path.read_bytes())
+    except ValueError:  # JSONDecodeError, or bytes that are not UTF-8 text at all
+        raise ValueError(f"{path} is not valid JSON{advice}") from None
+    try:
+        return run_from_json(content, path.parent.name, path.parent)
+    except ValueError as error:
+        raise ValueError(f"{path} {error}{advice}") from None
+
+
 @contextlib.contextmanager
-def claim(path: Path, wait: bool = True) -> Iterator[bool]:
+def claim(path: Path, wait: bool = True, note: Callable[[str], None] | None = None) -> Iterator[bool]:
     """Hold an exclusive lock on ``path`` (created if needed) while the block runs; yields whether it was taken.
 
     Several processes filling one store (``cifarnb sweep --workers N``, two notebooks) each claim a result before
     computing it, so none is computed twice. ``wait=False`` yields False at once when another process holds it.
     The lock is the operating system's (``flock``): a process that dies releases it, so no claim goes stale.
+
+    The holder writes who it is into the file (:func:`claim_owner`), so a process that has to wait says, through
+    ``note`` (default: standard error), which result it waits for and which process holds it, instead of
+    hanging silently.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     # O_NOFOLLOW: a planted symlink must not make us create or lock a file elsewhere.
@@ -151,13 +202,33 @@ def claim(path: Path, wait: bool = True) -> Iterator[bool]:
             yield True
             return
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield False
-            return
+            if not wait:
+                yield False
+                return
+            result = path.with_name(path.name.removesuffix(CLAIM_SUFFIX))
+            (note or _to_stderr)(f"waiting for {result}: {claim_owner(path)} is computing it")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        owner = f"process {os.getpid()} on {socket.gethostname()} (since {_now()})"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, owner.encode(), 0)
         yield True
     finally:
         os.close(fd)  # closing releases the lock; the file stays (deleting it would race other claimants)
+
+
+def claim_owner(path: Path) -> str:
+    """Who holds (or last held) the claim ``path``: "process 1234 on host (since ...)", as its holder wrote it."""
+    try:
+        owner = path.read_text(errors="replace").strip()
+    except OSError:
+        owner = ""
+    return owner or "another process"
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _claim_file(result: Path) -> Path:
@@ -168,25 +239,29 @@ def _claim_file(result: Path) -> Path:
 class ResultStore:
     """Runs keyed by :meth:`TrainConfig.key`; :meth:`run` loads a finished run or trains (resuming) one."""
 
-    def __init__(self, root: str | os.PathLike | None = None, keep_weights: bool = True):
+    def __init__(self, root: str | os.PathLike | None = None, keep_weights: bool = True,
+                 note: Callable[[str], None] | None = None):
+        """``note``: where a call that must wait for another process's claim says so (default: standard error)."""
         self.root = Path(root or os.environ.get(RESULTS_ENV_VAR) or DEFAULT_ROOT)
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"results store {self.root} is a file, not a folder; give a folder (a missing one is "
+                             "created)")
         self.keep_weights = keep_weights
+        self.note = note
+        # The results this object computed and wrote (not those it loaded, which another process may have made
+        # while this one waited): how a sweep counts its own work on a store others fill too.
+        self.written: list[Path] = []
 
     def folder(self, config: TrainConfig) -> Path:
         return self.root / f"{config.model}-{config.key()}"
 
     def load(self, config: TrainConfig) -> Run | None:
+        """The stored run of ``config``, or None; ValueError naming the file if its run.json is not a valid run of
+        this folder (:func:`read_run`)."""
         path = self.folder(config) / RUN_FILE
         if not path.exists():
             return None
-        try:
-            content = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise ValueError(f"{path} is not valid JSON; delete that folder to rerun the experiment") from None
-        missing = [name for name in RUN_FIELDS if name not in content] if isinstance(content, dict) else ["all"]
-        if missing:
-            raise ValueError(f"{path} lacks {', '.join(missing)}; delete that folder to rerun the experiment")
-        return Run.from_json(content, path.parent)
+        return read_run(path)
 
     def claim_path(self, config: TrainConfig) -> Path:
         return _claim_file(self.folder(config))
@@ -201,7 +276,7 @@ class ResultStore:
         stored = self.load(config)
         if stored is not None:
             return stored
-        with claim(self.claim_path(config), wait=wait) as claimed:
+        with claim(self.claim_path(config), wait=wait, note=self.note) as claimed:
             if not claimed:
                 return None
             return self.load(config) or self._train(config, data, progress)
@@ -209,6 +284,10 @@ class ResultStore:
     def _train(self, config: TrainConfig, data: CIFAR10 | None, progress: bool) -> Run:
         folder = self.folder(config)
         checkpoint = folder / CHECKPOINT_FILE
+        # A process killed while writing a checkpoint (or weights, or run.json) leaves its temporary file behind.
+        # This process holds the run's claim, so no other process is writing here: what is left is garbage.
+        for leftover in folder.glob("*.partial"):
+            leftover.unlink(missing_ok=True)
         result = fit(config, data, checkpoint_path=checkpoint, progress=progress)
         meta = {
             **software_versions(),
@@ -232,6 +311,7 @@ class ResultStore:
         if self.keep_weights and not result.diverged:
             _save_weights(result.model, folder / WEIGHTS_FILE)
         atomic_write_json(folder / RUN_FILE, run.to_json())
+        self.written.append(folder)
         checkpoint.unlink(missing_ok=True)
         return run
 
@@ -245,8 +325,9 @@ class ResultStore:
         return model
 
     def runs(self) -> Iterator[Run]:
+        """Every stored run (each checked as :meth:`load` checks it)."""
         for path in sorted(self.root.glob(f"*/{RUN_FILE}")):
-            yield Run.from_json(json.loads(path.read_text()), path.parent)
+            yield read_run(path)
 
     # Tables from experiments that are not a single TrainConfig run (e.g. landscape measurements).
     def table_path(self, name: str, config: Any) -> Path:
@@ -263,13 +344,14 @@ class ResultStore:
 
         path = self.table_path(name, config)
         if not path.exists():
-            with claim(_claim_file(path), wait=wait) as claimed:
+            with claim(_claim_file(path), wait=wait, note=self.note) as claimed:
                 if not claimed:
                     return None
                 if not path.exists():  # another process may have made it while this one waited
                     content = {"name": name, "config": _values(config), "meta": {**software_versions(), "date": _now()},
                                "rows": json.loads(compute().to_json(orient="records"))}
                     atomic_write_json(path, content)
+                    self.written.append(path)
         return pd.DataFrame(json.loads(path.read_text())["rows"])
 
     def cached_arrays(self, name: str, config: Any, compute: Callable[[], dict], wait: bool = True) -> dict | None:
@@ -282,12 +364,13 @@ class ResultStore:
 
         path = self.array_path(name, config)
         if not path.exists():
-            with claim(_claim_file(path), wait=wait) as claimed:
+            with claim(_claim_file(path), wait=wait, note=self.note) as claimed:
                 if not claimed:
                     return None
                 if not path.exists():
                     arrays = {k: np.asarray(v, dtype=np.float16) for k, v in compute().items()}
                     atomic_write(path, lambda out: np.savez_compressed(out, **arrays))
+                    self.written.append(path)
         with np.load(path, allow_pickle=False) as stored:
             return {k: stored[k].astype(np.float32) for k in stored.files}
 

@@ -249,3 +249,31 @@ def test_pack_refuses_an_invalid_store_file(store, tmp_path):
     with pytest.raises(ValueError, match="running"):
         pack(store, None, tmp_path / "a.tar.gz")
     assert not (tmp_path / "a.tar.gz").exists()
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every file (its bytes) and folder (None) under ``root``, but the store's lock file."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() if p.is_file() else None
+            for p in root.rglob("*") if p.name != archive.LOCK_FILE}
+
+
+@pytest.mark.parametrize("step", ["_stage", "_place"])
+def test_a_merge_whose_writes_fail_midway_leaves_the_store_as_it_was(step, store, tmp_path, monkeypatch):
+    pack(store, None, tmp_path / "a.tar.gz")  # three members: a run, a table, an array file
+    target = tmp_path / "target"
+    write_run(target, CONFIG.replace(seed=5))
+    before = snapshot(target)
+    real, calls = getattr(archive, step), []
+
+    def second_fails(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(*args)
+
+    monkeypatch.setattr(archive, step, second_fails)
+    with pytest.raises(OSError, match="No space left on device"):
+        merge(tmp_path / "a.tar.gz", target)
+    assert len(calls) == 2 and snapshot(target) == before  # no file, no partial, no folder added
+    monkeypatch.setattr(archive, step, real)
+    assert len(merge(tmp_path / "a.tar.gz", target).added) == 3  # and the same merge then goes through

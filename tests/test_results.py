@@ -1,4 +1,5 @@
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,86 @@ def test_run_file_lacking_fields_names_the_file_and_the_fields(tmp_path):
 def test_store_files_are_readable_by_others(tmp_path):
     atomic_write_json(tmp_path / "a.json", {"x": 1})
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_binary_garbage_in_a_run_file_names_the_file(tmp_path):
+    store = ResultStore(tmp_path)
+    config = small()
+    store.folder(config).mkdir(parents=True)
+    (store.folder(config) / RUN_FILE).write_bytes(bytes(range(256)))
+    with pytest.raises(ValueError) as error:
+        store.load(config)
+    assert str(error.value) == (f"{store.folder(config) / RUN_FILE} is not valid JSON; delete that folder to rerun "
+                                "the experiment")
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda content: content.update(history=None), "has a history that is not a list of epoch rows"),
+    (lambda content: content.update(status="running"), "has status 'running', not finished or diverged"),
+    (lambda content: content["config"].update(seed=1), "holds the config lenet5-"),
+])
+def test_a_run_file_merge_would_refuse_is_refused_on_load(change, reason, tmp_path):
+    store = ResultStore(tmp_path)
+    config = small()
+    content = results.Run(config, [{"epoch": 1, "test_acc": 10.0}], "finished").to_json()
+    change(content)
+    atomic_write_json(store.folder(config) / RUN_FILE, content)
+    for read in (lambda: store.load(config), lambda: list(store.runs())):
+        with pytest.raises(ValueError) as error:
+            read()
+        message = str(error.value)
+        assert message.startswith(f"{store.folder(config) / RUN_FILE} {reason}") and "\n" not in message
+
+
+def test_a_checkpoint_that_does_not_fit_its_model_is_moved_aside_and_the_run_restarts(tiny, tmp_path, capsys):
+    store = ResultStore(tmp_path)
+    lenet, alexnet = small(epochs=2), small(model="alexnet", epochs=2)
+
+    def crash(row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # leaves LeNet5's checkpoint after epoch 1
+        fit(lenet, tiny, checkpoint_path=store.folder(lenet) / CHECKPOINT_FILE, progress=False, on_epoch=crash)
+    foreign = (store.folder(lenet) / CHECKPOINT_FILE).read_bytes()
+    store.folder(alexnet).mkdir(parents=True)
+    (store.folder(alexnet) / CHECKPOINT_FILE).write_bytes(foreign)  # a readable checkpoint of another model
+    capsys.readouterr()
+    run = store.run(alexnet, data=tiny, progress=False)
+    (warning,) = capsys.readouterr().err.strip().splitlines()
+    assert warning.startswith(f"warning: checkpoint {store.folder(alexnet) / CHECKPOINT_FILE} does not fit this run "
+                              "(its model weights differ in ")
+    assert warning.endswith("moved it aside to checkpoint.pt.corrupt, restarting from epoch 0")
+    assert (store.folder(alexnet) / "checkpoint.pt.corrupt").read_bytes() == foreign
+    assert run.finished and run.origin == "trained" and len(run.history) == 2
+    alone = ResultStore(tmp_path / "alone").run(alexnet, data=tiny, progress=False)
+    assert without_timings(run.history) == without_timings(alone.history)  # nothing of the foreign state kept
+
+
+def test_partial_files_left_by_a_killed_write_are_removed_on_the_next_start(tiny, tmp_path):
+    store = ResultStore(tmp_path)
+    config = small(epochs=1)
+    folder = store.folder(config)
+    folder.mkdir(parents=True)
+    leftovers = [folder / "checkpoint.ptk3j2h1.partial", folder / "weights.ptz9y8x7.partial"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a file")
+    store.run(config, data=tiny, progress=False)
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert sorted(path.name for path in folder.iterdir()) == [RUN_FILE, WEIGHTS_FILE]
+
+
+def test_a_non_finite_test_loss_marks_the_run_diverged(tiny, tmp_path):
+    # One step per epoch: the epoch's training loss is the loss before the (infinite) step, so it stays finite.
+    config = small(lr=float("inf"), batch_size=len(tiny.y_train), epochs=3)
+    run = ResultStore(tmp_path).run(config, data=tiny, progress=False)
+    first = run.history[0]
+    assert math.isfinite(first["train_loss"]) and not math.isfinite(first["test_loss"])
+    assert run.status == "diverged" and run.diverged_epoch == 1 and len(run.history) == 1
+    assert json.loads((run.path / RUN_FILE).read_text())["status"] == "diverged"
+
+
+def test_a_results_store_that_is_a_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "results"
+    path.write_text("not a folder")
+    with pytest.raises(ValueError, match=f"^results store {path} is a file, not a folder; give a folder"):
+        ResultStore(path)
