@@ -102,7 +102,7 @@ def fit(
     history: list[dict] = []
     start_epoch, wall_before = 0, 0.0
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
-    state = _load_checkpoint(checkpoint_path, device) if checkpoint_path is not None else None
+    state = _load_checkpoint(checkpoint_path, device, parts) if checkpoint_path is not None else None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -142,6 +142,9 @@ def fit(
             row["test_acc_exact1000"] = 100.0 * correct[:exact_rows].float().mean().item()
         row["eval_seconds"] = time.perf_counter() - eval_started
         history.append(row)
+        if not math.isfinite(test_loss):  # weights that overflow can leave the epoch's mean training loss finite
+            diverged_epoch = epoch + 1
+            break
         schedule.after_epoch(row)
         if bar is not None:
             bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.3f}", test_acc=f"{row['test_acc']:.2f}")
@@ -335,11 +338,17 @@ def _progress(config: TrainConfig, start_epoch: int, steps_per_epoch: int, enabl
 _CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "scaler", "rng_cpu", "history", "epoch", "wall_seconds")
 
 
-def _load_checkpoint(path: Path, device) -> dict | None:
-    """The checkpoint's state, or None when there is none or it cannot be read.
+class _Misfit(ValueError):
+    """A checkpoint that reads but cannot resume this run (another model's, or one saved before its code changed)."""
 
-    A damaged checkpoint (a disk fault, a copy cut short) must not stop the run for good: it is renamed
-    ``<name>.corrupt`` (kept for inspection, out of the resume path) and the run starts again from epoch 0.
+
+def _load_checkpoint(path: Path, device, parts: Parts) -> dict | None:
+    """The checkpoint's state, or None when there is none, it cannot be read, or it does not fit ``parts``.
+
+    A damaged checkpoint (a disk fault, a copy cut short), or one whose weights or optimizer do not match the
+    run's model, must not stop the run for good: it is renamed ``<name>.corrupt`` (kept for inspection, out of the
+    resume path) and the run starts again from epoch 0. The fit is checked before any state is loaded, since
+    ``load_state_dict`` copies the matching tensors before it raises on the others.
     """
     if not path.exists():
         return None
@@ -348,13 +357,40 @@ def _load_checkpoint(path: Path, device) -> dict | None:
         missing = [key for key in _CHECKPOINT_KEYS if key not in state]
         if missing:
             raise KeyError(f"missing {', '.join(missing)}")
+        _check_fit(state, parts)
     except Exception as error:  # any unreadable file: unpickling, zip, or missing-entry errors alike
         aside = path.with_name(path.name + ".corrupt")
         os.replace(path, aside)
-        print(f"warning: checkpoint {path} is unreadable ({type(error).__name__}); moved it aside to {aside.name}, "
-              "restarting from epoch 0", file=sys.stderr, flush=True)
+        problem = (f"does not fit this run ({error})" if isinstance(error, _Misfit)
+                   else f"is unreadable ({type(error).__name__})")
+        print(f"warning: checkpoint {path} {problem}; moved it aside to {aside.name}, restarting from epoch 0",
+              file=sys.stderr, flush=True)
         return None
     return state
+
+
+def _check_fit(state: dict, parts: Parts) -> None:
+    """Raise :class:`_Misfit` unless the checkpoint's model, EMA and optimizer have this run's shapes."""
+    def shapes(tensors: dict) -> dict:
+        return {name: tuple(value.shape) for name, value in tensors.items() if isinstance(value, torch.Tensor)}
+
+    wanted = [("model", parts.model.state_dict(), state["model"])]
+    if (parts.ema is None) != (state.get("ema") is None):
+        raise _Misfit("one of run and checkpoint averages its weights (EMA), the other does not")
+    if parts.ema is not None:
+        wanted.append(("EMA", parts.ema.state_dict(), state["ema"]))
+    for what, own, saved in wanted:
+        if not isinstance(saved, dict):
+            raise _Misfit(f"its {what} state is not a dict of tensors")
+        own, saved = shapes(own), shapes(saved)
+        differing = sorted(set(own) ^ set(saved)) or sorted(name for name in own if own[name] != saved[name])
+        if differing:
+            more = f" and {len(differing) - 1} more" if len(differing) > 1 else ""
+            raise _Misfit(f"its {what} weights differ in {differing[0]}{more}")
+    own_groups = [len(group["params"]) for group in parts.optimizer.state_dict()["param_groups"]]
+    saved_groups = [len(group.get("params", ())) for group in state["optimizer"].get("param_groups", ())]
+    if own_groups != saved_groups:
+        raise _Misfit(f"its optimizer has parameter groups of sizes {saved_groups}, this run {own_groups}")
 
 
 def _save_checkpoint(path: Path, model, optimizer, schedule, scaler, ema, history, epoch, wall, device) -> None:
