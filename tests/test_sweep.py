@@ -1,18 +1,26 @@
 """cifarnb sweep: the notebooks' runs without Jupyter, several workers on one store, a time budget."""
 
+import os
+import re
+import shutil
+import socket
+import subprocess
 import sys
+import threading
 
 import pytest
 
 from pathlib import Path
 
+from cifarnb import results as results_module
 from cifarnb.cli import main
 from cifarnb.results import ResultStore, claim
 from cifarnb.study import profiles
+from cifarnb.study import sweep as sweep_module
 from cifarnb.study.estimate import SAFETY, SETUP_SECONDS, estimate_hours
 from cifarnb.study.sections import SECTIONS, model_zoo, plan
 from cifarnb.study.sections import feature_maps as feature_maps_section
-from cifarnb.study.sweep import sweep
+from cifarnb.study.sweep import SweepReport, sweep
 from cifarnb.study.tasks import LandscapeTask, RunTask
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -76,13 +84,98 @@ def test_workers_share_the_runs_and_train_each_once(tmp_path, cifar_root, capfd)
         assert without_timings(shared.history) == without_timings(alone.run(config, progress=False).history)
 
 
-def test_a_claimed_run_is_left_to_its_owner(tmp_path, cifar_root):
-    store, profile = ResultStore(tmp_path), two_models(data_root=str(cifar_root))
+def test_a_claimed_run_is_waited_for_saying_which_run_and_which_process(tmp_path, cifar_root):
+    notes, waiting = [], threading.Event()
+
+    def note(line):
+        notes.append(line)
+        waiting.set()
+
+    store = ResultStore(tmp_path, note=note)
+    profile = two_models(data_root=str(cifar_root)).with_overrides(zoo_models=("lenet5",))
     config = model_zoo.zoo_config(profile, "lenet5")
-    with claim(store.claim_path(config)):  # as if another process were training it
-        assert store.run(config, progress=False, wait=False) is None
-        report = sweep(["model_zoo"], profile.with_overrides(zoo_models=("lenet5",)), store, log=lambda line: None)
-    assert store.load(config) is None and report.left == ["lenet5 (seed 0)"]
+    held = threading.Event()
+
+    def other_process():  # holds the run's claim until the sweep waits for it, then stops without storing it
+        with claim(store.claim_path(config)):
+            held.set()
+            waiting.wait(timeout=120)
+
+    holder = threading.Thread(target=other_process)
+    holder.start()
+    assert held.wait(timeout=30)
+    assert store.run(config, progress=False, wait=False) is None  # claimed: not trained here
+    lines = []
+    report = sweep(["model_zoo"], profile, store, log=lines.append)
+    holder.join()
+    assert "lenet5 (seed 0): claimed by another process" in lines[0]
+    (waited,) = notes  # the owner's pid and host, from the claim file
+    assert waited.startswith(f"waiting for {store.folder(config)}: process {os.getpid()} on {socket.gethostname()}")
+    # The holder stopped without storing the run, so the sweep trained it itself.
+    assert report.computed == ["lenet5 (seed 0)"] and report.ok and store.load(config).finished
+
+
+def test_two_sweeps_on_one_store_each_count_only_the_runs_they_trained(tmp_path, cifar_root):
+    command = [sys.executable, "-m", "cifarnb.cli", "sweep", "--section", "model_zoo", "--profile", "smoke",
+               "--results", str(tmp_path), "--data-root", str(cifar_root), "--device", "cpu"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}  # two processes on a small machine
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=environment) for _ in range(2)]
+    outputs = [process.communicate(timeout=900) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    counts = []
+    for out, _ in outputs:
+        computed, stored, by_others = (int(n) for n in re.search(
+            r"(\d+) computed, (\d+) already stored(?:, (\d+) computed by another process)?", out).groups(default="0"))
+        assert computed == out.count("trained in")  # what it says it computed is what it trained
+        assert computed + stored + by_others == 3 and ", 0 left" in out
+        counts.append(computed)
+    assert sum(counts) == 3  # the smoke zoo's three runs, each trained once, by one of the two
+    assert len(list(tmp_path.glob("*/run.json"))) == 3
+
+
+def test_a_budget_that_leaves_runs_exits_0_and_says_so_a_failed_run_exits_1(tmp_path, cifar_root, capsys,
+                                                                           monkeypatch):
+    arguments = ["sweep", "--section", "model_zoo", "--profile", "smoke", "--results", str(tmp_path),
+                 "--data-root", str(cifar_root), "--device", "cpu"]
+    assert main([*arguments, "--budget-s", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "0 computed, 0 already stored, 3 left; the budget stopped 3 (rerun to go on)" in out
+
+    def broken_fit(*args, **kwargs):
+        raise RuntimeError("a bug in training")
+
+    monkeypatch.setattr(results_module, "fit", broken_fit)
+    assert main(arguments) == 1
+    out = capsys.readouterr().out
+    assert "RuntimeError: a bug in training" in out and "3 left; 3 FAILED" in out
+    assert not list(tmp_path.glob("*/run.json"))
+
+
+def test_a_sweep_on_a_damaged_data_folder_stops_with_one_line_naming_the_file(tmp_path, cifar_root, capsys):
+    damaged = tmp_path / "data" / "cifar-10-batches-py"
+    shutil.copytree(cifar_root / "cifar-10-batches-py", damaged)
+    (damaged / "data_batch_3").write_bytes(b"not a pickle")
+    assert main(["sweep", "--section", "model_zoo", "--profile", "smoke", "--results", str(tmp_path / "store"),
+                 "--data-root", str(tmp_path / "data"), "--device", "cpu"]) == 2
+    captured = capsys.readouterr()
+    (error,) = captured.err.strip().splitlines()
+    assert error.startswith("cifarnb: error: ") and str(damaged / "data_batch_3") in error
+    assert "Traceback" not in captured.out and "trained" not in captured.out
+
+
+def test_a_cpu_sweep_at_quick_prints_its_estimate_and_refuses_without_yes(tmp_path, capsys, monkeypatch):
+    arguments = ["sweep", "--section", "model_zoo", "--profile", "quick", "--results", str(tmp_path), "--device", "cpu"]
+    assert main(arguments) == 2
+    captured = capsys.readouterr()
+    assert "model_zoo: about " in captured.out and "CPU-hours left" in captured.out
+    (error,) = captured.err.strip().splitlines()
+    assert "CPU-hours (over 3); add --yes" in error
+    started = []
+    monkeypatch.setattr(sweep_module, "sweep", lambda *args, **kwargs: started.append(args) or SweepReport(
+        [], [], [], [], []))
+    assert main([*arguments, "--yes"]) == 0 and started  # --yes: no estimate, no refusal
+    assert "CPU-hours" not in capsys.readouterr().out
 
 
 def test_no_run_starts_past_the_budget(tmp_path, cifar_root):

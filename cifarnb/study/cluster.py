@@ -15,6 +15,7 @@ Ray is an optional extra (``pip install -e ".[cluster]"``), imported only here a
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import time
 from typing import Callable
@@ -23,11 +24,15 @@ from ..results import ResultStore
 from ..train import TrainConfig
 from .profiles import Profile
 from .sections import plan
-from .sweep import SweepReport
+from .sweep import COMPUTED, FAILED, SweepReport
 from .tasks import Task, run_tasks
 
 INSTALL_HINT = 'the Ray backend needs the cluster extra: pip install -e ".[cluster]"'
 MAX_RETRIES = 3  # a worker or node dying this many times on one run is no longer a transient fault
+# A local Ray instance gives its raylet a fixed 30 s to register; on a busy machine that can pass before it has,
+# and Ray gives up with this message. Starting it again usually works (tests/test_cluster.py does the same).
+STARTUP_TIMEOUT = "timed out during startup"
+START_TRIES = 3
 
 
 class MissingExtra(RuntimeError):
@@ -47,12 +52,36 @@ def _ray():
     return ray
 
 
-def _compute(task: Task, store_root: str, keep_weights: bool) -> str | None:
-    """One task on a Ray worker: claim, compute (resuming from the store's checkpoint), or None if claimed elsewhere."""
+def _compute(task: Task, store_root: str, keep_weights: bool) -> tuple[str | None, bool]:
+    """One task on a Ray worker: claim and compute it (resuming from the store's checkpoint), or load it. Returns
+    how (None if claimed elsewhere) and whether this task computed it (False: another process stored it first)."""
     import torch
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))  # Ray sets it to the task's CPUs
-    return task.compute(ResultStore(store_root, keep_weights=keep_weights), wait=False)
+    store = ResultStore(store_root, keep_weights=keep_weights)
+    return task.compute(store, wait=False), bool(store.written)
+
+
+def _start_local(ray, num_cpus: int | None, log: Callable[[str], None], tries: int = START_TRIES) -> None:
+    """``ray.init`` a local instance, starting it again (saying so in one line) when its start-up times out."""
+    import psutil
+
+    for attempt in range(1, tries + 1):
+        before = {child.pid for child in psutil.Process().children(recursive=True)}
+        try:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            return
+        except Exception as error:  # noqa: BLE001 - Ray raises a bare Exception for a start-up timeout
+            if STARTUP_TIMEOUT not in str(error) or attempt == tries:
+                raise
+            log(f"Ray's local instance did not start in time ({str(error).split('.')[0]}); starting it again "
+                f"({attempt + 1} of {tries})")
+            ray.shutdown()
+            # The failed start's own processes (GCS, raylet) would hold ports and memory: stop them, and only them.
+            for child in psutil.Process().children(recursive=True):
+                if child.pid not in before:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        child.kill()
 
 
 def dispatch(tasks: list[Task], store: ResultStore, address: str | None = None,
@@ -60,6 +89,20 @@ def dispatch(tasks: list[Task], store: ResultStore, address: str | None = None,
              num_cpus: int | None = None, progress: bool = True, log: Callable[[str], None] = print,
              on_finished: Callable[[], None] | None = None) -> bool:
     """Compute every task of ``tasks`` not yet stored, one Ray task each; returns False if a task failed.
+
+    (:func:`dispatch_outcomes` has the same arguments and says, by task identity, what became of each.)
+    """
+    outcomes = dispatch_outcomes(tasks, store, address, gpus_per_run, cpus_per_run, max_retries, num_cpus, progress,
+                                 log, on_finished)
+    return FAILED not in outcomes.values()
+
+
+def dispatch_outcomes(tasks: list[Task], store: ResultStore, address: str | None = None,
+                      gpus_per_run: float = 0.0, cpus_per_run: float = 1.0, max_retries: int = MAX_RETRIES,
+                      num_cpus: int | None = None, progress: bool = True, log: Callable[[str], None] = print,
+                      on_finished: Callable[[], None] | None = None) -> dict[tuple, str]:
+    """The tasks of ``tasks`` not yet stored, one Ray task each; returns the ones computed here or failed, as
+    :func:`cifarnb.study.sweep.work` does.
 
     ``address``: a running cluster (``ray start --head`` printed it); None starts a local Ray instance with
     ``num_cpus`` CPUs (default: all). ``gpus_per_run`` may be fractional: 0.25 packs four runs per GPU.
@@ -83,7 +126,7 @@ def dispatch(tasks: list[Task], store: ResultStore, address: str | None = None,
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            _start_local(ray, num_cpus, log)
     try:
         remote = ray.remote(_compute).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run,
                                               max_retries=max_retries, retry_exceptions=False)
@@ -104,10 +147,10 @@ def dispatch(tasks: list[Task], store: ResultStore, address: str | None = None,
 
 
 def _collect(ray, pending: dict, total: int, slots: int, progress: bool, log: Callable[[str], None],
-             on_finished: Callable[[], None] | None) -> bool:
+             on_finished: Callable[[], None] | None) -> dict[tuple, str]:
     from tqdm.auto import tqdm
 
-    ok, finished = True, 0
+    outcomes, finished = {}, 0
     # Ray does not say which queued task holds a worker; "running" is what the cluster's slots can hold.
     bar = tqdm(total=len(pending), desc="sweep", unit="task", disable=not progress)
 
@@ -119,20 +162,25 @@ def _collect(ray, pending: dict, total: int, slots: int, progress: bool, log: Ca
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         number, task = pending.pop(done[0])
+        computed = False
         try:
-            how = ray.get(done[0])
+            how, computed = ray.get(done[0])
         except Exception as error:  # noqa: BLE001 - one broken task must not cost the rest of the sweep
-            ok = False
+            outcomes[task.identity] = FAILED
             how = f"FAILED: {type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error) else ''}"
         finished += 1
         bar.update(1)
         show()
+        if how is not None and not computed and task.identity not in outcomes:
+            how = "stored by another process"
         line = f"[{number}/{total}] {task.label}: {how or 'claimed by another process (another driver?)'}"
         bar.write(line) if progress else log(line)  # above the bar, not through it
-        if how is not None and not how.startswith("FAILED") and on_finished is not None:
-            on_finished()
+        if computed:
+            outcomes[task.identity] = COMPUTED
+            if on_finished is not None:
+                on_finished()
     bar.close()
-    return ok
+    return outcomes
 
 
 def dispatch_runs(configs: dict[str, TrainConfig], seeds, store: ResultStore, address: str | None = None,
@@ -153,7 +201,7 @@ def sweep_on_ray(sections, profile: Profile, store: ResultStore, seeds=None, add
     tasks = plan(sections, profile, seeds)
     before = {task: task.stored(store) for task in tasks}
     started = time.perf_counter()
-    ok = dispatch(tasks, store, address, gpus_per_run, cpus_per_run, max_retries, num_cpus, progress, log,
-                  on_finished)
+    outcomes = dispatch_outcomes(tasks, store, address, gpus_per_run, cpus_per_run, max_retries, num_cpus, progress,
+                                 log, on_finished)
     log(f"ray sweep took {time.perf_counter() - started:.1f} s")
-    return SweepReport.of(tasks, before, store, ok)
+    return SweepReport.of(tasks, before, outcomes, store)

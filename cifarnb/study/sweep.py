@@ -7,8 +7,12 @@ Each section trains exactly the runs its notebook asks for (same configs, same k
   landscape tables, feature maps): sections in the order given, the first seed of every run before any second.
 * **Claims.** A process claims a task through the store (a file lock) before computing it, so ``workers=N``
   processes sharing one device, or two commands on one store, never compute the same result twice.
+  A task another process holds is passed over, then waited for once the rest are done (the claim says which
+  process holds it); if that process stops without storing it, this one computes it.
 * **Budget.** With a deadline, no task starts that cannot finish before it (its duration estimated by
   :mod:`cifarnb.study.estimate`); the sweep then says what is left.
+* **Counting.** Each process counts what it computed itself (``ResultStore.written``), so two sweeps on one store
+  each report their own work, and the report says what failed apart from what the budget left.
 * **Resume.** Finished results load, interrupted runs resume from their checkpoint: stop and rerun freely.
 """
 
@@ -17,73 +21,143 @@ from __future__ import annotations
 import multiprocessing
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
+from ..data import load_cifar10
 from ..results import ResultStore
 from .estimate import Estimator
 from .profiles import Profile
 from .sections import plan
 from .tasks import Task
 
+# What became of a task in one process, when that process did more than find it stored (see SweepReport).
+COMPUTED, FAILED, OVER_BUDGET = "computed", "failed", "over budget"
+
 
 def work(tasks: list[Task], store: ResultStore, deadline: float | None = None,
-         on_finished: Callable[[], None] | None = None, log: Callable[[str], None] = print) -> bool:
-    """One process's share of a sweep: every task not yet stored and not claimed by another process, in order,
-    each on its config's device.
+         on_finished: Callable[[], None] | None = None, log: Callable[[str], None] = print) -> dict[tuple, str]:
+    """One process's share of a sweep: every task not yet stored, in order, each on its config's device.
 
-    ``deadline`` (``time.time()`` seconds): a task whose estimate would end past it is not started.
-    ``on_finished`` runs after each computed task (e.g. to rewrite a results archive). Returns False if a task
-    failed (its traceback is logged and the sweep goes on with the rest).
+    A task another process has claimed is passed over and, once the rest are done, waited for (the store says
+    which process holds it); it then loads, or is computed here if that process stopped without storing it.
+    ``deadline`` (``time.time()`` seconds): a task whose estimate would end past it is not started (nor waited
+    for). ``on_finished`` runs after each task computed here (e.g. to rewrite a results archive). Returns, by task
+    identity, the tasks this process computed, that failed here (their traceback is logged and the sweep goes on
+    with the rest) or that it left for the budget.
     """
-    ok = True
+    outcomes: dict[tuple, str] = {}
     estimators: dict[str, Estimator] = {}  # by device, read from the store only when a deadline needs them
-    for number, task in enumerate(tasks, 1):
-        if task.stored(store):
-            continue
-        if deadline is not None:
-            if task.device not in estimators:
-                estimators[task.device] = Estimator.on(store, task.device)
-            estimate = task.estimate_seconds(store, estimators[task.device])
-            if time.time() + estimate > deadline:
-                log(f"[{number}/{len(tasks)}] {task.label}: not started, needs ~{estimate:.0f} s of the "
-                    f"{max(0.0, deadline - time.time()):.0f} s left")
-                continue
+
+    def over_budget(number: int, task: Task) -> bool:
+        if deadline is None:
+            return False
+        if task.device not in estimators:
+            estimators[task.device] = Estimator.on(store, task.device)
+        estimate = task.estimate_seconds(store, estimators[task.device])
+        if time.time() + estimate <= deadline:
+            return False
+        log(f"[{number}/{len(tasks)}] {task.label}: not started, needs ~{estimate:.0f} s of the "
+            f"{max(0.0, deadline - time.time()):.0f} s left")
+        outcomes.setdefault(task.identity, OVER_BUDGET)
+        return True
+
+    def attempt(number: int, task: Task, wait: bool) -> bool:
+        """Compute (or load) ``task``; False if another process holds it and ``wait`` is False."""
+        written = len(store.written)
         try:
-            how = task.compute(store, wait=False)
+            how = task.compute(store, wait=wait)
         except Exception:  # noqa: BLE001 - one broken task must not cost the rest of a device session
-            ok = False
+            outcomes[task.identity] = FAILED
             log(f"[{number}/{len(tasks)}] {task.label}: FAILED\n{traceback.format_exc()}")
-            continue
+            return True
         if how is None:
-            continue  # another process has it
+            return False
+        if len(store.written) == written:  # loaded: another process stored it first
+            log(f"[{number}/{len(tasks)}] {task.label}: stored by another process")
+            return True
+        outcomes[task.identity] = COMPUTED
         log(f"[{number}/{len(tasks)}] {task.label}: {how}")
         if task.device in estimators:
             estimators[task.device].refresh()  # the task just finished measured this device: better estimates
         if on_finished is not None:
             on_finished()
-    return ok
+        return True
+
+    held_elsewhere = []
+    for number, task in enumerate(tasks, 1):
+        if task.stored(store) or over_budget(number, task):
+            continue
+        if not attempt(number, task, wait=False):
+            log(f"[{number}/{len(tasks)}] {task.label}: claimed by another process; back to it after the rest")
+            held_elsewhere.append((number, task))
+    for number, task in held_elsewhere:
+        if task.stored(store):
+            log(f"[{number}/{len(tasks)}] {task.label}: stored by another process")
+        elif not over_budget(number, task):
+            attempt(number, task, wait=True)  # the store's claim says whom it waits for
+    return outcomes
 
 
 @dataclass
 class SweepReport:
-    computed: list[str]  # by this sweep
-    already_stored: list[str]
-    left: list[str]  # not stored at the end: over the budget, or failed
-    ok: bool  # no task failed
+    """What became of a sweep's tasks (their labels)."""
+
+    computed: list[str]  # by this sweep's processes
+    already_stored: list[str]  # before the sweep began
+    by_others: list[str]  # stored during the sweep by another process (another sweep, a notebook)
+    over_budget: list[str]  # not started: they would not have finished within the budget
+    failed: list[str]  # raised here, or not stored when the sweep ended (claimed elsewhere, a worker died)
+
+    @property
+    def left(self) -> list[str]:
+        """Not stored at the end."""
+        return [*self.over_budget, *self.failed]
+
+    @property
+    def ok(self) -> bool:
+        """Every task stored, or left only by the budget."""
+        return not self.failed
 
     def summary(self) -> str:
-        text = (f"{len(self.computed)} computed, {len(self.already_stored)} already stored, "
-                f"{len(self.left)} left")
-        return text + (": " + "; ".join(self.left) if self.left else "")
+        text = f"{len(self.computed)} computed, {len(self.already_stored)} already stored"
+        if self.by_others:
+            text += f", {len(self.by_others)} computed by another process"
+        text += f", {len(self.left)} left"
+        if self.over_budget:
+            text += (f"; the budget stopped {len(self.over_budget)} (rerun to go on): " + "; ".join(self.over_budget))
+        if self.failed:
+            text += f"; {len(self.failed)} FAILED (see above): " + "; ".join(self.failed)
+        return text
 
     @classmethod
-    def of(cls, tasks: list[Task], before: dict, store: ResultStore, ok: bool) -> SweepReport:
-        """What became of ``tasks``, given which were stored ``before`` the sweep."""
-        after = {task: task.stored(store) for task in tasks}
-        return cls(computed=[t.label for t in tasks if after[t] and not before[t]],
-                   already_stored=[t.label for t in tasks if before[t]],
-                   left=[t.label for t in tasks if not after[t]], ok=ok)
+    def of(cls, tasks: list[Task], before: dict, outcomes: dict[tuple, str], store: ResultStore) -> SweepReport:
+        """The report of ``tasks``, given which were stored ``before`` the sweep and the ``outcomes`` of its
+        processes (:func:`work`; a task two processes attempted counts as computed if either computed it)."""
+        kinds = {COMPUTED: [], "already stored": [], "by others": [], OVER_BUDGET: [], FAILED: []}
+        for task in tasks:
+            outcome = outcomes.get(task.identity)
+            if outcome == COMPUTED:
+                kind = COMPUTED
+            elif task.stored(store):
+                kind = "already stored" if before[task] else "by others"
+            else:
+                kind = OVER_BUDGET if outcome == OVER_BUDGET else FAILED
+            kinds[kind].append(task.label)
+        return cls(computed=kinds[COMPUTED], already_stored=kinds["already stored"], by_others=kinds["by others"],
+                   over_budget=kinds[OVER_BUDGET], failed=kinds[FAILED])
+
+
+def merge_outcomes(outcomes: list[dict[tuple, str]]) -> dict[tuple, str]:
+    """Several processes' :func:`work` outcomes as one: computed anywhere beats failed beats over budget."""
+    rank = {COMPUTED: 0, FAILED: 1, OVER_BUDGET: 2}
+    merged: dict[tuple, str] = {}
+    for each in outcomes:
+        for identity, outcome in each.items():
+            if identity not in merged or rank[outcome] < rank[merged[identity]]:
+                merged[identity] = outcome
+    return merged
 
 
 def sweep(sections, profile: Profile, store: ResultStore, seeds=None, workers: int = 1,
@@ -94,29 +168,50 @@ def sweep(sections, profile: Profile, store: ResultStore, seeds=None, workers: i
 
     ``budget_seconds``: no task starts that would not end within this many seconds from now. With several
     workers, ``on_finished`` and ``log`` must be picklable (module-level functions or partials of them).
+    A data set that is missing or damaged stops the sweep before any task, with the loader's one-line error.
     """
     if workers < 1:
         raise ValueError(f"workers={workers} must be at least 1")
     tasks = plan(sections, profile, seeds)
     before = {task: task.stored(store) for task in tasks}
+    if not all(before.values()):
+        # Read once here: a missing or damaged copy is one error now, not one traceback per task. (Kept in memory,
+        # so a sweep in this process does not read it again.)
+        load_cifar10(profile.data_root)
     deadline = None if budget_seconds is None else time.time() + budget_seconds
     if workers == 1:
-        ok = work(tasks, store, deadline, on_finished, log)
+        outcomes = work(tasks, store, deadline, on_finished, log)
     else:
         # Fresh interpreters ("spawn"): CUDA cannot be shared with forked children.
-        context = multiprocessing.get_context("spawn")
-        processes = [context.Process(target=_worker, args=(tasks, store.root, store.keep_weights, deadline,
-                                                            on_finished, log, f"[worker {n}] "))
-                     for n in range(1, workers + 1)]
-        for process in processes:
-            process.start()
-        for process in processes:
-            process.join()
-        ok = all(process.exitcode == 0 for process in processes)
-    return SweepReport.of(tasks, before, store, ok)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_worker, tasks, store.root, store.keep_weights, deadline, on_finished, log,
+                                   f"[worker {n}] ") for n in range(1, workers + 1)]
+            shares = []
+            for future in futures:
+                try:
+                    shares.append(future.result())
+                except Exception as error:  # noqa: BLE001 - a worker that died; its runs resume on the next sweep
+                    log(f"a worker process stopped ({type(error).__name__}: {error}); its unfinished runs resume "
+                        "from their checkpoints when the sweep runs again")
+        outcomes = merge_outcomes(shares)
+    return SweepReport.of(tasks, before, outcomes, store)
 
 
-def _worker(tasks, root, keep_weights, deadline, on_finished, log, prefix) -> None:
-    ok = work(tasks, ResultStore(root, keep_weights=keep_weights), deadline, on_finished,
-              lambda line: log(prefix + line))
-    raise SystemExit(0 if ok else 1)
+def hours_left(sections, profile: Profile, store: ResultStore, device: str,
+               seeds=None) -> tuple[dict[str, float], list[str]]:
+    """Hours on ``device`` (as configs name it: "cpu", "cuda", ...) that each section's tasks the store lacks take
+    (``Task.estimate_seconds``), and the models whose epochs are guessed from FLOPs for want of a measured run."""
+    estimator = Estimator.on(store, device)
+    hours, guessed = {}, set()
+    for section in sections:
+        left = [task for task in plan([section], profile, seeds) if not task.stored(store)]
+        hours[section] = sum(task.estimate_seconds(store, estimator) for task in left) / 3600
+        guessed |= {task.timing_config().model for task in left if not estimator.measured(task.timing_config())}
+    return hours, sorted(guessed)
+
+
+def _worker(tasks, root, keep_weights, deadline, on_finished, log, prefix) -> dict[tuple, str]:
+    def prefixed(line: str) -> None:
+        log(prefix + line)
+
+    return work(tasks, ResultStore(root, keep_weights=keep_weights, note=prefixed), deadline, on_finished, prefixed)
