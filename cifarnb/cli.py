@@ -10,27 +10,78 @@ import sys
 import typing
 from typing import Any, Callable
 
+from . import __version__
 from .train import TrainConfig
 from .train import config as config_choices
 from .train.config import EXECUTION_FIELDS
 
+# Every TrainConfig field's flag says what it does and which values it takes; its default is added after it.
 _FIELD_HELP = {
     "model_options": "model keyword options as key=value (repeatable), e.g. --model-options dropout=0.3",
-    "activation": "override the model's activation: " + "|".join(config_choices.ACTIVATIONS),
-    "optimizer": "|".join(config_choices.OPTIMIZERS),
-    "scheduler": "|".join(config_choices.SCHEDULERS) + " (piecewise needs --lr-knots)",
-    "loss": "|".join(config_choices.LOSSES),
-    "plateau_metric": "|".join(config_choices.PLATEAU_METRICS),
-    "normalization": "|".join(config_choices.NORMALIZATIONS),
-    "compile_mode": "|".join(config_choices.COMPILE_MODES),
-    "precision": "|".join(config_choices.PRECISIONS) + " (autocast on CUDA only)",
-    "loader": "tensor (on-device) | torchvision (the report's pipeline)",
-    "device": "auto|cpu|cuda|cuda:N",
-    "data_root": "folder holding cifar-10-batches-py/ (else $CIFARNB_DATA, ./data)",
+    "activation": "override the model's activation: " + " | ".join(config_choices.ACTIVATIONS) + "; None: the "
+                  "model's own",
+    "epochs": "training epochs, a whole number >= 1",
+    "batch_size": "training images per step, a whole number >= 1",
+    "lr": "learning rate (the peak, for schedules that warm up), a number > 0",
+    "momentum": "momentum (SGD), a number >= 0",
+    "nesterov": "Nesterov momentum (SGD)",
+    "weight_decay": "L2 weight decay, a number >= 0",
+    "optimizer": " | ".join(config_choices.OPTIMIZERS),
+    "loss": " | ".join(config_choices.LOSSES),
+    "label_smoothing": "label smoothing in [0, 1] (cross_entropy only)",
+    "scheduler": " | ".join(config_choices.SCHEDULERS) + " (piecewise needs --lr-knots)",
+    "plateau_metric": "what the plateau scheduler watches, in min mode: " + " | ".join(config_choices.PLATEAU_METRICS),
+    "plateau_factor": "plateau: the rate's factor at each drop, in [0, 1]",
+    "plateau_patience": "plateau: epochs without improvement before a drop, a whole number >= 0",
+    "plateau_cooldown": "plateau: epochs after a drop before watching again, a whole number >= 0",
+    "min_lr": "plateau: the lowest rate, a number >= 0",
+    "step_size": "step: epochs between drops, a whole number >= 1; None: a third of the run",
+    "step_gamma": "step: the rate's factor at each drop, in [0, 1]",
+    "exponential_gamma": "exponential: the rate's factor per epoch, in [0, 1]",
+    "linear_end_factor": "linear: the final rate as a fraction of --lr, in [0, 1]",
+    "linear_epochs": "linear: epochs to reach the end factor, a whole number >= 1; None: the whole run",
+    "onecycle_pct_start": "onecycle: the fraction of the run spent warming up, in (0, 1)",
     "lr_knots": "piecewise schedule as JSON [[epoch, factor], ...], e.g. [[0,0],[2,1],[8,0.1]]",
+    "tta_flip": "evaluate each test image with its mirror image (averaged logits)",
+    "ema_decay": "evaluate an exponential moving average of the weights with this factor per update, in (0, 1); "
+                 "None: no average",
+    "ema_every": "training steps between updates of the average, a whole number >= 1",
+    "augment": "random crop (padding 4) and horizontal flip of the training images",
+    "augmentation": "how crop and flip are drawn: per_image | per_batch (one draw per batch)",
+    "drop_last": "skip each epoch's last, partial training batch",
+    "normalization": "cifar10 (the data set's mean and std) | half (0.5 and 0.5: pixels to [-1, 1])",
+    "n_train": "train on a class-balanced subset of this many images, 1..50000; None: all",
+    "n_test": "evaluate on a class-balanced subset of this many images, 1..10000; None: all",
     "seed": "training seed, a whole number >= 0",
     "subset_seed": "seed choosing --n-train/--n-test subsets, a whole number >= 0",
+    "device": "auto | cpu | cuda | cuda:N",
+    "loader": "tensor (on-device) | torchvision (the report's pipeline)",
+    "num_workers": "torchvision loader: worker processes, a whole number >= 0",
+    "precision": " | ".join(config_choices.PRECISIONS) + " (autocast on CUDA only)",
+    "channels_last": "channels-last memory format (faster convolutions on recent GPUs)",
+    "compile": "torch.compile the training step",
+    "eval_batch_size": "test images per evaluation batch, a whole number >= 1",
+    "compile_mode": " | ".join(config_choices.COMPILE_MODES),
+    "cudnn_benchmark": "let cuDNN time its convolution algorithms per input shape (CUDA)",
+    "data_root": "folder holding cifar-10-batches-py/; None: $CIFARNB_DATA, else ./data",
+    "checkpoint_every_s": "write a checkpoint once this many seconds have passed since the last, a number > 0; "
+                          "None: after every epoch",
+    "bn_shards": "BatchNorm normalises each of this many pieces of a batch alone (as nn.DataParallel on that "
+                 "many GPUs), a whole number >= 1; None: the whole batch",
+    "bias_lr_factor": "1-D parameters (BN shifts, biases) train at --lr times this, a number >= 0; None: at --lr",
+    "bias_weight_decay": "weight decay of the 1-D parameters, a number >= 0; None: --weight-decay",
+    "eval_every_steps": "also evaluate every this many training steps (kept in the epoch's history row), a whole "
+                        "number >= 1; None: once per epoch",
 }
+# `cifarnb sweep` on a CPU at quick or full: above this many hours of work left, it starts only with --yes.
+CPU_HOURS_WITHOUT_YES = 3.0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error shows one usage line: `train` has some fifty options, which --help lists."""
+
+    def error(self, message: str):
+        self.exit(2, f"usage: {self.prog} [OPTIONS] (see {self.prog} --help)\n{self.prog}: error: {message}\n")
 
 
 def parse_value(text: str):
@@ -43,10 +94,28 @@ def parse_value(text: str):
 
 def _seed(text: str) -> int:
     """An argparse type for a seed: the same rule as TrainConfig's (a whole number >= 0), as one usage line."""
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed {text!r} is not a whole number >= 0") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"seed {value} must be a whole number >= 0")
     return value
+
+
+def _knots(text: str) -> list:
+    """An argparse type for ``--lr-knots``: a JSON list of [epoch, factor] pairs of numbers."""
+    try:
+        knots = json.loads(text)
+    except json.JSONDecodeError:
+        knots = None
+    pairs = isinstance(knots, list) and knots and all(
+        isinstance(knot, list) and len(knot) == 2
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in knot) for knot in knots)
+    if not pairs:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a JSON list of [epoch, factor] pairs of numbers, e.g. "
+                                         "'[[0,0],[2,1],[8,0.1]]'")
+    return knots
 
 
 def _optional(number: type) -> Callable[[str], Any]:
@@ -77,6 +146,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         elif field.name in ("seed", "subset_seed"):
             parser.add_argument(flag, type=_seed, default=default, metavar=field.name.upper(), help=help_text)
+        elif field.name == "lr_knots":
+            parser.add_argument(flag, type=_knots, default=default, metavar="KNOTS", help=help_text)
         elif hints[field.name] in (int, float):
             # argparse turns a ValueError here into one usage line ("invalid int value: 'abc'").
             parser.add_argument(flag, type=hints[field.name], default=default, metavar=field.name.upper(),
@@ -92,7 +163,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_data_root(parser: argparse.ArgumentParser, config_flag: bool = False) -> None:
     """``--data-root`` (unless the config's flags already made it), and ``--data``, its earlier name."""
     if not config_flag:
-        parser.add_argument("--data-root", default=None, help=_FIELD_HELP["data_root"])
+        parser.add_argument("--data-root", default=None, help=_FIELD_HELP["data_root"] + " (default: %(default)s)")
     parser.add_argument("--data", dest="data_root_earlier", default=None, help=argparse.SUPPRESS)
 
 
@@ -123,9 +194,11 @@ def _train(args: argparse.Namespace) -> int:
     from .results import ResultStore
 
     config = _config_from(args)
-    data = load_cifar10(config.data_root, download=args.download)
     store = ResultStore(args.results)
-    run = store.run(config, data=data, progress=not args.quiet)
+    run = store.load(config)  # a stored run is printed without reading the data set
+    if run is None:
+        data = load_cifar10(config.data_root, download=args.download)
+        run = store.run(config, data=data, progress=not args.quiet)
     print(run.frame().to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"{run.status} ({run.origin}): {run.path}")
     return 0 if run.finished else 3
@@ -155,15 +228,14 @@ def _sweep(args: argparse.Namespace) -> int:
 
     data_root = _data_root(args)
     sections = resolve(args.section, note=functools.partial(print, file=sys.stderr))
-    if args.download:
-        from .data import load_cifar10
-
-        load_cifar10(data_root, download=True)  # fetch or repair once, before the workers start
     if args.baseline is not None and args.archive is None:
         raise ValueError("--baseline needs --archive PATH (the archive of results new relative to it)")
     # The one place a sweep sets its execution settings: every config the sections build from the profile gets them.
     profile = profiles.get(args.profile, device=args.device, data_root=data_root)
     store = ResultStore(args.results)
+    if (args.estimate is None and args.backend == "local" and profile.name in ("quick", "full")
+            and args.budget_s is None and not args.yes and _on_cpu(args.device)):
+        _check_cpu_hours(sections, profile, store, args.seeds)
     if args.estimate:
         from .study.estimate import Probe, estimate_lines
 
@@ -171,6 +243,10 @@ def _sweep(args: argparse.Namespace) -> int:
         for line in estimate_lines(sections, profile, store, args.estimate, seeds=args.seeds, probe=probe):
             print(line)
         return 0
+    if args.download:
+        from .data import load_cifar10
+
+        load_cifar10(data_root, download=True)  # fetch or repair once, before the workers start
     on_finished = None
     if args.archive:
         from .archive import pack
@@ -202,6 +278,27 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _on_cpu(device: str) -> bool:
+    from .device import resolve_device
+
+    return resolve_device(device).type == "cpu"
+
+
+def _check_cpu_hours(sections: list[str], profile, store, seeds) -> None:
+    """Print the CPU-hours the sweep's unstored tasks take; ValueError above :data:`CPU_HOURS_WITHOUT_YES`."""
+    from .study.sweep import hours_left
+
+    hours, guessed = hours_left(sections, profile, store, "cpu", seeds=seeds)
+    for section, section_hours in hours.items():
+        print(f"{section}: about {section_hours:,.1f} CPU-hours left")
+    total = sum(hours.values())
+    print(f"total ({profile.name}): about {total:,.1f} CPU-hours"
+          + (f" (guessed from FLOPs, not measured: {', '.join(guessed)})" if guessed else ""), flush=True)
+    if total > CPU_HOURS_WITHOUT_YES:
+        raise ValueError(f"this sweep needs about {total:,.0f} CPU-hours (over {CPU_HOURS_WITHOUT_YES:g}); add --yes "
+                         "to start it anyway, give --budget-s, run it on a GPU (--device cuda), or use --profile smoke")
+
+
 def _merge(args: argparse.Namespace) -> int:
     from .archive import merge
 
@@ -217,14 +314,18 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cifarnb", description="Reproduce the CIFAR-10 report: train runs into "
-                                     "the results store, or execute the report notebooks.")
+    parser = _Parser(prog="cifarnb", description="Reproduce the CIFAR-10 report: train runs into the results "
+                     "store, or execute the report notebooks.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train one config (or load it from the results store)")
+    # Usage lines stay short: the options are listed below them, one per paragraph.
+    train = commands.add_parser("train", help="train one config (or load it from the results store)",
+                                usage="%(prog)s [OPTIONS]")
     _add_data_root(train, config_flag=True)
     train.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing, partial or damaged")
-    train.add_argument("--results", default=None, help="results store folder (else $CIFARNB_RESULTS, ./results)")
+    train.add_argument("--results", default=None, help="results store folder; None: $CIFARNB_RESULTS, else "
+                       "./results (default: %(default)s)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_arguments(train)
     train.set_defaults(handler=_train)
@@ -232,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .study.sections import ALIASES, NUMBERS, SECTIONS, in_notebook_order
 
     section_names = ", ".join(f"{s.NAME} ({s.NOTEBOOK[:2]})" for s in in_notebook_order())
-    sweep = commands.add_parser("sweep", help="train report sections' runs into the results store, without Jupyter")
+    sweep = commands.add_parser("sweep", help="train report sections' runs into the results store, without Jupyter",
+                                usage="%(prog)s [OPTIONS]")
     sweep.add_argument("--section", nargs="+", default=list(SECTIONS), choices=[*SECTIONS, *ALIASES],
                        metavar="SECTION",
                        help=f"{section_names}, or an earlier name ({', '.join(ALIASES)}); filled in the order "
@@ -242,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", type=_seed, nargs="+", default=None, help="whole numbers >= 0 (default: the "
                        "profile's seeds)")
     sweep.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing, partial or damaged")
-    sweep.add_argument("--results", default=None, help="results store folder (else $CIFARNB_RESULTS, ./results)")
+    sweep.add_argument("--results", default=None, help="results store folder; None: $CIFARNB_RESULTS, else "
+                       "./results (default: %(default)s)")
     _add_data_root(sweep)
     sweep.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
     sweep.add_argument("--workers", type=int, default=1,
@@ -252,40 +355,50 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--archive", default=None, help="rewrite this .tar.gz after every finished run with the "
                        "store's result files that are new relative to --baseline (default: no archive)")
     sweep.add_argument("--baseline", default=None, help="the store the archive is relative to (e.g. the "
-                       "committed results/); default with --archive: none, every result file goes in")
+                       "committed results/); None: every result file goes in (default: %(default)s)")
     sweep.add_argument("--estimate", default=None, metavar="DEVICE",
                        help="print each section's hours on DEVICE (a run.json meta device, e.g. 'NVIDIA H200') "
-                       "from the store's measured seconds per epoch, and train nothing")
+                       "from the store's measured seconds per epoch, and train nothing (default: %(default)s)")
     sweep.add_argument("--probe", default=None, metavar="FILE",
                        help="with --estimate: the probe JSON whose efficiency to use (default: the newest "
                        "benchmarks/probe-<card>-<date>.json of DEVICE's card)")
     sweep.add_argument("--backend", default="local", choices=("local", "ray"),
-                       help="local: --workers processes here; ray: one Ray task per run (needs the cluster extra)")
+                       help="local: --workers processes here; ray: one Ray task per run (needs the cluster extra) "
+                       "(default: %(default)s)")
     sweep.add_argument("--address", default=None, help="with --backend ray: a running cluster's address "
-                       "(host:port from `ray start --head`); default: start a local Ray instance")
+                       "(host:port from `ray start --head`); None: start a local Ray instance (default: %(default)s)")
     sweep.add_argument("--gpus-per-run", type=float, default=0.0,
-                       help="with --backend ray: GPUs each run reserves; fractions pack runs (0.25: four per GPU)")
-    sweep.add_argument("--cpus-per-run", type=float, default=1.0, help="with --backend ray: CPUs each run reserves")
+                       help="with --backend ray: GPUs each run reserves; fractions pack runs (0.25: four per GPU) "
+                       "(default: %(default)s)")
+    sweep.add_argument("--cpus-per-run", type=float, default=1.0, help="with --backend ray: CPUs each run reserves "
+                       "(default: %(default)s)")
+    sweep.add_argument("--yes", action="store_true", help=f"start even when, on a CPU at quick or full, the work "
+                       f"left is estimated above {CPU_HOURS_WITHOUT_YES:g} hours (without --yes or --budget-s, the "
+                       "sweep prints that estimate first and refuses)")
     sweep.set_defaults(handler=_sweep)
 
     merge = commands.add_parser("merge", help="validate a results archive and merge it into the store")
     merge.add_argument("archive", help="a .tar.gz made by `cifarnb sweep --archive` (or benchmarks/gpu_report.sh)")
-    merge.add_argument("--results", default="results", help="the store to merge into")
+    merge.add_argument("--results", default="results", help="the store to merge into (default: %(default)s)")
     merge.set_defaults(handler=_merge)
 
-    report = commands.add_parser("report", help="execute the five notebooks with papermill and render one HTML")
+    report = commands.add_parser("report", help="execute the five notebooks with papermill and render one HTML",
+                                 usage="%(prog)s [OPTIONS]")
     report.add_argument("--profile", default="committed", help="smoke|quick|full for every notebook, or "
                         "'committed': each at the profile and seeds it was committed with (renders the committed "
-                        "results/ without training)")
-    report.add_argument("--output", default="output", help="folder for executed notebooks and report.html")
-    report.add_argument("--notebooks", default="notebooks", help="folder holding 01_...ipynb to 05_...ipynb")
-    report.add_argument("--results", default=None, help="results store folder (else the notebooks' default)")
+                        "results/ without training) (default: %(default)s)")
+    report.add_argument("--output", default="output", help="folder for executed notebooks, report.html and the "
+                        "log of a notebook that fails (default: %(default)s)")
+    report.add_argument("--notebooks", default="notebooks", help="folder holding 01_...ipynb to 05_...ipynb "
+                        "(default: %(default)s)")
+    report.add_argument("--results", default=None, help="results store folder; None: the notebooks' own, the "
+                        "repository's results/ (default: %(default)s)")
     report.add_argument("--figures", default=None, help="folder for the notebooks' figures (default: the "
                         "repository's figures/, or OUTPUT/figures when --results is given, so rendering another "
                         "store never overwrites the committed figures)")
     _add_data_root(report)
     report.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing, partial or damaged")
-    report.add_argument("--device", default="auto", help="auto|cpu|cuda")
+    report.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
     report.add_argument("--only", nargs="+", default=None, choices=[*SECTIONS, *ALIASES, *NUMBERS],
                         metavar="SECTION", help=f"run only these sections' notebooks: {section_names}, or an "
                         f"earlier name ({', '.join([*ALIASES, *NUMBERS])}) (default: all five)")
@@ -294,12 +407,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .study.render import NotebookFailed
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's own parser, so the usage line names the command
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"cifarnb: error: {error}", file=sys.stderr)
+    except (ValueError, OSError, NotebookFailed) as error:  # bad input, missing files, a failed notebook
+        print(f"cifarnb: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
 
 

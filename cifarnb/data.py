@@ -158,10 +158,19 @@ def is_official(data_root: str | os.PathLike | None = None) -> bool:
 
 def _download(root: Path) -> None:
     # torchvision fetches the official archive, verifies its MD5 and shows a progress bar.
+    from urllib.error import URLError
+
     from torchvision.datasets import CIFAR10 as TorchvisionCIFAR10
 
     root.mkdir(parents=True, exist_ok=True)
-    TorchvisionCIFAR10(str(root), train=True, download=True)
+    try:
+        TorchvisionCIFAR10(str(root), train=True, download=True)
+    except URLError as error:  # no network, no DNS, a proxy refusing: urllib says which in its reason
+        raise DataNotFoundError(
+            f"could not download CIFAR-10 from {TorchvisionCIFAR10.url} ({error.reason}): is there a network here? "
+            f"Place the data by hand instead: fetch that archive elsewhere and unpack it into {root} "
+            f"(it holds {BATCH_FOLDER}/), or set {DATA_ENV_VAR} to a folder that holds {BATCH_FOLDER}/"
+        ) from None
 
 
 def _complete(folder: Path) -> bool:

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -163,3 +164,86 @@ def test_report_as_committed_needs_papermill_metadata(tmp_path, capsys):
     assert main(["report", "--notebooks", str(folder), "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "01_bare.ipynb holds no papermill parameters" in err and "--profile" in err and len(err.splitlines()) == 1
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    import argparse
+
+    from cifarnb.cli import _FIELD_HELP
+    from cifarnb.train import TrainConfig
+
+    assert not [f.name for f in dataclasses.fields(TrainConfig) if not _FIELD_HELP.get(f.name, "").strip()
+                and f.name != "model"]  # model: its help lists the registry
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command, parser in commands.choices.items():
+        for action in parser._actions:
+            if action.help == argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
+                continue
+            described = re.sub(r"\(default: [^)]*\)", "", action.help or "").strip()
+            assert len(described) > 10, (command, action.option_strings)
+            if action.nargs != 0 and action.option_strings:  # an option taking a value: its default is shown
+                assert "(default: %(default)s)" in action.help or "(default: " in action.help, \
+                    (command, action.option_strings)
+
+
+def test_version_is_printed(capsys):
+    from cifarnb import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"cifarnb {__version__}"
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["train", "--epochs", "abc"], "cifarnb train: error: argument --epochs: invalid int value: 'abc'"),
+    (["train", "--lr-knots", "[[0], [2, 1]]"], "cifarnb train: error: argument --lr-knots: '[[0], [2, 1]]' is not a "
+                                              "JSON list of [epoch, factor] pairs of numbers"),
+    (["train", "--lr-knots", "fast"], "cifarnb train: error: argument --lr-knots: 'fast' is not a JSON list"),
+    (["sweep", "--seeds", "abc"], "cifarnb sweep: error: argument --seeds: seed 'abc' is not a whole number >= 0"),
+    (["report", "--bogus"], "cifarnb report: error: unrecognized arguments: --bogus"),
+])
+def test_a_usage_error_is_one_usage_line_and_the_error(argv, error, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    usage, message = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and usage == f"usage: cifarnb {argv[0]} [OPTIONS] (see cifarnb {argv[0]} --help)"
+    assert message.startswith(error)
+
+
+def test_a_stored_run_is_printed_without_reading_the_data_set(tmp_path, cifar_root, capsys, monkeypatch):
+    from cifarnb import data
+
+    args = ["train", "--data-root", str(cifar_root), "--results", str(tmp_path), "--quiet", "--model", "lenet5",
+            "--epochs", "1", "--batch-size", "16", "--n-train", "32", "--n-test", "32", "--device", "cpu"]
+    assert main(args) == 0
+    trained = capsys.readouterr().out
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("printing a stored run read the data set")
+
+    monkeypatch.setattr(data, "load_cifar10", no_data)
+    monkeypatch.setattr(data, "_load_whole", no_data)
+    assert main(args) == 0
+    assert capsys.readouterr().out == trained.replace("(trained)", "(loaded)")
+
+
+def test_results_pointing_at_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "results.txt").write_text("a file")
+    assert main(["train", "--results", str(tmp_path / "results.txt"), "--n-train", "32"]) == 2
+    (error,) = capsys.readouterr().err.strip().splitlines()
+    assert error == (f"cifarnb: error: results store {tmp_path / 'results.txt'} is a file, not a folder; give a "
+                     "folder (a missing one is created)")
+
+
+def test_download_without_a_network_says_so_and_how_to_place_the_data(tmp_path, capsys, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError(OSError(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    assert main(["train", "--download", "--data-root", str(tmp_path / "data"), "--results", str(tmp_path)]) == 2
+    (error,) = capsys.readouterr().err.strip().splitlines()
+    assert error.startswith("cifarnb: error: could not download CIFAR-10 from https://") and "network" in error
+    assert f"unpack it into {tmp_path / 'data'} (it holds cifar-10-batches-py/)" in error

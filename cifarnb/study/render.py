@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from pathlib import Path
 
@@ -11,6 +13,11 @@ from .sections import ALIASES, NUMBERS, SECTIONS, resolve
 
 NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 AS_COMMITTED = "committed"  # the profile name meaning "each notebook at the parameters it was last executed with"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the colours of IPython's tracebacks
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised in one of its cells; the message is one line, the full traceback is in a log file."""
 
 
 def notebook_paths(folder: str | Path, only: list[str] | None = None) -> list[Path]:
@@ -77,11 +84,40 @@ def run_report(profile: str = AS_COMMITTED, output: str | Path = "output", noteb
         log(f"[{number}/{len(paths)}] {path.name} ({shown}) ...", flush=True)
         started = time.perf_counter()
         target = output / path.name
-        papermill.execute_notebook(str(path), str(target), parameters={**chosen[path], **parameters},
-                                   cwd=str(notebooks), progress_bar=False, kernel_name="python3")
+        try:
+            papermill.execute_notebook(str(path), str(target), parameters={**chosen[path], **parameters},
+                                       cwd=str(notebooks), progress_bar=False, kernel_name="python3",
+                                       **_kernel_options())
+        except papermill.PapermillExecutionError as error:
+            raise _failed(path, target, error) from None
         log(f"[{number}/{len(paths)}] {path.name} done in {time.perf_counter() - started:.0f} s", flush=True)
         executed.append(nbformat.read(target, as_version=4))
     return render_html(executed, output / "report.html", title=f"cifarnb report ({profile_title(chosen)})")
+
+
+def _failed(path: Path, target: Path, error) -> NotebookFailed:
+    """One line for a notebook whose cell raised: the notebook, the cell, the error; the cell's source and full
+    traceback go to ``<output>/<notebook>.log``."""
+    log_file = target.with_suffix(".log")
+    traceback = _ANSI.sub("", "\n".join(error.traceback))
+    log_file.write_text(f"{path}, cell [{error.exec_count}] of {target}:\n{error.source}\n\n{traceback}\n")
+    message = " ".join(f"{error.ename}: {error.evalue}".split())
+    return NotebookFailed(f"{path} failed in cell [{error.exec_count}]: {message} (traceback: {log_file}; the "
+                          f"executed notebook: {target})")
+
+
+def _kernel_options() -> dict:
+    """Kernels here talk to papermill over Unix sockets: over TCP, ipykernel warns at every start that its traffic
+    is unencrypted (it stays on this machine either way)."""
+    if os.name != "posix":
+        return {}
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LocalKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(transport="ipc", **kwargs)
+
+    return {"kernel_manager_class": LocalKernelManager}
 
 
 def profile_title(chosen: dict[Path, dict]) -> str:
