@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ TIMINGS: dict[str, float] = {}
 def workspace(tmp_path_factory, cifar_root):
     root = tmp_path_factory.mktemp("smoke")
     yield {"results": root / "results", "figures": root / "figures", "out": root / "out", "data": cifar_root}
+    shutil.rmtree(root, ignore_errors=True)  # the smoke store holds every run's weights: gigabytes, not kept
     if TIMINGS:
         print(f"\nsmoke notebooks: {', '.join(f'{k} {v:.0f} s' for k, v in TIMINGS.items())}; "
               f"total {sum(TIMINGS.values()):.0f} s")
