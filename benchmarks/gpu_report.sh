@@ -1,32 +1,47 @@
 #!/usr/bin/env bash
-# One budgeted device call: fill the results store with real runs and bring them back as ONE archive.
+# The device calls of a GPU session: the probe first (no data needed), then the sweep that fills the results store
+# and brings it back as ONE archive.
 #
-#   OUT=$OUT bash benchmarks/gpu_report.sh          # then, here:  cifarnb merge <files_at>/results.tar.gz
+#   OUT=$OUT bash benchmarks/gpu_report.sh probe    # call 1: self-test if due, then benchmarks/probe.py
+#   OUT=$OUT bash benchmarks/gpu_report.sh          # last call ("sweep"): then, here: cifarnb merge <files_at>/results.tar.gz
 #
-# Steps: unpack staged data (.stage/part-*) if needed; print card, driver, torch, python; on CUDA, the fast-path
-# self-test (benchmarks/gpu_selftest.py, ~1 min; stops the script with one line if a branch is broken);
-# optionally the speed figures alone on the device (TIMING=1: benchmarks/speed.py); then `cifarnb sweep` over
-# the sections in priority order, the first seed of every run before any second seed, WORKERS processes sharing
-# the device, starting no run that cannot finish inside the budget. After every finished run the archive
-# $OUT/results.tar.gz is rewritten (atomically) with every result file new relative to the committed results/
-# (run.json, tables, arrays; never weights or checkpoints), so whatever cuts the call off, the finished runs
-# come back. $OUT holds at most: results.tar.gz, gpu_report.log, and with TIMING=1 speed.json and histories.json.
+# Both steps print card, driver, torch, python, and run the fast-path self-test (benchmarks/gpu_selftest.py, ~1 min;
+# it stops the script with one line if a branch is broken) only when the fast path changed since the pass recorded
+# in benchmarks/selftest-passed.json (a pass writes $OUT/selftest-passed.json: commit it there).
+# probe: benchmarks/probe.py on synthetic images, $OUT/probe.json rewritten after every record.
+# sweep: unpack staged data (.stage/part-*) if needed; optionally the speed figures alone on the device
+# (TIMING=1: benchmarks/speed.py); then `cifarnb sweep` over the sections in priority order, the first seed of
+# every run before any second seed, WORKERS processes sharing the device (with MPS if chosen), starting no run that
+# cannot finish inside the budget. After every finished run the archive $OUT/results.tar.gz is rewritten
+# (atomically) with every result file new relative to the committed results/ (run.json, tables, arrays; never
+# weights or checkpoints), so whatever cuts the call off, the finished runs come back.
+# $OUT holds at most 5 files (a device call returns 8): gpu_report.log, selftest-passed.json, and probe.json
+# (probe) or results.tar.gz with TIMING=1's speed.json and histories.json (sweep).
 #
 # Environment (all optional but OUT):
-#   OUT       where the archive and the log go
+#   OUT       where the files go
 #   STORE     the store trained into (default: results-gpu/, seeded with a copy of the committed results/, so
 #             finished runs are skipped; kept between calls on a warm machine, weights included)
 #   PROFILE   quick | smoke | full (default quick)
 #   SECTIONS  default: every section, in the order a GPU fills them (cifarnb.study.sections.SECTIONS)
 #   SEEDS     default: the profile's seeds
 #   BUDGET_S  wall seconds for the whole script, from its start (default 480)
-#   WORKERS   runs at once on one device (default 4; see benchmarks/RESULTS.md for runs per hour against it)
+#   WORKERS   runs at once on one device, or auto (default): the probe's choice (`probe.py --choose`: the newest
+#             benchmarks/probe-<card>-<date>.json of this card, which also says whether to start MPS), else 4
+#   MPS       1 starts the MPS daemon for the sweep (WORKERS=auto sets it from the probe)
 #   DEVICE    auto | cpu | cuda (default auto)
-#   SELFTEST  0 skips the self-test (e.g. when an earlier call on this machine ran it)
+#   SELFTEST  auto (default): only when the fast path changed since its recorded pass; 1: always; 0: never
+#   COMMIT    the commit the checkout is at (default: git's HEAD, where git is there), named by a recorded pass
 #   TIMING    1 measures ResNet18's seconds per epoch and the fast recipe's time to 94%, alone on the device
+#   PROBE_ARGS  more arguments for benchmarks/probe.py (probe), e.g. "--sections resnet18_eager workers" or "--cpu"
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the folder for results.tar.gz and gpu_report.log}"
+STEP=${1:-sweep}
+case "$STEP" in
+    probe|sweep) ;;
+    *) echo "gpu_report: the step is probe or sweep (the default), not '$STEP'"; exit 2 ;;
+esac
 started=$(date +%s)
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu_report.log") 2>&1
@@ -37,9 +52,41 @@ STORE=${STORE:-results-gpu}
 PROFILE=${PROFILE:-quick}
 SECTIONS=${SECTIONS:-fastresnet9 batchnorm feature_maps optimize_resnet18 model_zoo}
 BUDGET_S=${BUDGET_S:-480}
-WORKERS=${WORKERS:-4}
+WORKERS=${WORKERS:-auto}
+MPS=${MPS:-0}
 DEVICE=${DEVICE:-auto}
+COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 left() { echo $(( BUDGET_S - ($(date +%s) - started) )); }
+
+# The device has no network and no build tools to install with: run from the checkout.
+$PY -c "import cifarnb" 2>/dev/null || export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+# --- what runs where --------------------------------------------------------------------------------------
+echo "== gpu_report $STEP $(date -u +%Y-%m-%dT%H:%M:%SZ) at commit $COMMIT: profile $PROFILE, budget ${BUDGET_S} s"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "nvidia-smi: none"
+$PY -c "import platform, torch; print('python', platform.python_version(), '| torch', torch.__version__, '| cuda', torch.version.cuda, '| device', torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
+
+# --- the fast-path self-test (CUDA only; it says so and passes elsewhere) ------------------------------------
+selftest=(timeout 150 "$PY" benchmarks/gpu_selftest.py --record "$OUT/selftest-passed.json" --commit "$COMMIT")
+case "${SELFTEST:-auto}" in
+    0) echo "gpu_selftest: skipped (SELFTEST=0)" ;;
+    1) ;;
+    *) selftest+=(--unless-passed benchmarks/selftest-passed.json) ;;
+esac
+if [ "${SELFTEST:-auto}" != "0" ] && ! "${selftest[@]}"; then
+    echo "gpu_report: stopping: a fast-path branch is broken on this device (the FAILED line above names it)"
+    exit 1
+fi
+
+# --- probe: throughput on synthetic images, no data needed ---------------------------------------------------
+if [ "$STEP" = "probe" ]; then
+    # shellcheck disable=SC2086
+    timeout "$(( $(left) > 1 ? $(left) : 1 ))" "$PY" benchmarks/probe.py --out "$OUT/probe.json" ${PROBE_ARGS:-}
+    status=$?
+    echo "== gpu_report probe: $(( $(date +%s) - started )) s wall, probe exit status $status; files in $OUT:"
+    ls -l "$OUT"
+    exit $status
+fi
 
 # --- data: staged parts are joined once; a warm machine keeps data/ between calls ---------------------------
 if [ ! -d "$CIFARNB_DATA/cifar-10-batches-py" ] && ls .stage/part-* >/dev/null 2>&1; then
@@ -49,21 +96,6 @@ fi
 if [ ! -d "$CIFARNB_DATA/cifar-10-batches-py" ]; then
     echo "gpu_report: no CIFAR-10 at $CIFARNB_DATA/cifar-10-batches-py: stage it (.stage/part-*) or set CIFARNB_DATA"
     exit 2
-fi
-# The device has no network and no build tools to install with: run from the checkout.
-$PY -c "import cifarnb" 2>/dev/null || export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-
-# --- what runs where --------------------------------------------------------------------------------------
-echo "== gpu_report $(date -u +%Y-%m-%dT%H:%M:%SZ): profile $PROFILE, sections $SECTIONS, workers $WORKERS, budget ${BUDGET_S} s"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "nvidia-smi: none"
-$PY -c "import platform, torch; print('python', platform.python_version(), '| torch', torch.__version__, '| cuda', torch.version.cuda, '| device', torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
-
-# --- the fast-path self-test (CUDA only; it says so and passes elsewhere) ------------------------------------
-if [ "${SELFTEST:-1}" != "0" ]; then
-    if ! timeout 150 $PY benchmarks/gpu_selftest.py; then
-        echo "gpu_report: stopping: a fast-path branch is broken on this device (the FAILED line above names it)"
-        exit 1
-    fi
 fi
 
 # --- the store: a copy of the committed results, so finished runs are skipped ------------------------------
@@ -77,7 +109,26 @@ if [ "${TIMING:-0}" = "1" ]; then
         || echo "gpu_report: speed.py stopped with status $?"
 fi
 
+# --- how many processes share the device, and MPS: the probe's choice ---------------------------------------
+if [ "$WORKERS" = "auto" ]; then
+    if choice=$($PY benchmarks/probe.py --choose); then
+        read -r WORKERS MPS <<< "$choice"
+    else
+        WORKERS=4
+        echo "gpu_report: no probe of this card to choose from: $WORKERS workers, no MPS"
+    fi
+fi
+if [ "$MPS" = "1" ]; then
+    if nvidia-cuda-mps-control -d; then
+        trap 'echo quit | nvidia-cuda-mps-control' EXIT
+        echo "gpu_report: MPS daemon started"
+    else
+        echo "gpu_report: the MPS daemon did not start; the sweep shares the device without it"
+    fi
+fi
+
 # --- the sweep ---------------------------------------------------------------------------------------------
+echo "== sweep: sections $SECTIONS, $WORKERS workers, MPS $MPS"
 seeds_args=()
 [ -n "${SEEDS:-}" ] && read -r -a seeds_args <<< "--seeds $SEEDS"
 # A little of the budget stays for the final archive and the summary.

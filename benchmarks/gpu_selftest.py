@@ -1,6 +1,8 @@
 """Self-test of the CUDA-only fast-path branches, on synthetic images, in about a minute.
 
     python benchmarks/gpu_selftest.py             # exit 0: every branch ran; 1: the first line names what broke
+    python benchmarks/gpu_selftest.py --unless-passed benchmarks/selftest-passed.json \
+        --record $OUT/selftest-passed.json --commit abc1234   # only when the fast path changed since it passed
 
 Before a device session trains for minutes, each branch that CPU tests cannot reach runs here once through
 ``fit``: bf16 autocast (with ghost BN on FastResNet9), channels_last, fused SGD and cuDNN autotuning on one
@@ -8,10 +10,19 @@ model of every family; EMA and flip TTA on the EMA model; a checkpoint/resume ro
 restored); ``torch.compile`` (FastResNet9, full batches); and CUDA graphs (``compile_mode="reduce-overhead"``,
 LeNet5, the cheapest to compile). Every check runs even after one fails, so one call shows all that is broken.
 Without CUDA it says so and exits 0 (the CPU tests in tests/ cover what a CPU can run).
+
+A pass is worth recording: ``--record FILE`` writes the fast path's fingerprint (a hash of every file the checks
+run through, :data:`FAST_PATH`), the commit, card, torch version and date; committed as
+``benchmarks/selftest-passed.json``, it lets ``--unless-passed`` skip the minute of checks in later device
+sessions until one of those files, the card or torch changes.
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import hashlib
+import json
 import math
 import sys
 import tempfile
@@ -91,13 +102,53 @@ def cuda_graphs(data: CIFAR10) -> None:
 
 
 CHECKS = (eager_families, ghost_bn_ema_tta, resume_with_cuda_rng, compiled, cuda_graphs)
+ROOT = Path(__file__).resolve().parents[1]
+# What the checks run through: a change to any of these files can break a CUDA-only branch.
+FAST_PATH = ("cifarnb/train", "cifarnb/models", "cifarnb/loaders.py", "cifarnb/data.py", "cifarnb/device.py",
+             "cifarnb/atomic.py", "benchmarks/gpu_selftest.py")
 
 
-def main() -> int:
+def fingerprint(root: Path = ROOT) -> str:
+    """A hash of the fast path's files (their paths and contents) under ``root``."""
+    digest = hashlib.sha256()
+    for entry in FAST_PATH:
+        paths = sorted((root / entry).rglob("*.py")) if (root / entry).is_dir() else [root / entry]
+        for path in paths:
+            if path.exists():
+                digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def passed_before(stamp: Path, device: str, root: Path = ROOT) -> str | None:
+    """Why the checks need not run again (``stamp`` records a pass of these very files on this card and torch),
+    or None."""
+    try:
+        passed = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return None
+    if (passed.get("fingerprint"), passed.get("device"), passed.get("torch")) != (fingerprint(root), device,
+                                                                                   torch.__version__):
+        return None
+    return (f"gpu_selftest: not needed, the fast path is unchanged since it passed at commit {passed.get('commit')} "
+            f"({passed['device']}, torch {passed['torch']}, {passed.get('date')})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The CUDA-only fast-path branches, on synthetic images.")
+    parser.add_argument("--unless-passed", type=Path, default=None, metavar="STAMP",
+                        help="skip the checks when STAMP records a pass of the same fast path on this card and torch")
+    parser.add_argument("--record", type=Path, default=None, metavar="FILE", help="after a pass, write its stamp here")
+    parser.add_argument("--commit", default="unknown", help="the commit the stamp names (the checkout's HEAD)")
+    args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("gpu_selftest: skipped, CUDA is not available here (tests/ run the branches a CPU can)")
         return 0
-    print(f"gpu_selftest: {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
+    device = torch.cuda.get_device_name()
+    reason = passed_before(args.unless_passed, device) if args.unless_passed else None
+    if reason:
+        print(reason)
+        return 0
+    print(f"gpu_selftest: {device}, torch {torch.__version__}", flush=True)
     data = synthetic()
     broken = []
     for check in CHECKS:
@@ -113,6 +164,11 @@ def main() -> int:
         print(f"gpu_selftest: {len(broken)} fast-path branch(es) broken on CUDA; first: {broken[0]}")
         return 1
     print("gpu_selftest: every fast-path branch ran on CUDA")
+    if args.record is not None:
+        stamp = {"fingerprint": fingerprint(), "commit": args.commit, "device": device, "torch": torch.__version__,
+                 "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"), "files": list(FAST_PATH)}
+        args.record.write_text(json.dumps(stamp, indent=1) + "\n")
+        print(f"gpu_selftest: recorded the pass in {args.record} (commit it as benchmarks/selftest-passed.json)")
     return 0
 
 

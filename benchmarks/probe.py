@@ -3,6 +3,7 @@
     python benchmarks/probe.py --out $OUT/probe.json        # on the GPU (benchmarks/gpu_report.sh probe runs it)
     python benchmarks/probe.py --cpu --out probe-cpu.json   # every section at tiny sizes on a CPU (~1 minute; CI)
     python benchmarks/probe.py --sections resnet18_eager workers
+    python benchmarks/probe.py --choose [FILE]              # "WORKERS MPS" for a sweep, from a probe of this card
 
 No data staging: the images are random (a step's speed does not depend on them). Every timing runs the sweep's
 own configs (the runs ``plan`` makes for the ``quick`` profile on this device, so with ``sweep_execution``'s speed
@@ -87,7 +88,7 @@ class Sizes:
     worker_steps: int
     compiled_model: str
     checkpoint_models: tuple[str, ...]
-    timeout_s: float  # the longest wait for worker processes
+    timeout_s: float  # the longest wait for worker processes to start, and then for each measurement
     every_model: bool = True  # families: every other model the sweep trains (False: one of each family)
     batches: dict[int, int] | None = None  # the sweep's batch size -> the one used here (None: unchanged)
 
@@ -97,9 +98,9 @@ class Sizes:
 
 GPU = Sizes(steps=30, warmup_steps=10, profile_steps=5, n_train=10_240, n_test=10_000, eval_batches=(1000, 5000),
             workers=(1, 4, 8), worker_steps=100, compiled_model="resnet18",
-            checkpoint_models=("resnet18", "wideresnet28x10"), timeout_s=300)
+            checkpoint_models=("resnet18", "wideresnet28x10"), timeout_s=120)
 CPU = Sizes(steps=1, warmup_steps=1, profile_steps=1, n_train=128, n_test=16, eval_batches=(8, 16), workers=(1, 2),
-            worker_steps=2, compiled_model="lenet5", checkpoint_models=("resnet18",), timeout_s=180,
+            worker_steps=2, compiled_model="lenet5", checkpoint_models=("resnet18",), timeout_s=240,
             every_model=False, batches={128: 2, 512: 64})
 
 
@@ -302,6 +303,7 @@ def fixed_costs(probe: Probe) -> None:
     for model in probe.sizes.checkpoint_models:
         def measure(model=model):
             runner = probe.steps(probe.config(model, lambda c: c.batch_size == 128))
+            runner.run(1)  # the optimizer's state (momentum) exists from the first step on, as in a run's checkpoints
             parts = runner.parts
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / "checkpoint.pt"
@@ -371,7 +373,9 @@ def mps_daemon():
     control = shutil.which("nvidia-cuda-mps-control")
     if control is None:
         raise Skip("MPS: nvidia-cuda-mps-control is not on PATH")
-    subprocess.run([control, "-d"], check=True, timeout=30)
+    started = subprocess.run([control, "-d"], timeout=30, capture_output=True, text=True)
+    if started.returncode != 0:
+        raise Skip(f"MPS: the daemon did not start ({(started.stderr or started.stdout).strip()[:200]})")
     try:
         yield control
     finally:
@@ -398,14 +402,13 @@ def worker_group(config: TrainConfig, sizes: Sizes, on_ready: Callable[[], None]
     for process in processes:
         process.start()
     try:
-        deadline = time.monotonic() + sizes.timeout_s
-        _collect(results, len(processes), deadline)
+        _collect(results, len(processes), time.monotonic() + sizes.timeout_s)
         on_ready()
         measured = {}
         for count in sizes.workers:
             for command in commands[:count]:
                 command.put(sizes.worker_steps)
-            starts, ends, images = zip(*_collect(results, count, deadline))
+            starts, ends, images = zip(*_collect(results, count, time.monotonic() + sizes.timeout_s))
             measured[count] = {"images_per_second": sum(images) / (max(ends) - min(starts)),
                                "images_per_second_each": [n / (end - start) for start, end, n in
                                                           zip(starts, ends, images)]}
@@ -485,6 +488,29 @@ def families(probe: Probe) -> None:
                       lambda model=model: probe.time("families", model, probe.config(model, lambda c: not c.compile)))
 
 
+NOISE = 0.05  # worker counts within 5% of the best aggregate are taken as equal: the fewest wins, then no MPS
+
+
+def choose_workers(path: Path) -> tuple[int, bool, str]:
+    """The sweep's number of processes and whether to start MPS: the probe's best aggregate images/s, where counts
+    within :data:`NOISE` of it count as equal and the fewest processes, then no MPS, win; with why."""
+    content = json.loads(Path(path).read_text())
+    group = [r for r in content["records"] if r.get("section") == "workers" and "images_per_second" in r]
+    if not group:
+        raise ValueError(f"{path} has no workers records")
+    best = max(r["images_per_second"] for r in group)
+    chosen = min((r for r in group if r["images_per_second"] >= (1 - NOISE) * best),
+                 key=lambda r: (r["workers"], bool(r.get("mps"))))
+    return chosen["workers"], bool(chosen.get("mps")), (
+        f"{chosen['label']}: {chosen['images_per_second']:.0f} images/s of {chosen['model']} "
+        f"({chosen['images_per_second'] / best:.0%} of the best), from {Path(path).name}")
+
+
+def newest_probe(folder: Path, card: str) -> Path | None:
+    paths = sorted(folder.glob(f"probe-{card_slug(card)}-[0-9]*.json"))
+    return paths[-1] if paths else None
+
+
 SECTION_FUNCTIONS = {f.__name__: f for f in (resnet18_eager, resnet18_compiled, fixed_costs, ghost_bn, workers,
                                              lenet5_wrn, families)}
 
@@ -507,7 +533,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu", action="store_true", help="every section at tiny sizes on the CPU (a smoke run)")
     parser.add_argument("--out", default="probe.json", help="the JSON, rewritten after every record")
     parser.add_argument("--sections", nargs="+", choices=list(SECTION_FUNCTIONS), default=list(SECTION_FUNCTIONS))
+    parser.add_argument("--choose", nargs="?", const="", default=None, metavar="FILE",
+                        help="print the sweep's 'WORKERS MPS' from FILE's workers section (default: the newest "
+                        "benchmarks/probe-<card>-<date>.json of this device's card) and exit")
     args = parser.parse_args(argv)
+    if args.choose is not None:
+        card = device_name(torch.device("cuda")) if torch.cuda.is_available() else "cpu"
+        path = Path(args.choose) if args.choose else newest_probe(Path(__file__).resolve().parent, card)
+        if path is None:
+            print(f"probe: no benchmarks/probe-{card_slug(card)}-<date>.json to choose from", file=sys.stderr)
+            return 3
+        workers, mps, why = choose_workers(path)
+        print(why, file=sys.stderr)
+        print(workers, int(mps))
+        return 0
     if not args.cpu and not torch.cuda.is_available():
         print("probe: CUDA is not available here; --cpu runs every section at tiny sizes on the CPU", file=sys.stderr)
         return 2

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -11,14 +13,16 @@ from cifarnb.archive import merge
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_report.sh"
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def gpu_report(tmp_path: Path, cifar_root: Path, **environment: str) -> tuple[subprocess.CompletedProcess, Path]:
+def gpu_report(tmp_path: Path, cifar_root: Path, step: str | None = None,
+               **environment: str) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path / "out"
     settings = dict(OUT=str(out), STORE=str(tmp_path / "store"), PROFILE="smoke", DEVICE="cpu", SECTIONS="model_zoo",
                     SEEDS="5", WORKERS="2", BUDGET_S="300", CIFARNB_DATA=str(cifar_root))
-    result = subprocess.run(["bash", str(SCRIPT)], env={**os.environ, **settings, **environment}, text=True,
-                            capture_output=True, timeout=600)
+    result = subprocess.run(["bash", str(SCRIPT), *([step] if step else [])],
+                            env={**os.environ, **settings, **environment}, text=True, capture_output=True, timeout=600)
     return result, out
 
 
@@ -50,3 +54,71 @@ def test_a_small_budget_starts_no_run_and_ends_cleanly(tmp_path, cifar_root):
     assert "not started, needs ~" in result.stdout and "0 computed, 0 already stored, 3 left" in result.stdout
     with tarfile.open(out / "results.tar.gz") as archive:
         assert archive.getnames() == []
+
+
+def test_the_probe_step_needs_no_data_and_returns_its_json(tmp_path):
+    result, out = gpu_report(tmp_path, tmp_path / "no-data", PROBE_ARGS="--cpu --sections lenet5_wrn", step="probe")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["gpu_report.log", "probe.json"]
+    log = (out / "gpu_report.log").read_text()
+    assert "gpu_selftest: skipped, CUDA is not available" in log and "probe exit status 0" in log
+    records = json.loads((out / "probe.json").read_text())["records"]
+    assert [r["label"] for r in records] == ["LeNet5 eager", "LeNet5, CUDA graphs",
+                                             "WideResNet28-10 eager (compute-bound reference)"]
+
+
+def test_an_unknown_step_is_one_line(tmp_path):
+    result, _ = gpu_report(tmp_path, tmp_path, step="report")
+    assert result.returncode == 2
+    assert result.stdout.strip() == "gpu_report: the step is probe or sweep (the default), not 'report'"
+
+
+def test_the_self_test_runs_again_only_when_the_fast_path_card_or_torch_changed(tmp_path):
+    import torch
+
+    from gpu_selftest import fingerprint, passed_before
+
+    for name, text in (("cifarnb/train/engine.py", "a"), ("benchmarks/gpu_selftest.py", "b"), ("README.md", "c")):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    stamp = tmp_path / "selftest-passed.json"
+    stamp.write_text(json.dumps({"fingerprint": fingerprint(tmp_path), "commit": "abc1234", "device": "NVIDIA H200",
+                                 "torch": torch.__version__, "date": "2026-12-01"}))
+    assert passed_before(stamp, "NVIDIA H200", tmp_path) == (
+        "gpu_selftest: not needed, the fast path is unchanged since it passed at commit abc1234 (NVIDIA H200, "
+        f"torch {torch.__version__}, 2026-12-01)")
+    assert passed_before(stamp, "NVIDIA H100 80GB HBM3", tmp_path) is None  # another card
+    (tmp_path / "README.md").write_text("changed")  # not the fast path
+    assert passed_before(stamp, "NVIDIA H200", tmp_path) is not None
+    (tmp_path / "cifarnb/train/engine.py").write_text("changed")
+    assert passed_before(stamp, "NVIDIA H200", tmp_path) is None
+    assert passed_before(tmp_path / "absent.json", "NVIDIA H200", tmp_path) is None
+
+
+def test_staged_parts_are_recut_into_the_fewest_that_fit_a_call(tmp_path):
+    from stage_parts import resplit
+
+    blob = os.urandom(300_000)
+    for number, start in enumerate(range(0, len(blob), 70_000), start=1):  # five parts, as the stage tool cuts
+        (tmp_path / f"part-{number}").write_bytes(blob[start:start + 70_000])
+    written = resplit(tmp_path, 110_000)
+    assert [p.name for p in written] == ["part-1", "part-2", "part-3"] and sorted(tmp_path.iterdir()) == written
+    assert all(p.stat().st_size <= 110_000 for p in written)
+    assert b"".join(p.read_bytes() for p in written) == blob  # unpack joins part-1, part-2, ... in number order
+
+
+def test_workers_and_mps_are_chosen_from_the_probe(tmp_path):
+    from probe import choose_workers
+
+    def record(workers, mps, images_per_second):
+        return {"section": "workers", "label": f"{workers} workers", "model": "resnet18", "workers": workers,
+                "mps": mps, "images_per_second": images_per_second}
+
+    path = tmp_path / "probe-nvidia-h200-2026-12-01.json"
+    rows = [record(1, False, 10_000), record(4, False, 15_000), record(8, False, 15_500), record(4, True, 21_000),
+            record(8, True, 20_500)]
+    path.write_text(json.dumps({"records": rows}))
+    assert choose_workers(path)[:2] == (4, True)  # 8 with MPS is within 5%: the fewer processes win
+    path.write_text(json.dumps({"records": rows[:3]}))
+    workers, mps, why = choose_workers(path)
+    assert (workers, mps) == (4, False) and why.startswith("4 workers: 15000 images/s of resnet18 (97% of the best)")

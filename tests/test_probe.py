@@ -46,7 +46,7 @@ def test_the_probe_runs_every_section_on_the_cpu_and_says_what_it_skipped(tmp_pa
     assert {(record["eval_batch_size"], record["tta_flip"]) for record in evaluations} == {
         (8, False), (8, True), (16, False), (16, True)}
     (checkpoint,) = [record for record in records if record["label"].startswith("checkpoint write")]
-    assert checkpoint["megabytes"] > 40  # ResNet18's weights alone are 45 MB
+    assert checkpoint["megabytes"] > 80  # ResNet18's weights are 45 MB, and SGD's momentum as much again
     families = {record["family"] for record in timed}
     assert families >= {"lenet", "alexnet", "resnet", "resnext", "geresnext", "densenet", "wideresnet", "resnet9",
                         "vgg"}
