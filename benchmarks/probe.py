@@ -149,6 +149,7 @@ class Probe:
             "peak_flops": self.peak, "peak": "dense bf16, datasheet" if self.peak else "unknown for this device",
             "sweep_execution": sweep_execution(self.device), "sections": {},
         }
+        self.header["commit_as"] = f"benchmarks/probe-{self.header['card']}-{self.header['date']}.json"
         self.records: list[dict] = []
         self.write()
 
@@ -569,7 +570,8 @@ def main(argv: list[str] | None = None) -> int:
         for record in probe.records[first:]:
             print(_summary(record), flush=True)
     errors = [record for record in probe.records if "error" in record]
-    print(f"probe: {len(probe.records)} records, {len(errors)} error(s); {args.out}")
+    print(f"probe: {len(probe.records)} records, {len(errors)} error(s); {args.out}"
+          + ("" if args.cpu else f" (commit it as {probe.header['commit_as']})"))
     return 1 if errors else 0
 
 
