@@ -17,7 +17,8 @@ returns what it measured. Sections, most important first:
    warm-up (the graph reused).
 3. ``fixed_costs``: evaluation at batch 1,000 and 5,000, with and without flip TTA; one checkpoint write.
 4. ``ghost_bn``: the FastResNet9 ladder's distinct models at batch 512 (ResNet9, + pool before BN, FastResNet9) and
-   ghost BN alone on ResNet9 with pool before BN; each record names the BatchNorm classes its model holds.
+   ghost BN alone on ResNet9 with pool before BN; where the sweep's ResNet18 normalises per DataParallel shard
+   (``bn_shards``), that against plain BN; each record names the normalisation classes its model holds.
 5. ``workers``: aggregate images/s of ResNet18 with 1, 4 and 8 worker processes, without and with MPS.
 6. ``lenet5_wrn``: LeNet5 eager against CUDA graphs (launch-bound); WideResNet28-10 (compute-bound reference).
 7. ``families``: every other model the sweep trains, so ``cifarnb sweep --estimate`` has each family's MFU.
@@ -331,7 +332,8 @@ def ghost_bn(probe: Probe) -> None:
     for label, config in probe.runs:
         if config.model in ("resnet9", "fastresnet9") and config.batch_size == 512 and not config.compile:
             chosen.setdefault((config.model, json.dumps(config.model_options, sort_keys=True)), (label, config))
-    variants = [(label.removesuffix(" (seed 0)"), config) for label, config in chosen.values()]
+    variants = [(label.removesuffix(" (seed 0)"), config.replace(batch_size=probe.sizes.batch(512)))
+                for label, config in chosen.values()]
     pooled = [config for _, config in variants
               if config.model == "resnet9" and config.model_options.get("pool_before_bn")]
     if pooled and "ghost_batch_size" in models.model_options("resnet9"):
@@ -339,9 +341,14 @@ def ghost_bn(probe: Probe) -> None:
         variants.append(("ResNet9 + pool before BN + ghost BN (32) alone", alone))
     if not variants:
         raise LookupError("the quick sweep trains no ResNet9 or FastResNet9 run at batch 512")
+    # BN per nn.DataParallel shard (the report's main.py on 4 GPUs), where the sweep's ResNet18 has it: against plain.
+    resnet18 = probe.config("resnet18", lambda c: c.batch_size == 128 and not c.compile)
+    if getattr(resnet18, "bn_shards", None):
+        variants += [(f"ResNet18, BN per DataParallel shard (bn_shards={resnet18.bn_shards})", resnet18),
+                     ("ResNet18, plain BN", resnet18.replace(bn_shards=None))]
     for label, config in variants:
         def measure(label=label, config=config):
-            record, runner = probe.time("ghost_bn", label, config.replace(batch_size=probe.sizes.batch(512)))
+            record, runner = probe.time("ghost_bn", label, config)
             record["bn_classes"] = sorted({type(m).__name__ for m in runner.parts.model.modules()
                                            if "Norm" in type(m).__name__})
             probe.write()
