@@ -93,7 +93,10 @@ def entry_config(entry: str, common: dict) -> tuple[TrainConfig, dict]:
 
 
 def baseline_config(model: str, common: dict) -> TrainConfig:
-    return recipes.report(model, **{**common, **REPORT_PIPELINE})
+    config = recipes.report(model, **{**common, **REPORT_PIPELINE})
+    # torchvision's transforms crop and flip per image; a recipe that augments per batch (the report's FastResNet9
+    # code) is compared with the per-image pipeline of the same model.
+    return config.replace(augmentation="per_image")
 
 
 

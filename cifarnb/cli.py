@@ -13,6 +13,7 @@ from typing import Any, Callable
 from . import __version__
 from .train import TrainConfig
 from .train import config as config_choices
+from .study.settings import REPORT_SCHEDULES
 from .train.config import EXECUTION_FIELDS
 
 # Every TrainConfig field's flag says what it does and which values it takes; its default is added after it.
@@ -126,6 +127,15 @@ def _optional(number: type) -> Callable[[str], Any]:
     return parse
 
 
+# The schedules' parameters that the report's code sets (settings.REPORT_SCHEDULES).
+_SCHEDULE_FIELDS = sorted({name for parameters in REPORT_SCHEDULES.values() for name in parameters})
+
+
+def _report_schedule_defaults(name: str) -> str:
+    return ", ".join(f"{schedule}: {parameters[name]}" for schedule, parameters in REPORT_SCHEDULES.items()
+                     if name in parameters)
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     hints = typing.get_type_hints(TrainConfig)
@@ -137,7 +147,13 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
             from .models import list_models
 
             help_text = "one of " + ", ".join(list_models()) + " (any letter case)"
-        help_text = (help_text + " (default: %(default)s)").strip()  # said once; the formatter adds none
+        if field.name in _SCHEDULE_FIELDS:
+            # Left unset here: the report's code's value for the chosen --scheduler fills it (_config_from).
+            help_text = (f"{help_text} (default: the report's code's for the chosen --scheduler "
+                         f"({_report_schedule_defaults(field.name)}), else {default})")
+            default = argparse.SUPPRESS
+        else:
+            help_text = (help_text + " (default: %(default)s)").strip()  # said once; the formatter adds none
         if field.name in EXECUTION_FIELDS:
             help_text += " [execution only: not part of the run's key]"
         if field.name == "model_options":
@@ -177,7 +193,12 @@ def _data_root(args: argparse.Namespace) -> str | None:
 
 
 def _config_from(args: argparse.Namespace) -> TrainConfig:
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    defaults = TrainConfig()
+    # A schedule parameter not given takes the report's code's value for the chosen schedule (main.py's Table 5
+    # rates: `cifarnb train --scheduler step --lr 0.01` halves the rate every 5 epochs), else the config's default.
+    report = REPORT_SCHEDULES.get(args.scheduler, {})
+    values = {f.name: getattr(args, f.name, report.get(f.name, getattr(defaults, f.name)))
+              for f in dataclasses.fields(TrainConfig)}
     values["data_root"] = _data_root(args)
     options = {}
     for pair in values["model_options"]:

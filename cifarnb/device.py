@@ -58,6 +58,13 @@ def software_versions() -> dict[str, str]:
     }
 
 
+def hardware() -> dict:
+    """What a run's numbers also depend on beyond its config: two runs of one key on different CPUs or thread
+    counts differ in the last bits, which can flip a plateau scheduler's decision and so a whole trajectory."""
+    return {"torch_threads": torch.get_num_threads(), "cpu": cpu_name().removeprefix("cpu: "),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
 def describe(device: torch.device) -> dict:
     """The device (the GPU's model, else the CPU's), software versions, cuDNN, CPU threads and today's date."""
     return {

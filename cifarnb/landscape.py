@@ -1,29 +1,34 @@
 """Optimisation-landscape measurements for VGG-A with and without BatchNorm (report section 2.2).
 
-Two ways of asking "how smooth is the landscape the optimiser walks on?" live here.
+Three ways of asking "how smooth is the landscape the optimiser walks on?" live here. All train with plain SGD
+(no momentum, weight decay, lr decay or dropout; cross-entropy). Steps are numbered ``t = 0, 1, ...`` across
+epochs; ``g(t)`` is the minibatch gradient at ``w(t)`` on minibatch ``B_t`` and ``w(t+1) = w(t) - lr * g(t)``.
 
-**The report's method** (report 2.2.1-2.2.3, :func:`run_report_method`). Train with plain SGD (no momentum,
-weight decay, lr decay or dropout; cross-entropy) once per learning rate in
-``(0.05, 0.075, 0.1, 0.125, 0.15)`` and record these quantities along the trajectory. Steps are numbered
-``t = 0, 1, ...`` across epochs; ``g(t)`` is the minibatch gradient at ``w(t)`` on minibatch ``B_t`` and the
-update is ``w(t+1) = w(t) - lr * g(t)``. The run is cut into windows of ``gap`` steps
-(``[k*gap, (k+1)*gap)``); a trailing partial window is dropped. For window ``k`` with last step
-``s = (k+1)*gap - 1`` the row's ``step`` is ``s`` and
+**The report's method, as its code measures it** (``VGG_BatchNorm/VGG_Loss_Landscape.py``,
+:func:`run_report_method`). One run per learning rate, the rates trained one after another from one seed (each
+rate its own initialisation and batch order, drawn in sequence, as the code's loop draws them). Every ``gap``
+steps (``s = gap - 1, 2 gap - 1, ...``) the last linear layer's weight ``W`` and its gradient ``G`` (the one the
+step at ``s`` used) are sampled after the step, and the row's ``step`` is ``s``:
 
-* ``loss``: the *mean* training loss over the ``gap`` steps of the window ("每 30 个 step 计算其损失的均值");
-* ``grad_distance``: ``||g(s) - g(s-1)||_2`` over all trainable parameters, sampled once per window;
-* ``beta``: ``||g(s) - g(s-1)|| / ||w(s) - w(s-1)|| = ||g(s) - g(s-1)|| / (lr * ||g(s-1)||)`` (report eq. 6;
-  with plain SGD the weight change is exactly ``lr * g(s-1)``);
-* ``grad_distance_last_layer`` and ``beta_last_layer``: the same two on the last linear layer's weight alone,
-  with ``+ 1e-3`` in beta's denominator, as the course's VGG_BatchNorm template (which the report follows)
-  records them. Which of the two scopes the report's figures show is a question of scale; both are kept.
+* ``loss``: the mean training loss over the window's ``gap`` steps ("每 30 个 step 计算其损失的均值");
+* ``grad_distance``: ``||G(s) - G(s - gap)||_2``, between consecutive samples (from the second sample on);
+* ``beta``: ``||G(s) - G(s - gap)|| / (||W(s) - W(s - gap)|| + 1e-3)``.
 
-Data and initialisation as the template has them (``LandscapeConfig.augment=False``, ``normalization="half"``,
-``init="xavier_normal"``): no augmentation, pixels mapped to [-1, 1], Xavier-normal weights.
+The code draws the loss and gradient-distance figures as min/max bands across learning rates and the β figure
+as the maximum across them (:func:`min_max_band`).
 
-The band for a model at a step is the min/max of a quantity across learning rates (:func:`min_max_band`). Note
-that ``g(s)`` and ``g(s-1)`` come from *different* minibatches, so ``grad_distance`` and ``beta`` include
-minibatch noise as well as curvature; this is the report's definition, not the paper's.
+**One-step differences** (the earlier reading of the report's text, :func:`run_one_step_method`): the same
+windows and losses, with ``grad_distance = ||g(s) - g(s-1)||`` over all trainable parameters, ``beta`` that
+over the weight change ``lr * ||g(s-1)||`` (report eq. 6), and the same two on the last layer alone
+(``grad_distance_last_layer``, ``beta_last_layer``, with ``+ 1e-3``); one run per learning rate from the same
+initial weights and batch order, so a band reflects the learning rate alone.
+
+Both compare gradients from *different* minibatches, so ``grad_distance`` and ``beta`` include minibatch noise as
+well as curvature; that is the report's definition, not the paper's.
+
+Data and initialisation as the course template has them (``LandscapeConfig.augment=False``,
+``normalization="half"``, ``init="xavier_normal"``, ``bias="template"``): no augmentation, pixels mapped to
+[-1, 1], Xavier-normal weights, the template's biases.
 
 **The paper's method** (Santurkar et al. 2018, Fig. 4 and Appendix A, :func:`run_paper_method`). One run at
 lr 0.1; at a probed step the gradient ``g`` at ``w`` on the step's minibatch is followed to ``w - eta*g`` for
@@ -78,17 +83,20 @@ LOSS = "loss"
 GRAD_DISTANCE = "grad_distance"
 BETA = "beta"
 TRAIN_LOSS = "train_loss"
-# The same two measures on the last linear layer's weight alone, as the course's VGG_BatchNorm template records
-# them (``classifier[-1].weight``; beta with +1e-3 in the denominator): the report's figures 31-32 most likely.
+# One-step differences on the last linear layer's weight alone (beta with +1e-3 in the denominator, as the code).
 GRAD_DISTANCE_LAST = "grad_distance_last_layer"
 BETA_LAST = "beta_last_layer"
 TEMPLATE_BETA_EPSILON = 1e-3
-REPORT_QUANTITIES = (LOSS, GRAD_DISTANCE, BETA, GRAD_DISTANCE_LAST, BETA_LAST)
+REPORT_QUANTITIES = (LOSS, GRAD_DISTANCE, BETA)  # the report's code's, on the last layer, every gap steps
+ONE_STEP_QUANTITIES = (LOSS, GRAD_DISTANCE, BETA, GRAD_DISTANCE_LAST, BETA_LAST)
 
 REPORT_COLUMNS = ("model", "lr", "step", "quantity", "value")
 PAPER_COLUMNS = ("model", "lr", "step", "quantity", "eta", "value")
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+KEY_NEUTRAL_DEFAULTS = {"bias": "all"}  # LandscapeConfig fields added after tables were stored
 
 
 @dataclass(frozen=True)
@@ -112,12 +120,16 @@ class LandscapeConfig:
     augment: bool = True
     normalization: str = "cifar10"
     init: str = "default"
+    bias: str = "all"  # VGG-A's biases: "all", or "template" (the course template's vgg.py)
 
     def key(self) -> dict:
         """What the measurements depend on: every field, with the execution fields at their defaults (so a table
         made on a GPU from one data folder is found again on a CPU from another; tables stored before these
-        fields were execution-only kept exactly these values)."""
-        return dataclasses.asdict(dataclasses.replace(self, device="auto", data_root=None))
+        fields were execution-only kept exactly these values), and without a field added later while it holds
+        the value every earlier table had (so their keys stay)."""
+        values = dataclasses.asdict(dataclasses.replace(self, device="auto", data_root=None))
+        return {name: value for name, value in values.items()
+                if not (name in KEY_NEUTRAL_DEFAULTS and value == KEY_NEUTRAL_DEFAULTS[name])}
 
     def __post_init__(self) -> None:
         if self.gap < 1:
@@ -156,18 +168,29 @@ def _epoch_batches(loader: TensorLoader, epochs: int) -> Iterator[tuple[Tensor, 
         yield from loader.batches(epoch)
 
 
-def _setup(config: LandscapeConfig, model_name: str, data: CIFAR10 | None):
-    """The model (seeded) and training batches for one run."""
-    device = resolve_device(config.device)
+def _data(config: LandscapeConfig, data: CIFAR10 | None) -> CIFAR10:
     if data is None:
-        data = load_cifar10(config.data_root, n_train=config.n_train, seed=config.subset_seed)
-    elif config.n_train is not None and len(data.y_train) != config.n_train:
-        data = data.subset(config.n_train, None, config.subset_seed)
-    torch.manual_seed(config.seed)  # identical initial weights for every learning rate
-    model = models.build(model_name, init=config.init).to(device).train()
-    loader = TensorLoader(data.x_train, data.y_train, config.batch_size, train=True, device=device, seed=config.seed,
+        return load_cifar10(config.data_root, n_train=config.n_train, seed=config.subset_seed)
+    if config.n_train is not None and len(data.y_train) != config.n_train:
+        return data.subset(config.n_train, None, config.subset_seed)
+    return data
+
+
+def _run(config: LandscapeConfig, model_name: str, data: CIFAR10, batch_seed: int):
+    """A model built from the RNG as it stands (its initialisation) and its training batches, shuffled by
+    ``batch_seed``, for one run."""
+    device = resolve_device(config.device)
+    model = models.build(model_name, init=config.init, bias=config.bias).to(device).train()
+    loader = TensorLoader(data.x_train, data.y_train, config.batch_size, train=True, device=device, seed=batch_seed,
                           augment=config.augment, normalization=config.normalization)
     return model, _epoch_batches(loader, config.epochs)
+
+
+def _setup(config: LandscapeConfig, model_name: str, data: CIFAR10 | None):
+    """The model (seeded by ``config.seed``) and training batches for one run."""
+    data = _data(config, data)
+    torch.manual_seed(config.seed)  # identical initial weights for every learning rate
+    return _run(config, model_name, data, config.seed)
 
 
 def _tidy(rows: list[tuple], values: list[Tensor], columns: Sequence[str]) -> pd.DataFrame:
@@ -183,13 +206,77 @@ def _label(frame: pd.DataFrame, model_name: str, lr: float) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The report's method
+# The report's method, as its code measures it
 
 
 def measure_report_quantities(
     model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], lr: float, gap: int
 ) -> pd.DataFrame:
-    """Train ``model`` with plain SGD over ``batches``; columns ``step, quantity, value`` (see module docstring).
+    """Train ``model`` with plain SGD over ``batches``, sampling the last linear layer every ``gap`` steps as
+    VGG_Loss_Landscape.py does; columns ``step, quantity, value`` (see the module docstring)."""
+    parameters = _trainable(model)
+    weight = last_linear(model).weight  # the template's classifier[-1].weight
+    device = parameters[0].device
+    optimizer = _sgd(parameters, lr, device)
+    rows: list[tuple] = []
+    values: list[Tensor] = []
+    window_loss = torch.zeros((), device=device)
+    previous: tuple[Tensor, Tensor] | None = None  # the last sample's (gradient, weight)
+    for step, (inputs, targets) in enumerate(batches):
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        window_loss += loss.detach()
+        if (step + 1) % gap == 0:
+            # After the step, as the code samples: the gradient the step used, the weight it made.
+            sample = (weight.grad.detach().clone(), weight.detach().clone())
+            rows.append((step, LOSS))
+            values.append(window_loss / gap)
+            if previous is not None:
+                distance = torch.linalg.vector_norm(sample[0] - previous[0])
+                moved = torch.linalg.vector_norm(sample[1] - previous[1])
+                rows += [(step, GRAD_DISTANCE), (step, BETA)]
+                values += [distance, distance / (moved + TEMPLATE_BETA_EPSILON)]
+            previous = sample
+            window_loss = torch.zeros((), device=device)
+    return _tidy(rows, values, ("step", "quantity", "value"))
+
+
+def last_linear(model: nn.Module) -> nn.Linear:
+    """The model's last ``nn.Linear`` (VGG-A's ``classifier.fc3``, the template's ``classifier[-1]``)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear layer to measure")
+    return linears[-1]
+
+
+def run_report_method(config: LandscapeConfig, model_name: str, data: CIFAR10 | None = None) -> pd.DataFrame:
+    """The report's method for one model: every learning rate of ``config``, trained one after another from one
+    seed (``config.seed``, set once): each run's initial weights, and the seed of its batch order, are the next
+    draws of the RNG, as the code's loop over its rates draws them. Columns :data:`REPORT_COLUMNS`.
+
+    ``data`` saves re-reading CIFAR-10; it is subset to ``config.n_train``.
+    """
+    data = _data(config, data)
+    torch.manual_seed(config.seed)
+    frames = []
+    for lr in config.learning_rates:
+        batch_seed = int(torch.randint(2**31 - 1, ()))
+        model, batches = _run(config, model_name, data, batch_seed)
+        frames.append(_label(measure_report_quantities(model, batches, lr, config.gap), model_name, lr))
+    return pd.concat(frames, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One-step differences (the earlier reading)
+
+
+def measure_one_step_quantities(
+    model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], lr: float, gap: int
+) -> pd.DataFrame:
+    """Train ``model`` with plain SGD over ``batches``; columns ``step, quantity, value``: every ``gap`` steps the
+    window's mean loss and the one-step gradient differences (see the module docstring).
 
     ``grad_distance`` and ``beta`` are missing for a window whose last step is step 0 (gap 1), which has no
     predecessor.
@@ -227,24 +314,13 @@ def measure_report_quantities(
     return _tidy(rows, values, ("step", "quantity", "value"))
 
 
-def last_linear(model: nn.Module) -> nn.Linear:
-    """The model's last ``nn.Linear`` (VGG-A's ``classifier.fc3``, the template's ``classifier[-1]``)."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError(f"{type(model).__name__} has no nn.Linear layer to measure")
-    return linears[-1]
-
-
-def run_report_method(
+def run_one_step_method(
     config: LandscapeConfig, model_name: str, lr: float, data: CIFAR10 | None = None
 ) -> pd.DataFrame:
-    """One (model, lr) unit of the report's method; columns :data:`REPORT_COLUMNS`.
-
-    ``data`` saves re-reading CIFAR-10 when running several units; it is subset to ``config.n_train``.
-    """
+    """One (model, lr) run of the one-step differences, from ``config.seed`` (the same initial weights and batch
+    order for every lr); columns :data:`REPORT_COLUMNS`. ``data`` is subset to ``config.n_train``."""
     model, batches = _setup(config, model_name, data)
-    return _label(measure_report_quantities(model, batches, lr, config.gap), model_name, lr)
-
+    return _label(measure_one_step_quantities(model, batches, lr, config.gap), model_name, lr)
 
 
 def min_max_band(frame: pd.DataFrame) -> pd.DataFrame:

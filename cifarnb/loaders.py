@@ -22,6 +22,12 @@ from .data import NORMALIZATIONS
 
 LOADERS = ("tensor", "torchvision")
 CROP_PADDING = 4
+# How training batches are augmented (with augment=True):
+#   per_image  each image its own random crop (zero padding 4, torchvision's RandomCrop) and a coin-flip mirror;
+#   per_batch  the report's FastResNet9 code (utils.random_crop, main_fastresnet9.train): reflect padding 4, one
+#              crop offset per batch, drawn from 0-7 as its randint(8) draws it, and the first half of each
+#              epoch's shuffled images mirrored.
+AUGMENTATIONS = ("per_image", "per_batch")
 
 
 def epoch_generator(seed: int, epoch: int, device: str | torch.device = "cpu") -> torch.Generator:
@@ -40,11 +46,16 @@ class _Loader:
 
     def __init__(self, rows: int, batch_size: int, *, train: bool, device: str | torch.device = "cpu",
                  seed: int = 0, drop_last: bool = False, dtype: torch.dtype = torch.float32,
-                 channels_last: bool = False, augment: bool = True, normalization: str = "cifar10"):
+                 channels_last: bool = False, augment: bool = True, normalization: str = "cifar10",
+                 augmentation: str = "per_image"):
+        if augmentation not in AUGMENTATIONS:
+            raise ValueError(f"augmentation={augmentation!r} is not one of {', '.join(AUGMENTATIONS)}")
         self.rows, self.device = rows, torch.device(device)
-        self.batch_size, self.train, self.seed, self.drop_last = batch_size, train, seed, drop_last
+        self.batch_size, self.train, self.seed = batch_size, train, seed
+        self.drop_last = train and drop_last  # every test image is evaluated
         self.dtype, self.channels_last = dtype, channels_last
         self.augment = train and augment  # test batches are never augmented
+        self.augmentation = augmentation
         self.mean, self.std = NORMALIZATIONS[normalization]
 
     def __len__(self) -> int:
@@ -60,10 +71,12 @@ class TensorLoader(_Loader):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, **options):
         super().__init__(len(labels), batch_size, **options)
-        # One upload for the whole run; zero padding matches torchvision's RandomCrop(padding=4) on raw pixels.
+        # One upload for the whole run, padded once: zeros match torchvision's RandomCrop(padding=4) on raw
+        # pixels; the report's FastResNet9 code pads by reflection.
         self.images = images.to(self.device)
         if self.augment:
-            self.images = torch.nn.functional.pad(self.images, [CROP_PADDING] * 4)
+            mode = "reflect" if self.augmentation == "per_batch" else "constant"
+            self.images = torch.nn.functional.pad(self.images, [CROP_PADDING] * 4, mode=mode)
         self.labels = labels.to(self.device)
         # Per-channel statistics on raw 0-255 pixels, shaped to broadcast over a batch.
         self.mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1) * 255
@@ -76,12 +89,27 @@ class TensorLoader(_Loader):
             order = torch.randperm(rows, generator=generator, device=self.device)
         else:
             generator, order = None, torch.arange(rows, device=self.device)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        if self.augment and self.augmentation == "per_batch":
+            # One crop offset per batch, 0-7 (the report's code draws randint(8), never 8): drawn for the whole
+            # epoch at once, so reading them costs one host synchronisation an epoch, not one a step.
+            offsets = torch.randint(0, 2 * CROP_PADDING, (len(self), 2), generator=generator,
+                                    device=self.device).tolist()
+        for number, start in enumerate(range(0, len(self) * self.batch_size, self.batch_size)):
             index = order[start : start + self.batch_size]
             images = self.images[index]
-            if self.augment:
+            if self.augment and self.augmentation == "per_batch":
+                images = self._crop_and_half_flip(images, start, *offsets[number])
+            elif self.augment:
                 images = self._random_crop_and_flip(images, generator)
             yield self._normalise(images), self.labels[index]
+
+    def _crop_and_half_flip(self, padded: torch.Tensor, start: int, dy: int, dx: int) -> torch.Tensor:
+        """The report's FastResNet9 augmentation of the batch at ``start`` of the epoch's order: its one crop,
+        and a mirror for the images in the first half of the epoch's shuffled order."""
+        size = padded.shape[-1] - 2 * CROP_PADDING
+        crops = padded[:, :, dy:dy + size, dx:dx + size]
+        flip = (start + torch.arange(len(crops), device=self.device)) < self.rows // 2
+        return torch.where(flip[:, None, None, None], crops.flip(-1), crops)
 
     def _random_crop_and_flip(self, padded: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         count, size = len(padded), padded.shape[-1] - 2 * CROP_PADDING
@@ -125,6 +153,9 @@ class TorchvisionLoader(_Loader):
         import torchvision.transforms as T
 
         super().__init__(len(labels), batch_size, **options)
+        if self.augment and self.augmentation != "per_image":
+            raise ValueError(f"loader='torchvision' augments per image; augmentation={self.augmentation!r} needs "
+                             "loader='tensor'")
         steps = [T.RandomCrop(32, padding=CROP_PADDING), T.RandomHorizontalFlip()] if self.augment else []
         transform = T.Compose([*steps, T.ToTensor(), T.Normalize(self.mean, self.std)])
         self.dataset = _PILDataset(images, labels, transform)

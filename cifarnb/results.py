@@ -38,7 +38,8 @@ except ImportError:  # Windows
 
 from .atomic import atomic_write
 from .data import CIFAR10, is_official, resolve_root
-from .device import software_versions
+from .device import hardware, software_versions
+from .models import count_parameters
 from .train import TrainConfig, fit
 
 RUN_FILE = "run.json"
@@ -298,6 +299,8 @@ class ResultStore:
             # Whether the test set is the official one: then its 10,000-image accuracy is the one to compare.
             "data_official": is_official(resolve_root(config.data_root)),
             "execution": {k: getattr(config, k) for k in ("device", "loader", "precision", "channels_last", "compile")},
+            **hardware(),
+            "trainable_parameters": count_parameters(result.model, trainable_only=True),
         }
         run = Run(
             config=config,

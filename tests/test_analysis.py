@@ -137,14 +137,17 @@ def ladder(exact_by_step: dict[str, list[float]], seconds: float = 2.0, **config
 STEPS = ("ResNet9", "+ pool before BN", "+ flip TTA (= FastResNet9)")
 
 
-def test_resnet9_results_take_the_ladders_first_and_last_steps():
-    report = ladder(dict(zip(STEPS, ([80.0], [85.0], [90.0]))))
-    plain = ladder(dict(zip(STEPS, ([70.0], [75.0], [78.0]))))
-    resnet18 = [timed([60.0])]
-    rows = fastresnet9.resnet9_results({"report": report, "plain": plain}, resnet18)
+def test_tables_8_9_take_the_ladders_first_and_last_steps():
+    from cifarnb.study import profiles
+
+    quick = profiles.get("quick")
+    rows = fastresnet9.tables_8_9_configs(quick)
+    report, plain = fastresnet9.trick_ladder(quick, "report"), fastresnet9.trick_ladder(quick, "plain")
     assert list(rows) == ["ResNet9", "FastResNet9", fastresnet9.PLAIN_FASTRESNET9, "ResNet18"]
-    assert rows["ResNet9"] is plain["ResNet9"] and rows["FastResNet9"] is report[STEPS[-1]]
-    assert rows[fastresnet9.PLAIN_FASTRESNET9] is plain[STEPS[-1]] and rows["ResNet18"] is resnet18
+    assert rows["ResNet9"] == plain["ResNet9"] and rows["FastResNet9"] == report["+ flip TTA (= FastResNet9)"]
+    assert rows[fastresnet9.PLAIN_FASTRESNET9] == plain["+ flip TTA (= FastResNet9)"]
+    assert rows["ResNet18"].bn_shards == 4 and fastresnet9.tables_8_9_configs(quick, earlier=True)[
+        "ResNet18"].bn_shards is None
 
 
 def test_claims_come_out_true_false_and_untestable():
@@ -183,7 +186,14 @@ def test_resnet9_table_reads_both_epochs_and_marks_comparability():
 
     results = {"FastResNet9": [timed([90.0] * 9 + [94.0], seconds=3.0)],
                fastresnet9.PLAIN_FASTRESNET9: [timed([80.0] * 10, seconds=5.0)]}
-    table = fastresnet9.resnet9_table(results, reference.resnet9().set_index("label"), early_epoch=5, final_epoch=10)
+    configs = {label: runs[0].config for label, runs in results.items()}
+    configs["ResNet9"] = TrainConfig(model="resnet9")  # a row the store holds no run of
+    table = fastresnet9.resnet9_table(results, configs, reference.resnet9().set_index("label"), early_epoch=5,
+                                      final_epoch=10)
+    missing = table.loc["ResNet9"]
+    assert missing["seeds"] == 0 and missing["ours: s/epoch"] == reading.NOT_RUN
+    assert missing[f"{reading.COMPARABLE_HEADING}, epoch 10"] == "no: no runs"
+    assert missing["ours: params (M)"] == pytest.approx(6.57, abs=0.01)
     fast = table.loc["FastResNet9"]
     assert fast["report: test acc, epoch 10 (%)"] == 94.03 and fast["report: test acc, epoch 200 (%)"] == 95.77
     assert fast["ours: test acc, exact rows 0-999, epoch 5 (%)"].startswith("90.00")

@@ -67,7 +67,7 @@ def test_zoo_table_marks_untrained_and_incomparable_rows():
     assert list(table.index) == ["LeNet5", "ResNet18"]
     resnet = table.loc["ResNet18"]
     assert resnet["report acc @25 (%)"] == 85.84 and resnet["report acc @200 (%)"] == 95.29
-    assert resnet["ours exact rows 0-999 @25 (%)"].startswith("82.00 ± 2.83 (SE ")
+    assert resnet["ours exact rows 0-999 @25 (%)"].startswith("82.00 ± 2.83 sd (SE ")
     assert resnet["ours all 10,000 (JPEG-affected) @25 = final (%)"] == "79.00 ± 2.83"
     assert "ours all 10,000 (JPEG-affected) @25 (%)" not in table.columns  # early and final are one epoch here
     assert resnet["ours s/epoch"] == "6.00 ± 1.41"
@@ -257,9 +257,12 @@ def test_plateau_reading_table_puts_both_readings_beside_the_report():
 
 
 def test_runs_matching_counts_single_runs_where_a_split_mean_matches():
-    # seeds split between a dropped and a kept learning rate: the mean of 49, 58 and 50 (52.3 ± 4.9) lies within
-    # its wide error of 59.87, but only the run at 58 matches the report's single run on its own
+    # seeds split between a dropped and a kept learning rate: the mean of 49, 58 and 50 (52.3 ± 4.9) has a standard
+    # error of 3.3 (the rows' sampling error and 4.9 / √3), so 59.87 lies beyond 2 SE; the run at 58 matches the
+    # report's single run on its own (a single run's error is its sampling error)
     split = [flat("lenet5", acc, 25, seed=seed) for seed, acc in enumerate((49.0, 58.0, 50.0))]
-    assert reading.agreement_verdict(reading.reading(split), 59.87).startswith("matches")
+    mean = reading.reading(split)
+    assert mean.error == pytest.approx(math.hypot(reading.sampling_error(52.33, 1000), 4.93 / math.sqrt(3)), abs=0.01)
+    assert reading.agreement_verdict(mean, 59.87).startswith("below it")
     assert reading.runs_matching(split, 59.87) == "1 of 3"
     assert reading.runs_matching(split, 59.87, epoch=1) == "1 of 3"

@@ -110,14 +110,14 @@ def test_probe_restores_rng_drawn_by_dropout():
     assert torch.equal(rng_before, torch.get_rng_state())
 
 
-def test_report_method_averages_windows_and_samples_gradient_changes():
+def test_one_step_method_averages_windows_and_samples_gradient_changes():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
     reference = copy.deepcopy(model)
     batches = [(torch.randn(8, 4), torch.randint(0, 3, (8,))) for _ in range(7)]
     lr, gap = 0.1, 3
 
-    frame = landscape.measure_report_quantities(model, batches, lr, gap)
+    frame = landscape.measure_one_step_quantities(model, batches, lr, gap)
 
     optimizer = torch.optim.SGD(reference.parameters(), lr=lr)
     losses, gradients, last_gradients, last_weights = [], [], [], []
@@ -138,11 +138,60 @@ def test_report_method_averages_windows_and_samples_gradient_changes():
         assert table[(last, "grad_distance")] == pytest.approx(distance, rel=1e-5)
         beta = distance / (lr * torch.linalg.norm(gradients[last - 1]).item())
         assert table[(last, "beta")] == pytest.approx(beta, rel=1e-5)
-        # The template's: the last linear layer's weight alone, beta = ||dg|| / (||dw|| + 1e-3).
+        # The last linear layer's weight alone, beta = ||dg|| / (||dw|| + 1e-3).
         last_distance = torch.linalg.norm(last_gradients[last] - last_gradients[last - 1]).item()
         moved = torch.linalg.norm(last_weights[last] - last_weights[last - 1]).item()
         assert table[(last, "grad_distance_last_layer")] == pytest.approx(last_distance, rel=1e-5)
         assert table[(last, "beta_last_layer")] == pytest.approx(last_distance / (moved + 1e-3), rel=1e-5)
+
+
+def test_report_method_samples_the_last_layer_every_gap_steps_as_its_code_does():
+    """VGG_Loss_Landscape.py: after each step, every gap-th iteration, keep classifier[-1]'s gradient and weight;
+    distance and beta between consecutive samples (beta = ||dG|| / (||dW|| + 1e-3)), loss = the window's mean."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    reference = copy.deepcopy(model)
+    batches = [(torch.randn(8, 4), torch.randint(0, 3, (8,))) for _ in range(10)]
+    lr, gap = 0.1, 3
+
+    frame = landscape.measure_report_quantities(model, batches, lr, gap)
+
+    # The code's loop, written out.
+    optimizer = torch.optim.SGD(reference.parameters(), lr=lr)
+    loss_sum, losses, distances, betas = 0.0, [], [], []
+    past_grad = past_weight = None
+    for iteration, (inputs, targets) in enumerate(batches, start=1):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(reference(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item()
+        if iteration % gap == 0:
+            grad_now, weight_now = reference[2].weight.grad.clone(), reference[2].weight.detach().clone()
+            if past_grad is not None:
+                distance = torch.dist(grad_now, past_grad).item()
+                distances.append(distance)
+                betas.append(distance / (torch.dist(weight_now, past_weight).item() + 1e-3))
+            past_grad, past_weight = grad_now, weight_now
+            losses.append(loss_sum / gap)
+            loss_sum = 0.0
+    rows = lambda quantity: frame.loc[frame["quantity"] == quantity].sort_values("step")  # noqa: E731
+    assert rows("loss")["step"].tolist() == [2, 5, 8] and rows("grad_distance")["step"].tolist() == [5, 8]
+    assert rows("loss")["value"].tolist() == pytest.approx(losses, rel=1e-6)
+    assert rows("grad_distance")["value"].tolist() == pytest.approx(distances, rel=1e-5)
+    assert rows("beta")["value"].tolist() == pytest.approx(betas, rel=1e-5)
+    assert set(frame["quantity"]) == set(landscape.REPORT_QUANTITIES)
+
+
+def test_report_method_trains_the_rates_in_sequence_from_one_seed(tiny_cifar):
+    """Each rate its own initialisation (the next draws of one seeded RNG), and the same table every time."""
+    config = landscape.LandscapeConfig(learning_rates=(0.05, 0.05), epochs=1, batch_size=TINY_BATCH, gap=2,
+                                       device="cpu", n_train=TINY_TRAIN, seed=2023)
+    first = landscape.run_report_method(config, "vgg_a_bn", tiny_cifar)
+    again = landscape.run_report_method(config, "vgg_a_bn", tiny_cifar)
+    assert first.equals(again)
+    halves = [part["value"].tolist() for _, part in first.groupby(first.index // (len(first) // 2))]
+    assert halves[0] != halves[1]  # same rate twice, different initial weights and batch order
 
 
 def test_probing_every_step_keeps_the_trajectory_bit_for_bit(tiny_cifar):
@@ -181,12 +230,12 @@ def report_frame(tiny_cifar):
     config = landscape.LandscapeConfig(
         learning_rates=(0.05, 0.1), epochs=2, batch_size=TINY_BATCH, gap=2, device="cpu", n_train=TINY_TRAIN
     )
-    # Every model at every learning rate, as the report's table sweeps them.
-    return pd.concat([landscape.run_report_method(config, name, lr, tiny_cifar)
+    # Every model at every learning rate, as the one-step table sweeps them.
+    return pd.concat([landscape.run_one_step_method(config, name, lr, tiny_cifar)
                       for name in config.models for lr in config.learning_rates], ignore_index=True)
 
 
-def test_report_sweep_table_shape_and_band(report_frame):
+def test_one_step_sweep_table_shape_and_band(report_frame):
     assert list(report_frame.columns) == list(landscape.REPORT_COLUMNS)
     assert not report_frame["value"].isna().any()
     steps_per_run = 2 * TINY_TRAIN // TINY_BATCH
@@ -244,6 +293,11 @@ def test_band_figure_draws_one_panel_per_quantity_with_the_plateau_and_log_scale
     (ax,) = one.axes
     assert ax.get_title() == "loss" and ax.get_yscale() == "linear"
     assert any(list(line.get_ydata()) == [math.log(10)] * 2 for line in ax.get_lines())  # the ln 10 line
+    # The report's code draws its beta figure as the maximum over learning rates: one line per model, no band.
+    (ax,) = band_figure(report_frame, "beta", [(landscape.BETA, None)], envelope="max").axes
+    band = landscape.min_max_band(report_frame[report_frame["quantity"] == landscape.BETA])
+    assert not ax.collections and len(ax.get_lines()) == 2
+    assert list(ax.get_lines()[0].get_ydata()) == band[band["model"] == "vgg_a"].sort_values("step")["max"].tolist()
     plt.close("all")
 
 
@@ -260,11 +314,11 @@ def test_landscape_tables_are_cached_per_unit_whatever_the_device(cifar_root, tm
     config = landscape.LandscapeConfig(models=("vgg_a_bn",), learning_rates=(0.1,), epochs=1, batch_size=16, gap=2,
                                        n_train=32, data_root=str(cifar_root))
     lines = []
-    first = landscape_tables(store, config, "report", log=lines.append)
+    first = landscape_tables(store, config, "one_step", log=lines.append)
     again = landscape_tables(store, config.__class__(**{**config.__dict__, "device": "cpu", "data_root": None}),
-                             "report", log=lines.append)
+                             "one_step", log=lines.append)
     assert "computed" in lines[0] and "stored" in lines[1]
-    assert first.equals(again) and set(first.quantity) == set(landscape.REPORT_QUANTITIES)
+    assert first.equals(again) and set(first.quantity) == set(landscape.ONE_STEP_QUANTITIES)
     wider = landscape_tables(store, config.__class__(**{**config.__dict__, "learning_rates": (0.1, 0.05)}),
-                             "report", log=lines.append)
+                             "one_step", log=lines.append)
     assert "stored" in lines[2] and "computed" in lines[3] and set(wider.lr) == {0.1, 0.05}

@@ -21,17 +21,21 @@ def test_full_profile_is_exactly_the_report():
     assert (zoo.epochs, zoo.lr, zoo.plateau_factor, zoo.plateau_patience, zoo.plateau_cooldown, zoo.min_lr) == (
         200, 0.1, 0.5, 5, 5, 1e-6)
     assert set(full.zoo_models) == set(reference.model_zoo().model)
-    assert zoo.model_options == {"dropout": 0.3}  # WRN's CIFAR dropout (report Fig 12d)
+    assert zoo.model_options == {"dropout": 0.5}  # models/wideresnet.py: nn.Dropout()
+    assert zoo.bn_shards == 4 and model_zoo.zoo_config(full, "lenet5").bn_shards is None  # DataParallel, BN only
+    assert baseline.bn_shards == 4
     plain = fastresnet9.trick_ladder(full, "plain")
     assert plain["ResNet9"].lr == 0.01 and plain["ResNet9"].epochs == 200
     assert fastresnet9.resnet9_configs(full)["ResNet9"] == plain["ResNet9"]  # report 1.4.1 trains ResNet9 plainly
     vgg = batchnorm.vgg_configs(full)["VGG-A"]
-    # The course template's pipeline and initialisation.
-    assert (vgg.epochs, vgg.augment, vgg.normalization, vgg.model_options) == (20, False, "half",
-                                                                                {"init": "xavier_normal"})
+    # The course template's pipeline, biases and initialisation; VGG_acc.py's evaluations every 100 steps.
+    assert (vgg.epochs, vgg.augment, vgg.normalization, vgg.model_options) == (
+        20, False, "half", {"init": "xavier_normal", "bias": "template"})
+    assert vgg.eval_every_steps == 100 and vgg.bn_shards is None  # VGG_acc.py runs on one GPU
     landscape = batchnorm.landscape_config(full)
-    assert landscape.learning_rates == (0.05, 0.075, 0.1, 0.125, 0.15)
-    assert (landscape.augment, landscape.normalization, landscape.init) == (False, "half", "xavier_normal")
+    assert landscape.learning_rates == (0.05, 0.075, 0.1, 0.125, 0.15) and landscape.seed == 2023
+    assert (landscape.augment, landscape.normalization, landscape.init, landscape.bias) == (
+        False, "half", "xavier_normal", "template")
 
 
 def test_the_augmented_vgg_variant_keeps_the_earlier_keys():
@@ -53,21 +57,41 @@ def test_ablation_groups_vary_one_field_and_share_the_baseline():
 
 
 @pytest.mark.parametrize("recipe", fastresnet9.LADDER_RECIPES)
-def test_trick_ladder_adds_one_trick_per_step(recipe):
+def test_trick_ladder_adds_one_change_per_step(recipe):
     ladder = list(fastresnet9.trick_ladder(profiles.get("quick"), recipe).values())
-    scale = {"logit_scale": 0.125} if recipe == "report" else {}
-    assert ladder[0].model == "resnet9" and ladder[0].model_options == scale
-    assert ladder[1].model_options == {**scale, "pool_before_bn": True}
-    assert ladder[2].label_smoothing == 0.2 and ladder[1].label_smoothing == 0
-    assert ladder[3].model == "fastresnet9" and not ladder[3].tta_flip and ladder[4].tta_flip
+    code_model = {"linear_bias": False, "stem": "whitening", "frozen_bn_scale": True, "logit_scale": 0.125}
+    assert ladder[0].model == "resnet9" and ladder[0].model_options == {"linear_bias": False}
+    assert ladder[1].model_options == code_model
+    assert ladder[2].model_options == {**code_model, "pool_before_bn": True}
+    assert ladder[3].label_smoothing == 0.2 and ladder[2].label_smoothing == 0
+    assert ladder[4].model == "fastresnet9" and ladder[4].model_options == code_model
+    assert not ladder[4].tta_flip and ladder[5].tta_flip
     # Everything else is the recipe, the same on every step.
-    training = {"batch_size", "lr", "scheduler", "ema_decay", "nesterov", "epochs"}
+    training = {"batch_size", "lr", "scheduler", "ema_decay", "nesterov", "epochs", "optimizer", "augmentation"}
     assert len({tuple(getattr(c, f) for f in sorted(training)) for c in ladder}) == 1
     if recipe == "report":
-        assert ladder[4] == recipes.report("fastresnet9", epochs=10, n_train=None, n_test=None, channels_last=True)
-        assert ladder[0].batch_size == 512 and ladder[0].ema_every == 5
+        assert ladder[5] == recipes.report("fastresnet9", epochs=10, n_train=None, n_test=None, channels_last=True)
+        assert ladder[0].batch_size == 512 and ladder[0].ema_every == 5 and ladder[0].optimizer == "sgd_velocity"
+        assert all(step.bn_shards is None for step in ladder)  # main_fastresnet9.py: one GPU
     else:
         assert ladder[0].batch_size == 128 and ladder[0].scheduler == "plateau"
+        # main.py's DataParallel splits plain BN; ghost BN keeps its ghost batches.
+        assert [step.bn_shards for step in ladder] == [4, 4, 4, 4, None, None]
+
+
+def test_earlier_ladders_keep_the_keys_of_their_stored_runs():
+    """The reading before the report's code: the bag-of-tricks trainer, BN over whole batches (notebook 03's
+    "earlier reading"); the committed GPU runs of that reading are found under these configs."""
+    import pathlib
+
+    from cifarnb.results import ResultStore
+
+    quick = profiles.get("quick")
+    store = ResultStore(pathlib.Path(__file__).resolve().parents[1] / "results")
+    for recipe in fastresnet9.LADDER_RECIPES:
+        for label, config in fastresnet9.earlier_trick_ladder(quick, recipe).items():
+            assert store.load(config.replace(seed=0)) is not None, (recipe, label)
+    assert store.load(fastresnet9.earlier_resnet18(quick).replace(seed=0)) is not None
 
 
 def test_unknown_profile_and_overrides():

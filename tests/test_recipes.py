@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 import torch
 
 from cifarnb import models
+from cifarnb.data import NORMALIZATIONS
 from cifarnb.study import recipes
 from cifarnb.models.layers import GhostBatchNorm2d
 from cifarnb.train import TrainConfig, fit
@@ -41,22 +44,52 @@ def test_plain_recipe_is_the_reports_table_6(model, lr):
     assert (config.label_smoothing > 0, config.tta_flip) == ((True, True) if model == "fastresnet9" else (False, False))
 
 
-def test_report_fastresnet9_is_the_bag_of_tricks_trainers_recipe():
+def test_report_fastresnet9_is_the_report_codes_recipe():
+    """main_fastresnet9.py, models/fastresnet9.py and utils.py, setting by setting."""
     config = recipes.report("fastresnet9", epochs=10)
-    # Batch 512 in ghost batches of 32; Nesterov SGD, momentum 0.9; the trainer's 2e-3 per summed image = 1.024
-    # for the mean loss, weight decay 5e-4; lr 0 -> peak over 2 epochs -> peak / 10 at epoch 8, then flat.
-    assert (config.batch_size, config.optimizer, config.nesterov, config.momentum) == (512, "sgd", True, 0.9)
-    assert (config.lr, config.weight_decay) == (pytest.approx(2e-3 * 512), 5e-4)
+    # Batch 512 (partial batches dropped) in ghost batches of 32; Nesterov momentum 0.9 with the rate in the
+    # velocity; 2e-3 per summed image = 1.024 on the mean loss, decay 0.256 / 512; BN shifts at 64x, decay 0.004 / 512.
+    assert (config.batch_size, config.drop_last, config.optimizer, config.nesterov, config.momentum) == (
+        512, True, "sgd_velocity", True, 0.9)
+    assert (config.lr, config.weight_decay) == (pytest.approx(1.024), pytest.approx(5e-4))
+    assert (config.bias_lr_factor, config.bias_weight_decay) == (64.0, pytest.approx(0.004 / 512))
     assert config.scheduler == "piecewise" and config.lr_knots == ((0, 0), (2, 1), (8, 0.1))
-    assert models.build(config.model, **config.model_kwargs()).prep.bn.ghost_batch_size == 32
-    # EMA every 5 steps with rho = 0.99**5, evaluated with flip TTA; label smoothing 0.2; logits / 8.
+    model = models.build(config.model, **config.model_kwargs())
+    assert model.layer1.conv.bn.ghost_batch_size == 32
+    # EMA every 5 steps with rho = 0.99**5, evaluated with flip TTA; label smoothing 0.2; logits / 8; reflect
+    # padding, one crop per batch, half of each epoch's images mirrored.
     assert (config.ema_every, config.ema_decay, config.tta_flip) == (5, pytest.approx(0.99**5), True)
-    assert (config.loss, config.label_smoothing, config.model_options) == ("cross_entropy", 0.2, {"logit_scale": 0.125})
-    assert config.epochs == 10 and recipes.report("fastresnet9").epochs == 200
+    assert (config.loss, config.label_smoothing, config.augmentation) == ("cross_entropy", 0.2, "per_batch")
+    assert config.model_options == {"stem": "whitening", "frozen_bn_scale": True, "linear_bias": False,
+                                    "logit_scale": 0.125}
+    assert config.epochs == 10 and recipes.report("fastresnet9").epochs == 200 and config.bn_shards is None
     from cifarnb.train.optim import lr_schedule
 
     rates = lr_schedule(config, steps_per_epoch=1)  # at the start of each epoch
     assert rates[:3] == pytest.approx([0, 0.512, 1.024]) and rates[8:] == pytest.approx([0.1024, 0.1024])
+
+
+def test_report_fastresnet9_has_the_reports_trainable_parameters_and_a_frozen_whitening_stem(tiny):
+    config = recipes.report("fastresnet9", epochs=1, batch_size=16, device="cpu")
+    model = models.build(config.model, **config.model_kwargs())
+    assert models.count_parameters(model, trainable_only=True) == 6_570_880  # the report's 6.57 M
+    stem = model.prep.whitening
+    assert not stem.weight.requires_grad and stem.weight.shape == (27, 3, 3, 3)
+    assert all(not m.weight.requires_grad for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    # The stem is set from the training images before the first step, and not trained: a short run leaves it
+    # where the data put it, and records the trainable count.
+    from cifarnb.results import ResultStore
+
+    run = ResultStore(tiny_store := Path(tempfile.mkdtemp())).run(config.replace(n_train=32, n_test=32),
+                                                                 data=tiny, progress=False)
+    assert run.meta["trainable_parameters"] == 6_570_880
+    assert {"torch_threads", "cpu", "gpu"} <= set(run.meta)
+    trained = run.load_model()
+    fresh = models.build(config.model, **config.model_kwargs())
+    models.init_from_data(fresh, tiny.subset(32, 32).x_train, *NORMALIZATIONS["cifar10"])
+    assert torch.equal(trained.prep.whitening.weight, fresh.prep.whitening.weight)
+    assert trained.prep.whitening.weight.abs().sum() > 0
+    shutil.rmtree(tiny_store)
 
 
 def test_report_fastresnet9_is_the_notebooks_fastresnet9():

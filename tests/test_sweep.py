@@ -62,8 +62,9 @@ def test_plan_puts_every_first_seed_before_any_second_and_shares_runs_once():
     assert len({task.identity for task in tasks}) == len(tasks)
     # The fast recipe is the ladder's top step: one task, not two.
     assert not any(task.label.startswith("fast recipe") for task in tasks)
-    # The first seed's only: report 2 models x 3 lrs, paper 2.
-    assert sum(isinstance(task, LandscapeTask) for task in tasks) == 2 * 3 + 2
+    # The first seed's only: the report's method one a model (its rates in sequence), the paper's one a model,
+    # the one-step differences one a model and lr (3 at smoke).
+    assert sum(isinstance(task, LandscapeTask) for task in tasks) == 2 + 2 + 2 * 3
     # Earlier names plan the same tasks.
     assert [t.identity for t in plan(["resnet9", "vgg"], profiles.get("smoke"), seeds=(0, 1))] == \
         [t.identity for t in tasks]

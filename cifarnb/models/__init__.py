@@ -37,8 +37,10 @@ from torch import nn
 # Importing the family modules runs their @register decorators.
 from . import alexnet, densenet, geresnext, lenet, resnet, resnet9, resnext, vgg, wideresnet  # noqa: F401
 from ._registry import build, list_models, model_options, register
+from .layers import shard_batchnorm
 
-__all__ = ["build", "list_models", "model_options", "register", "feature_layers", "count_parameters"]
+__all__ = ["build", "list_models", "model_options", "register", "feature_layers", "count_parameters",
+           "init_from_data", "shard_batchnorm"]
 
 
 def feature_layers(model: nn.Module) -> dict[str, nn.Module]:
@@ -51,6 +53,16 @@ def feature_layers(model: nn.Module) -> dict[str, nn.Module]:
     if not hasattr(model, "feature_layers"):
         raise TypeError(f"{type(model).__name__} is not a cifarnb model: it has no feature_layers()")
     return model.feature_layers()
+
+
+def init_from_data(model: nn.Module, images, mean, std) -> int:
+    """Set the layers of ``model`` that are computed from the training data rather than trained (FastResNet9's
+    :class:`~cifarnb.models.resnet9.PatchWhitening`), from ``images`` (uint8 N x C x H x W) normalised by
+    ``mean``/``std``; before the first step. Returns how many layers it set (0: the model has none)."""
+    layers = [module for module in model.modules() if hasattr(module, "init_from_data")]
+    for layer in layers:
+        layer.init_from_data(images, mean, std)
+    return len(layers)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -8,6 +8,11 @@ dropout. `vgg_a_bn` adds BatchNorm after every conv and hidden linear layer,
 before the activation, and changes nothing else (biases are kept), so the two
 differ only by the BN layers.
 
+`bias`: "all" puts a bias on every conv and linear layer; "template" is the
+course template's `vgg.py` (the report's section 2 code, `VGG_BatchNorm/models/vgg.py`):
+VGG-A has no conv bias in its stages 3-5, and VGG-A + BN no bias on a layer a
+BatchNorm follows (every conv, and the two hidden linear layers).
+
 `init`: "default" keeps PyTorch's initialisation; "xavier_normal" is the course
 VGG_BatchNorm template's (the report's section 2 follows it): Xavier-normal
 conv and linear weights, zero biases, BN scales 1 and shifts 0. Without BN,
@@ -26,6 +31,8 @@ from .layers import make_activation
 
 VGG_A_CONFIG: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 INITS = ("default", "xavier_normal")
+BIASES = ("all", "template")
+TEMPLATE_BIASED_STAGES = 2  # the template's VGG-A: stages 1-2 are single convs with a bias; 3-5 are blocks without
 
 
 class VGG(nn.Module):
@@ -37,10 +44,14 @@ class VGG(nn.Module):
         activation: str = "relu",
         hidden: int = 512,
         init: str = "default",
+        bias: str = "all",
     ) -> None:
         super().__init__()
         if init not in INITS:
             raise ValueError(f"init={init!r} is not one of {', '.join(INITS)}")
+        if bias not in BIASES:
+            raise ValueError(f"bias={bias!r} is not one of {', '.join(BIASES)}")
+        template = bias == "template"
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         in_channels, conv_index, pool_index = 3, 0, 0
         for item in config:
@@ -49,7 +60,8 @@ class VGG(nn.Module):
                 layers[f"pool{pool_index}"] = nn.MaxPool2d(2)
                 continue
             conv_index += 1
-            layers[f"conv{conv_index}"] = nn.Conv2d(in_channels, int(item), 3, padding=1)
+            conv_bias = not template or (not batch_norm and conv_index <= TEMPLATE_BIASED_STAGES)
+            layers[f"conv{conv_index}"] = nn.Conv2d(in_channels, int(item), 3, padding=1, bias=conv_bias)
             if batch_norm:
                 layers[f"bn{conv_index}"] = nn.BatchNorm2d(int(item))
             layers[f"act{conv_index}"] = make_activation(activation)
@@ -58,7 +70,7 @@ class VGG(nn.Module):
 
         head: OrderedDict[str, nn.Module] = OrderedDict()
         for index, width in enumerate((in_channels, hidden), start=1):
-            head[f"fc{index}"] = nn.Linear(width, hidden)
+            head[f"fc{index}"] = nn.Linear(width, hidden, bias=not (template and batch_norm))
             if batch_norm:
                 head[f"bn{index}"] = nn.BatchNorm1d(hidden)
             head[f"act{index}"] = make_activation(activation)
@@ -68,7 +80,8 @@ class VGG(nn.Module):
             for module in self.modules():
                 if isinstance(module, (nn.Conv2d, nn.Linear)):
                     nn.init.xavier_normal_(module.weight)
-                    nn.init.zeros_(module.bias)
+                    if module.bias is not None:
+                        nn.init.zeros_(module.bias)
                 # BatchNorm layers start at scale 1, shift 0 already.
 
     def forward(self, x: Tensor) -> Tensor:
@@ -79,10 +92,10 @@ class VGG(nn.Module):
 
 
 @register
-def vgg_a(num_classes: int = 10, *, activation: str = "relu", init: str = "default") -> VGG:
-    return VGG(VGG_A_CONFIG, num_classes, batch_norm=False, activation=activation, init=init)
+def vgg_a(num_classes: int = 10, *, activation: str = "relu", init: str = "default", bias: str = "all") -> VGG:
+    return VGG(VGG_A_CONFIG, num_classes, batch_norm=False, activation=activation, init=init, bias=bias)
 
 
 @register
-def vgg_a_bn(num_classes: int = 10, *, activation: str = "relu", init: str = "default") -> VGG:
-    return VGG(VGG_A_CONFIG, num_classes, batch_norm=True, activation=activation, init=init)
+def vgg_a_bn(num_classes: int = 10, *, activation: str = "relu", init: str = "default", bias: str = "all") -> VGG:
+    return VGG(VGG_A_CONFIG, num_classes, batch_norm=True, activation=activation, init=init, bias=bias)

@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 from ..landscape import (BETA, BETA_LAST, GRAD_DISTANCE, GRAD_DISTANCE_LAST, LOSS, MODELS, TRAIN_LOSS, UNIFORM_LOSS,
                          min_max_band)
 
+ENVELOPES = ("band", "max")
 MODEL_COLOURS = {"vgg_a": "tab:green", "vgg_a_bn": "tab:red"}
 MODEL_LABELS = {"vgg_a": "Standard VGG", "vgg_a_bn": "Standard VGG + BatchNorm"}
 QUANTITY_LABELS = {
@@ -42,8 +43,12 @@ def plot_band(
     ax: Axes | None = None,
     models: Sequence[str] = MODELS,
     alpha: float = 0.35,
+    envelope: str = "band",
 ) -> Axes:
-    """One shaded min/max band per model for ``quantity``; edges are drawn so a one-value band shows as a line."""
+    """One shaded min/max band per model for ``quantity``; edges are drawn so a one-value band shows as a line.
+    ``envelope="max"`` draws the maximum alone, as a line (the report's code draws its β figure so)."""
+    if envelope not in ENVELOPES:
+        raise ValueError(f"envelope={envelope!r} is not one of {', '.join(ENVELOPES)}")
     if ax is None:
         _, ax = plt.subplots()
     band = min_max_band(frame[frame["quantity"] == quantity])
@@ -51,9 +56,11 @@ def plot_band(
         rows = band[band["model"] == model].sort_values("step")
         if rows.empty:
             continue
-        colour = MODEL_COLOURS.get(model)
-        ax.fill_between(rows["step"], rows["min"], rows["max"], color=colour, alpha=alpha, linewidth=0,
-                        label=MODEL_LABELS.get(model, model))
+        colour, label = MODEL_COLOURS.get(model), MODEL_LABELS.get(model, model)
+        if envelope == "max":
+            ax.plot(rows["step"], rows["max"], color=colour, linewidth=1.0, label=label)
+            continue
+        ax.fill_between(rows["step"], rows["min"], rows["max"], color=colour, alpha=alpha, linewidth=0, label=label)
         for edge in ("min", "max"):
             ax.plot(rows["step"], rows[edge], color=colour, linewidth=0.8)
     ax.set_xlabel("training step")
@@ -79,12 +86,13 @@ def plot_bands(
 
 
 def band_figure(frame: pd.DataFrame, title: str, panels: Sequence[tuple[str, str | None]],
-                plateau: bool = False, log_y: bool = False):
+                plateau: bool = False, log_y: bool = False, envelope: str = "band"):
     """One figure of :func:`plot_band` panels, one per (quantity, panel title) in ``panels``, under ``title``;
-    ``plateau`` draws the loss of uniform predictions (ln 10), ``log_y`` puts the values on a log scale."""
+    ``plateau`` draws the loss of uniform predictions (ln 10), ``log_y`` puts the values on a log scale,
+    ``envelope`` is :func:`plot_band`'s."""
     figure, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 4.5), squeeze=False)
     for ax, (quantity, panel_title) in zip(axes[0], panels):
-        plot_band(frame, quantity, ax)
+        plot_band(frame, quantity, ax, envelope=envelope)
         if plateau:
             ax.axhline(UNIFORM_LOSS, color="grey", linestyle="--", linewidth=1,
                        label=r"$\ln 10$ (uniform prediction)")

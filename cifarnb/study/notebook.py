@@ -23,11 +23,12 @@ from ..results import ResultStore, Run
 from ..train import TrainConfig
 from . import profiles
 from .profiles import Profile
+from .reading import stored_grid
 from .sections import by_notebook
 from .tasks import RunTask
 
 # Every notebook's parameters; a section adds its own (``PARAMETERS`` of its module).
-COMMON_PARAMETERS = ("profile", "seeds", "data_root", "results_dir", "figures_dir", "device")
+COMMON_PARAMETERS = ("profile", "seeds", "data_root", "results_dir", "figures_dir", "device", "train_missing")
 DEPRECATED_PARAMETERS = {"data_dir": "data_root"}  # earlier name -> name now
 # Notebook parameter -> the profile setting it overrides ("epochs": the section's EPOCHS_FIELD; "models":
 # zoo_models, checked against the registry).
@@ -38,7 +39,7 @@ OVERRIDES = {
     "gap": "landscape_gap",
 }
 DEFAULTS = {"profile": "smoke", "results_dir": "../results", "figures_dir": "../figures", "device": "auto",
-            "backend": "local", "gpus_per_run": 0.0}
+            "backend": "local", "gpus_per_run": 0.0, "train_missing": True}
 BACKENDS = ("local", "ray")  # where a notebook's missing runs train (see Session.run_grid)
 PAPERMILL_HEADER = "# Parameters"  # the first line of the cell papermill injects after the parameters cell
 
@@ -58,6 +59,7 @@ class Session:
     backend: str = "local"  # "local": runs train in this kernel; "ray": on a Ray cluster, then load from the store
     ray_address: str | None = None  # None: a local Ray instance
     gpus_per_run: float = 0.0  # Ray: GPUs reserved per run (fractional packs several runs on one GPU)
+    train_missing: bool = True  # False: show what the store holds; a run it lacks is "not run", none trains
 
     def run_grid(self, configs: dict[str, TrainConfig], log=print) -> dict[str, list[Run]]:
         """Every config over the session's seeds through its store (finished runs load, interrupted ones
@@ -65,7 +67,14 @@ class Session:
 
         With the Ray backend the runs the store lacks first train on the cluster, one Ray task each, claimed
         through the store's lock like any sweep; here they then load from the store (a failed run trains here).
+        With ``train_missing`` False nothing trains: each label gets the runs the store holds (maybe none).
         """
+        if not self.train_missing:
+            found = stored_grid(self.store, configs, self.seeds)
+            for label, runs in found.items():
+                log(f"{label}: {len(runs)} of {len(self.seeds)} seed(s) stored"
+                    + ("" if len(runs) == len(self.seeds) else " (train_missing=False: the others are not run)"))
+            return found
         if self.backend == "ray":
             from .cluster import dispatch_runs
 
@@ -203,10 +212,13 @@ def setup(name: str, namespace: dict) -> Session:
     # The one place a notebook sets its execution settings: every config built from the profile gets them.
     chosen = chosen.with_overrides(**changes, device=device, data_root=parameters["data_root"])
     results_dir = parameters["results_dir"]
+    if not isinstance(parameters["train_missing"], bool):
+        raise NotebookParameterError(f"train_missing={parameters['train_missing']!r} must be True or False")
     session = Session(name=name, section=section, profile=chosen, seeds=seeds,
                       store=ResultStore(_beside_notebooks(results_dir) if results_dir else None),
                       figures=_beside_notebooks(parameters["figures_dir"]) / name, backend=backend,
-                      ray_address=parameters.get("ray_address"), gpus_per_run=float(gpus_per_run))
+                      ray_address=parameters.get("ray_address"), gpus_per_run=float(gpus_per_run),
+                      train_missing=parameters["train_missing"])
     from ..plots.style import use_style
 
     use_style()

@@ -58,6 +58,11 @@ class Profile:
                     channels_last=self.channels_last, device=self.device, data_root=self.data_root,
                     **sweep_execution(self.device))
 
+    def batch(self, report_batch: int) -> int:
+        """A recipe's batch size at this profile: the report's on all the data; on a subset (``smoke``) at most the
+        profile's own, so that a few dozen images still make several steps an epoch."""
+        return report_batch if self.n_train is None else min(report_batch, self.batch_size)
+
     def config(self, epochs: int, **settings) -> TrainConfig:
         """A config of ``settings`` with this profile's :meth:`sizes` (``settings`` win)."""
         return TrainConfig(**{**self.sizes(epochs), **settings})

@@ -67,7 +67,8 @@ def sampling_error(accuracy: float, images: int) -> float:
 
 @dataclass(frozen=True)
 class Reading:
-    """One accuracy reading over seeds: the mean ± std, and the standard error a comparison should allow."""
+    """One accuracy reading over seeds: the mean ± the seeds' standard deviation (the spread of a single run),
+    and the standard error of the mean, which a verdict on the mean allows for."""
 
     column: str
     summary: SeedSummary
@@ -75,21 +76,42 @@ class Reading:
 
     @property
     def error(self) -> float:
-        """Sampling error of the test images, combined with the seeds' spread (the report's run had one seed)."""
+        """Standard error of the mean: the test images' sampling error (the same rows for every seed, so it does
+        not shrink with more seeds) combined with the seeds' spread over the square root of their number."""
         if not self.summary.count:
             return math.nan
-        return math.hypot(sampling_error(self.summary.mean, self.images), self.summary.std)
+        return math.hypot(sampling_error(self.summary.mean, self.images),
+                          self.summary.std / math.sqrt(self.summary.count))
 
     def __str__(self) -> str:
+        """"mean ± std sd (SE x)" over seeds (sd: the seeds' standard deviation, the spread of one run; SE: the
+        mean's standard error); one seed: "value (SE x)" (its sampling error)."""
         if not self.summary.count:
             return "n/a"
-        return f"{self.summary} (SE {self.error:.2f})"
+        spread = f" ± {self.summary.std:.2f} sd" if self.summary.count > 1 else ""
+        return f"{self.summary.mean:.2f}{spread} (SE {self.error:.2f})"
+LAST, BEST = "last", "best"  # the accuracy after the epoch read, or the best evaluation up to it
 
 
-def reading(runs: list[Run], epoch: int | None = None, column: str | None = None) -> Reading:
-    """The accuracy of ``runs`` at ``epoch`` (None: the last) in ``column`` (None: :func:`primary_column`)."""
+def run_accuracy(run: Run, column: str, epoch: int | None = None, statistic: str = LAST) -> float:
+    """One run's ``column`` after ``epoch`` (None: its last), or with ``statistic="best"`` the highest value of
+    any evaluation up to that epoch: the epochs' and the ones every ``eval_every_steps`` steps within them (the
+    "Best Acc" the report's scripts log)."""
+    if statistic == LAST:
+        return run.final(column) if epoch is None else run.at_epoch(epoch, column)
+    rows = [row for row in run.history if epoch is None or row["epoch"] <= epoch]
+    if epoch is not None and (not rows or rows[-1]["epoch"] < epoch):
+        return math.nan  # the run stopped before that epoch
+    values = [evaluation[column] for row in rows for evaluation in (row, *row.get("step_evals", ()))
+              if column in evaluation]
+    return max(values) if values else math.nan
+
+
+def reading(runs: list[Run], epoch: int | None = None, column: str | None = None, statistic: str = LAST) -> Reading:
+    """The accuracy of ``runs`` at ``epoch`` (None: the last) in ``column`` (None: :func:`primary_column`),
+    the last evaluation's or the best up to it (:func:`run_accuracy`)."""
     column = column or primary_column(runs)
-    values = [run.final(column) if epoch is None else run.at_epoch(epoch, column) for run in runs]
+    values = [run_accuracy(run, column, epoch, statistic) for run in runs]
     images = EXACT_ROWS if column == EXACT_COLUMN else _test_images(runs)
     return Reading(column, summarize(values), images)
 
@@ -187,10 +209,11 @@ def mean_time_to(runs: list[Run], target: float) -> str:
     return f"{sum(times) / len(times):.1f}" + (f" ({len(times)} of {len(runs)} seeds)" if len(times) < len(runs) else "")
 
 
-def comparison_table(results: dict[str, list[Run]], measures: dict[str, tuple[str, int | None]],
+def comparison_table(results: dict[str, list[Run]], measures: dict[str, tuple],
                      reference_rows: pd.DataFrame | None = None, reference_columns: dict[str, str] | None = None,
                      key: str = "label", report_epochs: int | None = None) -> pd.DataFrame:
-    """One row per label: our mean ± std for each measure (name -> (history column, epoch)) beside the report's.
+    """One row per label: our mean ± std for each measure (name -> (history column, epoch[, statistic])) beside
+    the report's; ``statistic`` is :data:`LAST` (default) or :data:`BEST` (:func:`run_accuracy`).
 
     With ``report_epochs`` (the epochs behind the report's column) each row also says in
     :data:`COMPARABLE_HEADING` whether its runs compare with the report (:func:`comparability`).
@@ -208,13 +231,21 @@ def comparison_table(results: dict[str, list[Run]], measures: dict[str, tuple[st
             value = reference_by_label.loc[label, source] if reference_by_label is not None and label in \
                 reference_by_label.index else math.nan
             row[heading] = value
-        for heading, (column, epoch) in measures.items():
+        for heading, (column, epoch, *statistic) in measures.items():
             # PRIMARY: the accuracy to compare with the report's, with its error (:func:`reading`).
-            row[heading] = str(reading(runs, epoch) if column == PRIMARY else measure(runs, column, epoch))
+            read = reading(runs, epoch, None if column == PRIMARY else column, *statistic)
+            row[heading] = str(read if column == PRIMARY else read.summary)
         if report_epochs is not None:
             row[COMPARABLE_HEADING] = comparability(runs, report_epochs)
         rows.append(row)
     return pd.DataFrame(rows).set_index(key)
+
+
+def split_table(table: pd.DataFrame, comparison: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A wide table as two that a page holds: the comparison with the report (the ``comparison`` columns: the
+    report's numbers, ours beside them, whether they compare) and the details (every other column)."""
+    comparison = list(dict.fromkeys(comparison))  # a heading named twice (the early epoch is the last) once
+    return table[comparison], table[[column for column in table.columns if column not in comparison]]
 
 
 def column_heading(column: str) -> str:

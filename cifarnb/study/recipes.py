@@ -5,8 +5,9 @@
     >>> recipes.get("fast")                       # FastResNet9 to 94% in seconds on one GPU
     >>> recipes.get("fast", epochs=12, seed=3)    # any TrainConfig field can be overridden
 
-``report``         the report's settings: Table 6 for the zoo, lr 0.01 for ResNet9 (1.4.1), and for FastResNet9 the
-                   bag-of-tricks training its 1.4.2 comes from (``settings.BAG_OF_TRICKS``).
+``report``         the report's settings, as its code trains each model: Table 6 for the zoo (main.py, BN as
+                   nn.DataParallel on 4 GPUs runs it), lr 0.01 for ResNet9 (1.4.1), and FastResNet9 as
+                   main_fastresnet9.py builds and trains it (``settings.FASTRESNET9_TRAINING``).
 ``plain``          Table 6's plain recipe for any model, FastResNet9 included (lr 0.01 for the ResNet9 family, label
                    smoothing and flip TTA for FastResNet9): the second, labelled reading of the report's 1.4.
 ``fast``           the report's FastResNet9 for 10 epochs on the fast execution path (bf16, channels_last,
@@ -21,12 +22,14 @@ recipe's run and the same run made slowly are the same experiment.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import torch
 
-from .settings import (BAG_OF_TRICKS, LABEL_SMOOTHING, REPORT_BATCH_SIZE, REPORT_EPOCHS, RESNET9_LR,
-                       WIDERESNET_DROPOUT, ZOO_SETTINGS)
+from .settings import (DATA_PARALLEL_GPUS, FASTRESNET9_MODEL, FASTRESNET9_TRAINING, LABEL_SMOOTHING,
+                       REPORT_BATCH_SIZE, REPORT_EPOCHS, RESNET9_LR, RESNET9_MODEL, WIDERESNET_DROPOUT, ZOO_SETTINGS)
+from .. import models
 from ..train import TrainConfig
 
 RESNET9_FAMILY = ("resnet9", "fastresnet9")  # report 1.4.1: ResNet9 (and FastResNet9, built on it) start at 0.01
@@ -34,34 +37,57 @@ WIDERESNETS = ("wideresnet16x8", "wideresnet28x10")
 
 
 def report(model: str = "resnet18", **overrides: Any) -> TrainConfig:
-    """The report's settings for any model of the zoo, 200 epochs.
+    """The report's settings for any model of the zoo, 200 epochs, as the report's code trains it.
 
-    Table 6 (SGD, momentum 0.9, lr 0.1, weight decay 5e-4, ReduceLROnPlateau(factor 0.5, patience 5, cooldown 5,
-    min_lr 1e-6), batch 128, cross-entropy); WideResNets with dropout 0.3; ResNet9 at lr 0.01 (1.4.1);
-    FastResNet9 with the bag-of-tricks training of 1.4.2 (:data:`cifarnb.settings.BAG_OF_TRICKS`).
+    Table 6 (main.py: SGD, momentum 0.9, lr 0.1, weight decay 5e-4, ReduceLROnPlateau(factor 0.5, patience 5,
+    cooldown 5, min_lr 1e-6) on the test loss, batch 128, cross-entropy, BatchNorm as nn.DataParallel on 4 GPUs
+    runs it); WideResNets with dropout 0.5; ResNet9 at lr 0.01 (1.4.1); FastResNet9 as main_fastresnet9.py builds
+    and trains it (:data:`cifarnb.study.settings.FASTRESNET9_TRAINING`).
     """
     name = model.lower()
     if name == "fastresnet9":
-        return _configured(dict(BAG_OF_TRICKS, model=name, epochs=REPORT_EPOCHS), overrides)
+        return _configured(dict(FASTRESNET9_TRAINING, model=name, epochs=REPORT_EPOCHS,
+                                model_options=dict(FASTRESNET9_MODEL)), overrides)
     return plain(name, **overrides)
 
 
 def plain(model: str = "resnet18", **overrides: Any) -> TrainConfig:
-    """Table 6's plain recipe for any model, 200 epochs (see :func:`report`).
+    """Table 6's plain recipe (main.py) for any model, 200 epochs (see :func:`report`).
 
-    ResNet9 and FastResNet9 start at lr 0.01 (report 1.4.1); FastResNet9 also gets the two of its four tricks
-    that live in training rather than in the model (1.4.2): label smoothing and flip TTA. Pool-before-BN and
-    ghost BN are the ``fastresnet9`` model itself.
+    ResNet9 and FastResNet9 start at lr 0.01 (report 1.4.1) and are the report's code's models; FastResNet9 also
+    gets the two of its four tricks that live in training rather than in the model (1.4.2): label smoothing and
+    flip TTA. Pool-before-BN and ghost BN are the ``fastresnet9`` model itself. A model with plain BatchNorm
+    layers normalises as main.py's nn.DataParallel on 4 GPUs does (``bn_shards``); ghost BN keeps its ghosts.
     """
     name = model.lower()
     settings: dict[str, Any] = dict(model=name, epochs=REPORT_EPOCHS, batch_size=REPORT_BATCH_SIZE, **ZOO_SETTINGS)
-    if name in RESNET9_FAMILY:
+    options: dict[str, Any] = {}
+    if name == "resnet9":
         settings["lr"] = RESNET9_LR
+        options.update(RESNET9_MODEL)
     if name == "fastresnet9":
-        settings.update(label_smoothing=LABEL_SMOOTHING, tta_flip=True)
+        settings.update(lr=RESNET9_LR, label_smoothing=LABEL_SMOOTHING, tta_flip=True)
+        options.update(FASTRESNET9_MODEL)
     if name in WIDERESNETS:
-        settings["model_options"] = {"dropout": WIDERESNET_DROPOUT}
+        options["dropout"] = WIDERESNET_DROPOUT
+    if options:
+        settings["model_options"] = options
+    if has_plain_batchnorm(name, options):
+        settings["bn_shards"] = DATA_PARALLEL_GPUS
     return _configured(settings, overrides)
+
+
+@functools.cache
+def _plain_batchnorm(name: str, options: tuple) -> bool:
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        network = models.build(name, **dict(options))
+    return any(type(module) in (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d) for module in network.modules())
+
+
+def has_plain_batchnorm(model: str, options: dict | None = None) -> bool:
+    """Whether ``model`` (with ``options``) has BatchNorm layers that nn.DataParallel would split (ghost BN
+    layers keep their own ghost batches)."""
+    return _plain_batchnorm(model.lower(), tuple(sorted((options or {}).items())))
 
 
 def fast(model: str = "fastresnet9", compile: bool | None = None, **overrides: Any) -> TrainConfig:
@@ -74,7 +100,7 @@ def fast(model: str = "fastresnet9", compile: bool | None = None, **overrides: A
     """
     speed = {**_fast_execution(compile),
              "eval_batch_size": 2000}  # evaluation in batches of 2,000: fewer launches
-    return report(model, **{"epochs": BAG_OF_TRICKS["epochs"], **speed, **overrides})
+    return report(model, **{"epochs": FASTRESNET9_TRAINING["epochs"], **speed, **overrides})
 
 
 def fast_resnet18(compile: bool | None = None, **overrides: Any) -> TrainConfig:
@@ -93,8 +119,9 @@ def fast_for_profile(profile) -> TrainConfig:
     """The ``fast`` recipe sized for a run profile (its data subset; at most the recipe's 10 epochs), on the
     profile's device and data folder."""
     return fast(n_train=profile.n_train, n_test=profile.n_test,
-                epochs=min(BAG_OF_TRICKS["epochs"], profile.resnet9_epochs),
-                device=profile.device, data_root=profile.data_root)
+                epochs=min(FASTRESNET9_TRAINING["epochs"], profile.resnet9_epochs),
+                batch_size=profile.batch(FASTRESNET9_TRAINING["batch_size"]), device=profile.device,
+                data_root=profile.data_root)
 
 
 RECIPES: dict[str, Callable[..., TrainConfig]] = {

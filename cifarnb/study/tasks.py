@@ -107,18 +107,25 @@ class FeatureMapsTask:
         return self.config
 
 
+METHODS = ("report", "one_step", "paper")  # cifarnb.landscape's three measurements
+METHOD_LABELS = {"report": "report's method (its code)", "one_step": "one-step differences (earlier reading)",
+                 "paper": "paper's method"}
+
+
 @dataclass(frozen=True, eq=False)
 class LandscapeTask:
-    """One table of the landscape experiments: one method, one model, one learning rate, cached in the store.
+    """One table of the landscape experiments, cached in the store: the report's method for one model over all
+    its learning rates (they train in sequence from one seed), or the one-step differences or the paper's method
+    for one model at one learning rate.
 
     Its key is the landscape config's (``LandscapeConfig.key``: execution fields left out), narrowed to that
-    model and lr, so tables made on a GPU are found again on a CPU machine and changing the list of learning
-    rates keeps the tables already made.
+    model (and lr), so tables made on a GPU are found again on a CPU machine and, for the one-run-per-table
+    methods, changing the list of learning rates keeps the tables already made.
     """
 
     section: str
-    method: str  # "report" or "paper"
-    config: LandscapeConfig  # narrowed: one model, one lr
+    method: str  # one of METHODS
+    config: LandscapeConfig  # narrowed: one model (and, but for the report's method, one lr)
     probe_every: int  # paper's method only
 
     @property
@@ -126,16 +133,15 @@ class LandscapeTask:
         return self.config.models[0]
 
     @property
-    def lr(self) -> float:
-        return self.config.learning_rates[0]
-
-    @property
     def name(self) -> str:
-        return f"landscape_{self.method}_{self.model}_lr{self.lr:g}"
+        if self.method == "report":
+            return f"landscape_report_{self.model}"
+        return f"landscape_{self.method}_{self.model}_lr{self.config.learning_rates[0]:g}"
 
     @property
     def label(self) -> str:
-        return f"{self.method}'s method, {self.model} lr {self.lr:g}"
+        return (f"{METHOD_LABELS[self.method]}, {self.model} lr "
+                + ", ".join(f"{lr:g}" for lr in self.config.learning_rates))
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -149,6 +155,8 @@ class LandscapeTask:
         key = {**self.config.key(), "method": self.method}
         if self.method == "report":
             key["quantities"] = list(landscape.REPORT_QUANTITIES)
+        elif self.method == "one_step":
+            key["quantities"] = list(landscape.ONE_STEP_QUANTITIES)
         else:
             key.update(probe_every=self.probe_every, etas=list(landscape.paper_etas(landscape.PAPER_LEARNING_RATE)))
         return key
@@ -163,9 +171,12 @@ class LandscapeTask:
 
         def compute():
             if self.method == "report":
-                return landscape.run_report_method(self.config, self.model, self.lr)
+                return landscape.run_report_method(self.config, self.model)
+            lr = self.config.learning_rates[0]
+            if self.method == "one_step":
+                return landscape.run_one_step_method(self.config, self.model, lr)
             etas = landscape.paper_etas(landscape.PAPER_LEARNING_RATE)
-            return landscape.run_paper_method(self.config, self.model, self.lr, self.probe_every, etas)
+            return landscape.run_paper_method(self.config, self.model, lr, self.probe_every, etas)
 
         return store.cached_table(self.name, self.key(), compute, wait=wait)
 
@@ -179,23 +190,25 @@ class LandscapeTask:
                            n_train=self.config.n_train, n_test=1, device="cpu")
 
     def estimate_seconds(self, store: ResultStore, estimator: Estimator) -> float:
-        # Timed like its training run, without evaluation: the report's method keeps gradients every gap steps;
+        # Timed like its training runs, without evaluation: the report's methods keep gradients every gap steps;
         # the paper's makes 2 passes per eta per probe.
         extra = 0.3 + (2 * landscape.PAPER_ETA_COUNT / self.probe_every if self.method == "paper" else 0.0)
-        return estimator.run_seconds(self.timing_config()) * (1 + extra)
+        return estimator.run_seconds(self.timing_config()) * (1 + extra) * len(self.config.learning_rates)
 
 
 def landscape_tasks(section: str, config: LandscapeConfig, method: str,
                     probe_every: int | None = None) -> list[LandscapeTask]:
-    """``method="report"``: one task per (model, lr) of ``config``; ``"paper"``: one per model at the paper's
-    lr 0.1, probed every ``probe_every`` steps (default ``config.gap``)."""
-    if method not in ("report", "paper"):
-        raise ValueError(f"method={method!r} is not one of report, paper")
-    rates = config.learning_rates if method == "report" else (landscape.PAPER_LEARNING_RATE,)
+    """The tables of one method under ``config``: ``"report"``: one per model, over all its learning rates;
+    ``"one_step"``: one per (model, lr); ``"paper"``: one per model at the paper's lr 0.1, probed every
+    ``probe_every`` steps (default ``config.gap``)."""
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not one of {', '.join(METHODS)}")
+    rates = {"report": (config.learning_rates,), "one_step": tuple((lr,) for lr in config.learning_rates),
+             "paper": ((landscape.PAPER_LEARNING_RATE,),)}[method]
     probe_every = config.gap if probe_every is None else probe_every
-    return [LandscapeTask(section, method, dataclasses.replace(config, models=(model,), learning_rates=(lr,)),
+    return [LandscapeTask(section, method, dataclasses.replace(config, models=(model,), learning_rates=lrs),
                           probe_every)
-            for model in config.models for lr in rates]
+            for model in config.models for lrs in rates]
 
 
 def run_tasks(section: str, configs: dict[str, TrainConfig], seed: int, prefix: str = "") -> list[RunTask]:

@@ -8,10 +8,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..loaders import AUGMENTATIONS as LOADER_AUGMENTATIONS
 from ..loaders import LOADERS
 from ..models.layers import ACTIVATIONS
 
-OPTIMIZERS = ("sgd", "adam", "adadelta", "adagrad", "adamax")
+# "sgd_velocity": SGD whose velocity carries the learning rate, as the report's FastResNet9 code updates
+# (utils.update_nesterov; optim.SGDVelocity); torch's SGD ("sgd") scales the update by the current rate instead.
+OPTIMIZERS = ("sgd", "adam", "adadelta", "adagrad", "adamax", "sgd_velocity")
 SCHEDULERS = ("none", "plateau", "step", "linear", "exponential", "cosine", "onecycle", "piecewise")
 LOSSES = ("cross_entropy", "bce_with_logits", "mse", "huber", "multilabel_soft_margin")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -21,6 +24,7 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 # accuracy has not fallen for `patience` epochs: about every patience + cooldown + 1 epochs while it improves).
 PLATEAU_METRICS = ("test_loss", "train_loss", "test_acc")
 NORMALIZATIONS = ("cifar10", "half")  # the data set's mean/std; 0.5/0.5 (the VGG_BatchNorm course template's)
+AUGMENTATIONS = LOADER_AUGMENTATIONS  # per_image (random crop + flip per image) | per_batch (the report's FastResNet9)
 
 # Fields that change how fast a run goes but not what it measures. They are recorded with each run but left
 # out of its key, so a run made on a GPU is found again from a CPU-only machine (and vice versa).
@@ -29,7 +33,8 @@ EXECUTION_FIELDS = ("device", "loader", "num_workers", "precision", "channels_la
 # Fields added after runs were stored, with the behaviour every earlier run had. The key leaves a field out while
 # it holds that value, so a stored run keeps its key and the same experiment never gets two (the key also drops
 # every field that is None, i.e. unset).
-KEY_NEUTRAL_DEFAULTS = {"augment": True, "normalization": "cifar10", "ema_every": 1}
+KEY_NEUTRAL_DEFAULTS = {"augment": True, "normalization": "cifar10", "ema_every": 1, "augmentation": "per_image",
+                        "drop_last": False}
 
 
 # (model, options) pairs that built once in this process: validating them again cannot fail.
@@ -63,6 +68,7 @@ class TrainConfig:
     step_gamma: float = 0.1
     exponential_gamma: float = 0.9
     linear_end_factor: float = 0.01
+    linear_epochs: int | None = None  # epochs LinearLR takes to reach its end factor; None: the whole run
     onecycle_pct_start: float = 0.25
     # "piecewise": the lr factor at fractional epoch e, linear between (epoch, factor) knots and flat after the
     # last, stepped every batch; e.g. ((0, 0), (2, 1), (8, 0.1)) rises to lr over 2 epochs, falls to lr/10 by 8.
@@ -73,6 +79,8 @@ class TrainConfig:
     ema_every: int = 1  # steps between EMA updates; ema_decay is the factor of one update
     # Data.
     augment: bool = True  # random crop (padding 4) and horizontal flip of training images; False: neither
+    augmentation: str = "per_image"  # how crop and flip are drawn: AUGMENTATIONS (loaders.TensorLoader)
+    drop_last: bool = False  # skip each epoch's last, partial training batch (the report's FastResNet9 code does)
     normalization: str = "cifar10"  # see NORMALIZATIONS
     n_train: int | None = None
     n_test: int | None = None
@@ -93,13 +101,25 @@ class TrainConfig:
     # one (None: after every epoch). A resumed run repeats the epochs since, and follows the same trajectory.
     checkpoint_every_s: float | None = None
 
+    # Settings of the report's code that the first readings lacked (None: off).
+    bn_shards: int | None = None  # BN normalises each of this many pieces of a batch alone, as nn.DataParallel on
+    #                               that many GPUs (the report's main.py: 4); running statistics from the first
+    bias_lr_factor: float | None = None  # 1-D parameters (BN shifts, biases) train at lr x this ...
+    bias_weight_decay: float | None = None  # ... with this weight decay (the report's FastResNet9: 64x, 0.004/512)
+    eval_every_steps: int | None = None  # also evaluate every this many steps (VGG_acc.py: 100), kept in the
+    #                                      epoch's history row as "step_evals"
+
     def __post_init__(self) -> None:
         # The registry is case-insensitive; one spelling in the key makes "LeNet5" and "lenet5" one run
         # (every committed key was made with the lowercase name, so none changes).
         if isinstance(self.model, str):
             self.model = self.model.lower()
         if self.lr_knots is not None:  # JSON gives lists; one canonical, hashable form
-            self.lr_knots = tuple((float(epoch), float(factor)) for epoch, factor in self.lr_knots)
+            try:
+                self.lr_knots = tuple((float(epoch), float(factor)) for epoch, factor in self.lr_knots)
+            except (TypeError, ValueError):
+                raise ValueError(f"lr_knots={self.lr_knots!r} must be (epoch, factor) pairs, e.g. "
+                                 "((0, 0), (2, 1), (8, 0.1))") from None
         self.validate()
 
     def validate(self) -> None:
@@ -111,11 +131,12 @@ class TrainConfig:
         _choice("plateau_metric", self.plateau_metric, PLATEAU_METRICS)
         _choice("compile_mode", self.compile_mode, COMPILE_MODES)
         _choice("normalization", self.normalization, NORMALIZATIONS)
+        _choice("augmentation", self.augmentation, AUGMENTATIONS)
         if self.activation is not None:
             _choice("activation", self.activation, ACTIVATIONS)
         for name in ("epochs", "batch_size", "eval_batch_size", "ema_every"):
             _positive_int(name, getattr(self, name))
-        for name in ("n_train", "n_test", "step_size"):
+        for name in ("n_train", "n_test", "step_size", "linear_epochs", "bn_shards", "eval_every_steps"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         for name in ("seed", "subset_seed"):
@@ -129,6 +150,9 @@ class TrainConfig:
         for name in ("momentum", "weight_decay", "min_lr", "num_workers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
+        for name in ("bias_lr_factor", "bias_weight_decay"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0, or None for the weights' setting")
         for name in ("label_smoothing", "plateau_factor", "step_gamma", "exponential_gamma", "linear_end_factor"):
             value = getattr(self, name)
             if not 0 <= value <= 1:

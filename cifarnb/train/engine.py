@@ -38,7 +38,7 @@ from torch import nn
 
 from .. import models
 from ..atomic import atomic_write
-from ..data import CIFAR10, load_cifar10
+from ..data import CIFAR10, NORMALIZATIONS, load_cifar10
 from ..device import device_name, resolve_device, synchronized_clock
 from ..loaders import make_loader
 from .config import TrainConfig
@@ -124,12 +124,16 @@ def fit(
     diverged_epoch = None
     for epoch in range(start_epoch, config.epochs):
         lr_at_start = optimizer.param_groups[0]["lr"]
+        step_evals: list[dict] = []
         train_loss, train_acc, seconds = train_one_epoch(
             step_model, train_loader, epoch, optimizer, schedule, loss_fn, scaler, half, ema, bar,
             cuda_graphs=uses_cuda_graphs(config),
+            after_step=_step_evaluation(parts, step_evals, exact_rows) if config.eval_every_steps else None,
         )
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "lr": lr_at_start,
                "seconds": seconds}
+        if config.eval_every_steps:
+            row["step_evals"] = step_evals
         if not (math.isfinite(train_loss)):
             diverged_epoch = epoch + 1
             history.append({**row, "test_loss": math.nan, "test_acc": math.nan})
@@ -202,17 +206,26 @@ def prepare(config: TrainConfig, data: CIFAR10, device: torch.device) -> Parts:
     if config.cudnn_benchmark and device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(config.seed)  # model initialisation depends on the seed alone
-    model = models.build(config.model, **config.model_kwargs()).to(device)
+    model = models.build(config.model, **config.model_kwargs())
+    # Layers set from the training images rather than trained (FastResNet9's patch whitening), on the CPU.
+    models.init_from_data(model, data.x_train, *NORMALIZATIONS[config.normalization])
+    if config.bn_shards:
+        models.shard_batchnorm(model, config.bn_shards)  # as nn.DataParallel on bn_shards GPUs normalises
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(config, model.parameters(), device)
+    optimizer = build_optimizer(config, model, device)
     half = autocast_dtype(config, device)
     loader_options = dict(device=device, seed=config.seed, channels_last=config.channels_last,
                           normalization=config.normalization)
     train_loader = make_loader(
         config.loader, data.x_train, data.y_train, config.batch_size, train=True, augment=config.augment,
-        num_workers=config.num_workers, **loader_options,
+        augmentation=config.augmentation, drop_last=config.drop_last, num_workers=config.num_workers,
+        **loader_options,
     )
+    if len(train_loader) == 0:
+        raise ValueError(f"batch_size={config.batch_size} with drop_last leaves no full batch of the "
+                         f"{len(data.y_train)} training images; use a smaller batch_size or more images (n_train)")
     test_loader = make_loader(
         config.loader, data.x_test, data.y_test, config.eval_batch_size, train=False,
         num_workers=config.num_workers, **loader_options,
@@ -265,13 +278,17 @@ def _warm_up(parts: Parts, steps: int) -> float:
     return synchronized_clock(parts.device) - started
 
 
-def train_one_epoch(model, loader, epoch, optimizer, schedule, loss_fn, scaler, half, ema, bar, cuda_graphs=False):
+def train_one_epoch(model, loader, epoch, optimizer, schedule, loss_fn, scaler, half, ema, bar, cuda_graphs=False,
+                    after_step=None):
+    """One epoch of training steps; the mean loss, the accuracy on the (augmented) batches and the seconds spent
+    training. ``after_step(step)`` runs after each step (1-based, counted across epochs) and returns the seconds
+    it took, which are not counted as training (evaluations every N steps)."""
     model.train()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
-    started = time.perf_counter()
+    started, aside = time.perf_counter(), 0.0
     first_step = epoch * len(loader)  # steps are counted across epochs, so EMA updates resume in phase
     for step, (images, labels) in enumerate(loader.batches(epoch), start=first_step):
         if cuda_graphs:
@@ -293,9 +310,33 @@ def train_one_epoch(model, loader, epoch, optimizer, schedule, loss_fn, scaler, 
         seen += len(labels)
         if bar is not None:
             bar.update(1)
+        if after_step is not None:
+            aside += after_step(step + 1)
+            model.train()
     mean_loss = (loss_sum / seen).item()  # the one synchronisation of the epoch
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started - aside
     return mean_loss, 100.0 * correct.item() / seen, seconds
+
+
+def _step_evaluation(parts: Parts, evaluations: list[dict], exact_rows: int):
+    """``after_step`` for ``eval_every_steps``: every that many steps, the test accuracy (and loss) of the model
+    evaluated as at an epoch's end, appended to ``evaluations`` as {"step", "test_loss", "test_acc"[, exact]}
+    (VGG_acc.py evaluates every 100 steps and reports the best). Returns the seconds it took."""
+    every = parts.config.eval_every_steps
+
+    def after_step(step: int) -> float:
+        if step % every:
+            return 0.0
+        started = time.perf_counter()
+        loss, correct = evaluate(parts.eval_model, parts.test_loader, parts.loss_fn, parts.half,
+                                 tta_flip=parts.config.tta_flip)
+        evaluation = {"step": step, "test_loss": loss, "test_acc": 100.0 * correct.float().mean().item()}
+        if exact_rows:
+            evaluation["test_acc_exact1000"] = 100.0 * correct[:exact_rows].float().mean().item()
+        evaluations.append(evaluation)
+        return time.perf_counter() - started
+
+    return after_step
 
 
 @torch.no_grad()

@@ -8,23 +8,76 @@ from torch import nn
 from .config import TrainConfig
 
 
-def build_optimizer(config: TrainConfig, parameters, device: torch.device) -> torch.optim.Optimizer:
+def parameter_groups(config: TrainConfig, model: nn.Module) -> list[dict]:
+    """The trainable parameters as optimizer groups: one, or with ``bias_lr_factor``/``bias_weight_decay`` two,
+    the weights (2-D and up) and the 1-D parameters (biases, BN shifts) with their own rate and decay, as the
+    report's FastResNet9 code splits them (frozen parameters, such as its whitening stem, in neither)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if config.bias_lr_factor is None and config.bias_weight_decay is None:
+        return [{"params": trainable}]
+    factor = 1.0 if config.bias_lr_factor is None else config.bias_lr_factor
+    decay = config.weight_decay if config.bias_weight_decay is None else config.bias_weight_decay
+    return [{"params": [p for p in trainable if p.ndim > 1]},
+            {"params": [p for p in trainable if p.ndim <= 1], "lr": config.lr * factor, "weight_decay": decay}]
+
+
+def build_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
     # Fused kernels update all parameters in one launch on CUDA; on CPU the default path is used.
     fused = {"fused": True} if device.type == "cuda" else {}
     decay = config.weight_decay
+    groups = parameter_groups(config, model)
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            parameters, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=decay, **fused
+            groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=decay, **fused
         )
+    if config.optimizer == "sgd_velocity":
+        return SGDVelocity(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+                           weight_decay=decay)
     if config.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=decay, **fused)
+        return torch.optim.Adam(groups, lr=config.lr, weight_decay=decay, **fused)
     if config.optimizer == "adadelta":
-        return torch.optim.Adadelta(parameters, lr=config.lr, weight_decay=decay)
+        return torch.optim.Adadelta(groups, lr=config.lr, weight_decay=decay)
     if config.optimizer == "adagrad":
-        return torch.optim.Adagrad(parameters, lr=config.lr, weight_decay=decay)
+        return torch.optim.Adagrad(groups, lr=config.lr, weight_decay=decay)
     if config.optimizer == "adamax":
-        return torch.optim.Adamax(parameters, lr=config.lr, weight_decay=decay)
+        return torch.optim.Adamax(groups, lr=config.lr, weight_decay=decay)
     raise AssertionError(config.optimizer)  # TrainConfig.validate rejects anything else
+
+
+class SGDVelocity(torch.optim.Optimizer):
+    """SGD with momentum whose velocity carries the learning rate, as the report's FastResNet9 code updates
+    (``utils.update_nesterov``, after Page's trainer)::
+
+        step = -lr * (grad + weight_decay * w)
+        v    = momentum * v + step
+        w   += step + momentum * v      (Nesterov; plain momentum: w += v)
+
+    torch's SGD keeps the rate out of the velocity (``w -= lr * (g + momentum * buf)``); the two agree while the
+    rate is constant and differ while a schedule moves it (the velocity here remembers earlier rates). Each group
+    updates with a few foreach kernels.
+    """
+
+    def __init__(self, params, lr: float, momentum: float = 0.9, nesterov: bool = True, weight_decay: float = 0.0):
+        super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            velocities = [self.state[p].setdefault("velocity", torch.zeros_like(p)) for p in params]
+            steps = torch._foreach_add([p.grad for p in params], params, alpha=group["weight_decay"])
+            torch._foreach_mul_(steps, -group["lr"])
+            torch._foreach_mul_(velocities, group["momentum"])
+            torch._foreach_add_(velocities, steps)
+            if group["nesterov"]:
+                torch._foreach_add_(steps, velocities, alpha=group["momentum"])
+                torch._foreach_add_(params, steps)
+            else:
+                torch._foreach_add_(params, velocities)
+        return loss
 
 
 class Schedule:
@@ -72,9 +125,8 @@ def _build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, step
     if config.scheduler == "step":
         return sched.StepLR(optimizer, step_size=config.step_size or max(1, config.epochs // 3), gamma=config.step_gamma)
     if config.scheduler == "linear":
-        return sched.LinearLR(
-            optimizer, start_factor=1.0, end_factor=config.linear_end_factor, total_iters=config.epochs
-        )
+        return sched.LinearLR(optimizer, start_factor=1.0, end_factor=config.linear_end_factor,
+                              total_iters=config.linear_epochs or config.epochs)
     if config.scheduler == "exponential":
         return sched.ExponentialLR(optimizer, gamma=config.exponential_gamma)
     if config.scheduler == "cosine":

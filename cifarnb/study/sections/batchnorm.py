@@ -11,10 +11,12 @@ import pandas as pd
 
 from ... import landscape
 from ...landscape import UNIFORM_LOSS, LandscapeConfig
-from ...results import ResultStore
+from ...results import ResultStore, Run
 from ...train import TrainConfig
+from .. import reference
 from ..profiles import FULL, Profile
-from ..settings import VGG_SETTINGS, VGG_TEMPLATE
+from ..reading import BEST, PRIMARY, column_heading, comparison_table, primary_column
+from ..settings import VGG_CODE_SEED, VGG_EPOCHS, VGG_EVAL_EVERY_STEPS, VGG_SETTINGS, VGG_TEMPLATE
 from ..tasks import LandscapeTask, RunTask, landscape_tasks, run_tasks
 
 NAME = "batchnorm"
@@ -26,21 +28,44 @@ EPOCHS_FIELD = "vgg_epochs"
 PARAMETERS = ("backend", "ray_address", "gpus_per_run", "epochs", "learning_rates", "gap", "n_train", "n_test")
 
 VGG_PIPELINES = ("template", "augmented")  # the course template's (the report's), crop + flip with CIFAR mean/std
-METHODS = ("report", "paper")
 
 
 def vgg_configs(profile: Profile, pipeline: str = "template") -> dict[str, TrainConfig]:
     """Report 2.1 (Fig 28): VGG-A with and without BatchNorm.
 
-    ``pipeline="template"`` (the report's): the course template's data (no augmentation, pixels to [-1, 1]) and
-    initialisation (Xavier normal); ``"augmented"``: random crop and flip, CIFAR-10 mean/std, PyTorch's default
-    initialisation, as every other section trains.
+    ``pipeline="template"`` (the report's): the course template's data (no augmentation, pixels to [-1, 1]),
+    models (its biases) and initialisation (Xavier normal); ``"augmented"``: random crop and flip, CIFAR-10
+    mean/std, PyTorch's default initialisation and biases everywhere, as every other section trains. Either way
+    the test accuracy is also evaluated every 100 steps, as VGG_acc.py does (its best is what the report quotes).
     """
     if pipeline not in VGG_PIPELINES:
         raise ValueError(f"pipeline={pipeline!r} is not one of {', '.join(VGG_PIPELINES)}")
     data = VGG_TEMPLATE if pipeline == "template" else {}
-    return {label: profile.config(profile.vgg_epochs, model=model, **VGG_SETTINGS, **data)
+    return {label: profile.config(profile.vgg_epochs, model=model, eval_every_steps=VGG_EVAL_EVERY_STEPS,
+                                  **VGG_SETTINGS, **data)
             for label, model in (("VGG-A", "vgg_a"), ("VGG-A + BN", "vgg_a_bn"))}
+
+
+def accuracy_table(results: dict[str, list[Run]], profile: Profile) -> pd.DataFrame:
+    """Report 2.1: per model the report's test accuracy beside ours. VGG_acc.py evaluates every 100 steps and
+    prints the best, so that is what the report quotes and our first column; the last epoch's beside it."""
+    epochs = profile.vgg_epochs
+    report = reference.batchnorm_accuracy()
+    heading = column_heading(primary_column(next(iter(results.values()))))
+    models = {label: config.model for label, config in vgg_configs(profile).items()}
+    table = comparison_table(
+        results,
+        measures={f"ours: best {heading}, every 100 steps to epoch {epochs} (%)": (PRIMARY, None, BEST),
+                  f"ours: {heading}, epoch {epochs} (%)": (PRIMARY, None),
+                  f"ours: train acc, epoch {epochs} (%)": ("train_acc", None),
+                  f"ours: test acc, all test images, epoch {epochs} (%)": ("test_acc", None)},
+        reference_rows=pd.DataFrame([{"label": label, "report_test_acc": report[model]}
+                                     for label, model in models.items()]),
+        reference_columns={f"report: best test acc, {VGG_EPOCHS} epochs (%)": "report_test_acc"},
+        report_epochs=VGG_EPOCHS,
+    )
+    table.index.name = f"model (ours: {len(next(iter(results.values())))} seed(s), final epoch {epochs})"
+    return table
 
 
 def landscape_config(profile: Profile) -> LandscapeConfig:
@@ -48,8 +73,9 @@ def landscape_config(profile: Profile) -> LandscapeConfig:
     on the course template's data pipeline and initialisation, on the profile's device and data folder."""
     return LandscapeConfig(learning_rates=tuple(profile.landscape_learning_rates), epochs=profile.vgg_epochs,
                            batch_size=profile.batch_size, gap=profile.landscape_gap, n_train=profile.landscape_n_train,
-                           augment=VGG_TEMPLATE["augment"], normalization=VGG_TEMPLATE["normalization"],
-                           init=VGG_TEMPLATE["model_options"]["init"], device=profile.device,
+                           seed=VGG_CODE_SEED, augment=VGG_TEMPLATE["augment"],
+                           normalization=VGG_TEMPLATE["normalization"], init=VGG_TEMPLATE["model_options"]["init"],
+                           bias=VGG_TEMPLATE["model_options"]["bias"], device=profile.device,
                            data_root=profile.data_root)
 
 
@@ -59,12 +85,13 @@ def method_tasks(profile: Profile, method: str) -> list[LandscapeTask]:
 
 
 def tasks(profile: Profile, seed: int, first_seed: bool = True) -> list[RunTask | LandscapeTask]:
-    """The VGG-A accuracy runs at ``seed``; with the first seed, the landscape tables of both methods too (they
-    fix their own seed: the spread of their bands comes from learning rates or step sizes, not seeds)."""
+    """The VGG-A accuracy runs at ``seed``; with the first seed, the landscape tables too (they fix their own
+    seed, the code's 2023: the spread of their bands comes from learning rates or step sizes, not seeds): the
+    report's method and the paper's first, the one-step differences (the earlier reading) last."""
     runs = run_tasks(NAME, vgg_configs(profile), seed)
     if not first_seed:
         return runs
-    return [*runs, *method_tasks(profile, "report"), *method_tasks(profile, "paper")]
+    return [*runs, *(task for method in ("report", "paper", "one_step") for task in method_tasks(profile, method))]
 
 
 def landscape_tables(store: ResultStore, config: LandscapeConfig, method: str, probe_every: int | None = None,

@@ -3,17 +3,21 @@ time (pool before BN, label smoothing, ghost BN, flip TTA), and the report's cla
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from ... import models
+from ...plots import curves
 from ...results import Run
 from ...train import TrainConfig
 from .. import recipes
 from ..profiles import Profile
-from ..reading import (COMPARABLE_HEADING, FULL_COLUMN, TOLERANCE, accuracy_at_verdict, column_heading,
-                       comparability, devices, mean_time_to, reached_by_verdict, reading, seconds_per_epoch)
+from ..reading import (BEST, COMPARABLE_HEADING, FULL_COLUMN, NOT_RUN, TOLERANCE, accuracy_at_verdict,
+                       column_heading, comparability, devices, mean_time_to, primary_column, reached_by_verdict,
+                       reading, seconds_per_epoch, split_table)
 from ..reference import Claim
-from ..settings import BAG_OF_TRICKS, EARLY_RESNET9_EPOCHS, LABEL_SMOOTHING, REPORT_EPOCHS, RESNET9_LR, ZOO_SETTINGS
+from ..settings import (DATA_PARALLEL_GPUS, EARLIER_BAG_OF_TRICKS, EARLY_RESNET9_EPOCHS, FASTRESNET9_MODEL,
+                        FASTRESNET9_TRAINING, LABEL_SMOOTHING, REPORT_EPOCHS, RESNET9_LR, RESNET9_MODEL, ZOO_SETTINGS)
 from ..tasks import RunTask, run_tasks
 from .model_zoo import zoo_config
 
@@ -24,30 +28,74 @@ ALIASES = ("resnet9",)
 EPOCHS_FIELD = "resnet9_epochs"
 PARAMETERS = ("backend", "ray_address", "gpus_per_run", "epochs", "n_train", "n_test")
 
-LADDER_RECIPES = ("report", "plain")  # FastResNet9's bag-of-tricks training (the report's), Table 6's plain one
+LADDER_RECIPES = ("report", "plain")  # the report's code's FastResNet9 training; Table 6's plain one (main.py)
+LADDER_RECIPE_NAMES = {"report": "the report's code (main_fastresnet9.py)", "plain": "plain recipe (main.py, Table 6)"}
+EARLIER_RECIPE_NAMES = {"report": "earlier reading: bag-of-tricks trainer",
+                        "plain": "earlier reading: plain recipe, one BN over 128"}
+
+
+def _as_main_py(config: TrainConfig) -> TrainConfig:
+    """``config`` with BatchNorm as main.py's nn.DataParallel on 4 GPUs runs it, where the model has plain BN."""
+    shards = DATA_PARALLEL_GPUS if recipes.has_plain_batchnorm(config.model, config.model_options) else None
+    return config.replace(bn_shards=shards)
 
 
 def trick_ladder(profile: Profile, recipe: str = "report") -> dict[str, TrainConfig]:
-    """ResNet9 plus the report's four FastResNet9 tricks, added one at a time (the last step is FastResNet9).
+    """The report's ResNet9 turned into its FastResNet9 one step at a time (the ladder is ours; the report
+    measured no step alone). Every step has the report's code's ResNet9 layout; then, in order, FastResNet9's
+    model as its code builds it (a frozen patch-whitening stem, BN scales frozen at 1, logits / 8: none of them
+    named in the report), and the report's four tricks: pool before BN, label smoothing, ghost BN (32), flip TTA.
+    The last step is FastResNet9.
 
-    ``recipe="report"``: every step trains the way the report's FastResNet9 did (``settings.BAG_OF_TRICKS``:
-    batch 512, Nesterov, warm-up/decay schedule, EMA, logits / 8), so each step measures a trick, not a schedule.
-    ``recipe="plain"``: every step at ResNet9's plain settings (Table 6, lr 0.01, batch 128, plateau).
+    ``recipe="report"``: every step trains as main_fastresnet9.py trains FastResNet9 (``FASTRESNET9_TRAINING``,
+    without its label smoothing and TTA until their steps), so each step measures a change of model or trick,
+    not of schedule. ``recipe="plain"``: every step at ResNet9's plain settings (main.py: Table 6, lr 0.01,
+    batch 128, plateau, BN over DataParallel's four pieces).
     """
+    if recipe not in LADDER_RECIPES:
+        raise ValueError(f"recipe={recipe!r} is not one of {', '.join(LADDER_RECIPES)}")
+    if recipe == "plain":
+        base = recipes.plain("resnet9", **profile.sizes(profile.resnet9_epochs))
+        main_py = _as_main_py
+    else:
+        training = {**FASTRESNET9_TRAINING, "label_smoothing": 0.0, "tta_flip": False}
+        base = TrainConfig(**{**training, **profile.sizes(profile.resnet9_epochs), "model": "resnet9",
+                              "batch_size": profile.batch(FASTRESNET9_TRAINING["batch_size"]),
+                              "model_options": dict(RESNET9_MODEL)})
+        main_py = lambda config: config  # noqa: E731 - main_fastresnet9.py trains on one GPU
+    code_model = {**RESNET9_MODEL, **FASTRESNET9_MODEL}
+    stem = main_py(base.replace(model_options=code_model))
+    pooled = main_py(stem.replace(model_options={**code_model, "pool_before_bn": True}))
+    smoothed = pooled.replace(label_smoothing=LABEL_SMOOTHING)
+    # fastresnet9 = resnet9 with pool before BN and ghost BN (ghost batches of 32)
+    fast = main_py(smoothed.replace(model="fastresnet9", model_options=code_model))
+    return {
+        "ResNet9": base,
+        "+ the code's stem, frozen BN scales, logits / 8": stem,
+        "+ pool before BN": pooled,
+        "+ label smoothing": smoothed,
+        "+ ghost BN (32)": fast,
+        "+ flip TTA (= FastResNet9)": fast.replace(tta_flip=True),
+    }
+
+
+def earlier_trick_ladder(profile: Profile, recipe: str = "report") -> dict[str, TrainConfig]:
+    """The ladder as it was read before the report's code was public (the stored runs of that reading keep their
+    keys): ``"report"`` on the bag-of-tricks trainer's recipe (``EARLIER_BAG_OF_TRICKS``), ``"plain"`` on Table 6
+    with BN over whole batches; every step on ResNet9 as it read then (learnable 3x3 stem, trainable BN scales,
+    a biased last layer)."""
     if recipe not in LADDER_RECIPES:
         raise ValueError(f"recipe={recipe!r} is not one of {', '.join(LADDER_RECIPES)}")
     if recipe == "plain":
         base = profile.config(profile.resnet9_epochs, model="resnet9", **{**ZOO_SETTINGS, "lr": RESNET9_LR})
         scale = {}
     else:
-        # The recipe without the two tricks that live in training (label smoothing, flip TTA).
-        training = {**BAG_OF_TRICKS, "label_smoothing": 0.0, "tta_flip": False}
+        training = {**EARLIER_BAG_OF_TRICKS, "label_smoothing": 0.0, "tta_flip": False}
         base = TrainConfig(**{**training, **profile.sizes(profile.resnet9_epochs), "model": "resnet9",
-                              "batch_size": BAG_OF_TRICKS["batch_size"]})
-        scale = dict(BAG_OF_TRICKS["model_options"])
+                              "batch_size": EARLIER_BAG_OF_TRICKS["batch_size"]})
+        scale = dict(EARLIER_BAG_OF_TRICKS["model_options"])
     pooled = base.replace(model_options={**scale, "pool_before_bn": True})
     smoothed = pooled.replace(label_smoothing=LABEL_SMOOTHING)
-    # fastresnet9 = resnet9 with pool before BN and ghost BN (ghost batches of 32)
     fast = smoothed.replace(model="fastresnet9", model_options=scale)
     return {
         "ResNet9": base,
@@ -59,16 +107,22 @@ def trick_ladder(profile: Profile, recipe: str = "report") -> dict[str, TrainCon
 
 
 def resnet9_configs(profile: Profile) -> dict[str, TrainConfig]:
-    """Report Tables 8-9: ResNet9 (plain settings, lr 0.01), FastResNet9 (bag-of-tricks) and the zoo's ResNet18."""
+    """Report Tables 8-9: ResNet9 (main.py, lr 0.01), FastResNet9 (main_fastresnet9.py) and the zoo's ResNet18,
+    trained as long as the ResNet9s."""
     resnet18 = zoo_config(profile, "resnet18").replace(epochs=profile.resnet9_epochs)
     return {"ResNet9": trick_ladder(profile, "plain")["ResNet9"],
             "FastResNet9": trick_ladder(profile, "report")["+ flip TTA (= FastResNet9)"],
             "ResNet18": resnet18}
 
 
+def earlier_resnet18(profile: Profile) -> TrainConfig:
+    """The zoo's ResNet18 as it was trained before the report's code was public: BN over whole batches."""
+    return resnet9_configs(profile)["ResNet18"].replace(bn_shards=None)
+
+
 def tasks(profile: Profile, seed: int, first_seed: bool = True) -> list[RunTask]:
-    """Both trick ladders, the zoo's ResNet18 trained as long, and the ``fast`` recipe (the bag-of-tricks
-    ladder's top, so the same run) at ``seed``."""
+    """Both trick ladders, the zoo's ResNet18 trained as long, and the ``fast`` recipe (the report ladder's top,
+    so the same run) at ``seed``."""
     return [*run_tasks(NAME, trick_ladder(profile, "report"), seed, "ladder: "),
             *run_tasks(NAME, trick_ladder(profile, "plain"), seed, "plain ladder: "),
             *run_tasks(NAME, {"ResNet18": resnet9_configs(profile)["ResNet18"],
@@ -82,11 +136,11 @@ REPORT_SAYS = {
     "+ label smoothing": "faster training, better generalisation",
     "+ ghost BN (32)": "higher accuracy",
     "+ flip TTA (= FastResNet9)": "a little more time, higher accuracy",
+    "+ the code's stem, frozen BN scales, logits / 8": "(not in the report; in its code)",
 }
 
 
 TIME_TARGET = 94.0  # the accuracy the bag-of-tricks trainer races to (DAWNBench's CIFAR-10 target)
-LADDER_RECIPE_NAMES = {"report": "bag-of-tricks recipe (the report's)", "plain": "plain recipe (Table 6, lr 0.01)"}
 PLAIN_FASTRESNET9 = "FastResNet9 (plain recipe)"
 CLAIM_LETTERS = "abcdefgh"
 
@@ -96,41 +150,63 @@ def parameters_millions(config: TrainConfig) -> float:
     return models.count_parameters(models.build(config.model, **config.model_kwargs())) / 1e6
 
 
-def resnet9_results(ladder_results: dict[str, dict[str, list[Run]]], resnet18: list[Run]) -> dict[str, list[Run]]:
-    """Tables 8-9's rows from the trick ladders' runs (recipe -> step -> runs; a ladder's first step is ResNet9,
-    its last FastResNet9): ResNet9 is the plain ladder's first step, FastResNet9 the bag-of-tricks ladder's last,
-    FastResNet9 under the plain recipe an extra row, and ResNet18 the zoo's configuration."""
-    report, plain = list(ladder_results["report"].values()), list(ladder_results["plain"].values())
-    return {"ResNet9": plain[0], "FastResNet9": report[-1], PLAIN_FASTRESNET9: plain[-1], "ResNet18": resnet18}
+def tables_8_9_configs(profile: Profile, earlier: bool = False) -> dict[str, TrainConfig]:
+    """The rows of Tables 8-9: ResNet9 (the plain ladder's first step), FastResNet9 (the report ladder's last),
+    FastResNet9 under the plain recipe (an extra row) and the zoo's ResNet18 trained as long; ``earlier``: the
+    same rows as read before the report's code was public (:func:`earlier_trick_ladder`)."""
+    ladder = earlier_trick_ladder if earlier else trick_ladder
+    report, plain = ladder(profile, "report"), ladder(profile, "plain")
+    return {"ResNet9": plain["ResNet9"], "FastResNet9": report["+ flip TTA (= FastResNet9)"],
+            PLAIN_FASTRESNET9: plain["+ flip TTA (= FastResNet9)"],
+            "ResNet18": earlier_resnet18(profile) if earlier else resnet9_configs(profile)["ResNet18"]}
 
 
-def resnet9_table(results: dict[str, list[Run]], reference_rows: pd.DataFrame, early_epoch: int,
-                  final_epoch: int) -> pd.DataFrame:
-    """Tables 8-9: per row the report's parameters, accuracies after 10 and 200 epochs and seconds per epoch beside
-    ours at ``early_epoch`` and ``final_epoch``, time to :data:`TIME_TARGET`, the devices, and whether the row
-    compares with each of the report's two accuracy columns. ``reference_rows``: ``reference.resnet9()`` indexed
-    by label; a row "X (...)" reads the report's row X."""
+def resnet9_table(results: dict[str, list[Run]], configs: dict[str, TrainConfig], reference_rows: pd.DataFrame,
+                  early_epoch: int, final_epoch: int) -> pd.DataFrame:
+    """Tables 8-9: per row (``configs``, its runs in ``results``, maybe none) the report's parameters, accuracies
+    after 10 and 200 epochs and seconds per epoch beside ours at ``early_epoch`` and ``final_epoch`` (the last
+    epoch's, as the report quotes; the best of any epoch beside the final one), time to :data:`TIME_TARGET`, the
+    devices, and whether the row compares with the report's two accuracy columns. ``reference_rows``:
+    ``reference.resnet9()`` indexed by label; a row "X (...)" reads the report's row X."""
     rows = []
-    for label, runs in results.items():
+    for label, config in configs.items():
+        runs = results.get(label, [])
         report = reference_rows.loc[label.split(" (")[0]]
         early, final = reading(runs, early_epoch), reading(runs, final_epoch)
+        heading = column_heading(early.column)
         rows.append({
             "model": label, "seeds": len(runs),
             "report: params (M)": report["report_params_millions"],
-            "ours: params (M)": round(parameters_millions(runs[0].config), 2),
+            "ours: params (M)": round(parameters_millions(config), 2),
             f"report: test acc, epoch {EARLY_RESNET9_EPOCHS} (%)": report["report_test_acc_10_epochs"],
-            f"ours: {column_heading(early.column)}, epoch {early_epoch} (%)": str(early),
+            f"ours: {heading}, epoch {early_epoch} (%)": str(early),
             f"ours: all 10,000 (JPEG-affected), epoch {early_epoch} (%)": str(reading(runs, early_epoch, FULL_COLUMN)),
             f"report: test acc, epoch {REPORT_EPOCHS} (%)": report["report_test_acc_200_epochs"],
-            f"ours: {column_heading(final.column)}, epoch {final_epoch} (%)": str(final),
+            f"ours: {heading}, epoch {final_epoch} (%)": str(final),
+            f"ours: best {heading} to epoch {final_epoch} (%)": str(reading(runs, final_epoch, statistic=BEST)),
             "report: s/epoch": report["report_seconds_per_epoch"],
-            "ours: s/epoch": round(seconds_per_epoch(runs), 2),
-            f"ours: time to {TIME_TARGET:g}% (s)": mean_time_to(runs, TIME_TARGET),
-            "ours: device": devices(runs),
+            "ours: s/epoch": round(seconds_per_epoch(runs), 2) if runs else NOT_RUN,
+            f"ours: time to {TIME_TARGET:g}% (s)": mean_time_to(runs, TIME_TARGET) if runs else NOT_RUN,
+            "ours: device": devices(runs) if runs else NOT_RUN,
             f"{COMPARABLE_HEADING}, epoch {EARLY_RESNET9_EPOCHS}": comparability(runs, EARLY_RESNET9_EPOCHS),
             f"{COMPARABLE_HEADING}, epoch {REPORT_EPOCHS}": comparability(runs, REPORT_EPOCHS),
         })
     return pd.DataFrame(rows).set_index("model")
+
+
+def resnet9_tables(results: dict[str, list[Run]], configs: dict[str, TrainConfig], reference_rows: pd.DataFrame,
+                   early_epoch: int, final_epoch: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tables 8-9 (:func:`resnet9_table`) as two that a page holds: the accuracies beside the report's with
+    whether each row compares, and the details (parameters, all 10,000 images, the best epoch, seconds per epoch,
+    time to 94%, device)."""
+    table = resnet9_table(results, configs, reference_rows, early_epoch, final_epoch)
+    heading = next(column.removeprefix("ours: ").split(", epoch")[0] for column in table.columns
+                   if column.startswith("ours: test acc"))
+    comparison = ["seeds", f"report: test acc, epoch {EARLY_RESNET9_EPOCHS} (%)",
+                  f"ours: {heading}, epoch {early_epoch} (%)", f"report: test acc, epoch {REPORT_EPOCHS} (%)",
+                  f"ours: {heading}, epoch {final_epoch} (%)", f"{COMPARABLE_HEADING}, epoch {EARLY_RESNET9_EPOCHS}",
+                  f"{COMPARABLE_HEADING}, epoch {REPORT_EPOCHS}"]
+    return split_table(table, comparison)
 
 
 def ladder_table(ladder: dict[str, list[Run]], report_says: dict[str, str], epoch: int | None = None) -> pd.DataFrame:
@@ -154,19 +230,19 @@ def ladder_table(ladder: dict[str, list[Run]], report_says: dict[str, str], epoc
 
 
 def trick_ladder_tables(ladder_results: dict[str, dict[str, list[Run]]], report_says: dict[str, str],
-                        epoch: int | None = None) -> pd.DataFrame:
-    """Both recipes' :func:`ladder_table` at ``epoch``, one block per recipe (:data:`LADDER_RECIPE_NAMES`), each
-    step saying whether its runs compare with the report's FastResNet9 reading at epoch 10, the earliest the
-    report gives."""
+                        epoch: int | None = None, names: dict[str, str] = LADDER_RECIPE_NAMES) -> pd.DataFrame:
+    """Both recipes' :func:`ladder_table` at ``epoch``, one block per recipe (named by ``names``), each step saying
+    whether its runs compare with the report's FastResNet9 reading at epoch 10, the earliest the report gives."""
     tables = {}
     for recipe, ladder in ladder_results.items():
         table = ladder_table(ladder, report_says, epoch)
         table[COMPARABLE_HEADING] = [comparability(runs, EARLY_RESNET9_EPOCHS) for runs in ladder.values()]
-        tables[LADDER_RECIPE_NAMES.get(recipe, recipe)] = table
+        tables[names.get(recipe, recipe)] = table
     return pd.concat(tables, names=["recipe", "step"])
 
 
-def claims_table(ladder_results: dict[str, dict[str, list[Run]]], claims: list[Claim]) -> pd.DataFrame:
+def claims_table(ladder_results: dict[str, dict[str, list[Run]]], claims: list[Claim],
+                 names: dict[str, str] = LADDER_RECIPE_NAMES) -> pd.DataFrame:
     """Each of the report's claims about FastResNet9 (``reference.fastresnet9_claims()``) checked on each
     recipe's FastResNet9 (its ladder's last step): what we found and the verdict (:func:`reached_by_verdict` for a
     "passes" claim, :func:`accuracy_at_verdict` for a "reaches" one). Runs on a subset make a claim not testable."""
@@ -175,8 +251,22 @@ def claims_table(ladder_results: dict[str, dict[str, list[Run]]], claims: list[C
         fast = list(ladder.values())[-1]
         for letter, claim in zip(CLAIM_LETTERS, claims):
             check = reached_by_verdict if claim.kind == "passes" else accuracy_at_verdict
-            found, verdict = check(fast, claim.accuracy, claim.epoch)
-            rows.append({"recipe": LADDER_RECIPE_NAMES.get(recipe, recipe),
+            found, verdict = check(fast, claim.accuracy, claim.epoch) if fast else (NOT_RUN, "not testable: not run")
+            rows.append({"recipe": names.get(recipe, recipe),
                          "claim": f"({letter}) {claim.text.removeprefix('FastResNet9 ')}",
                          "ours": found, "verdict": verdict})
     return pd.DataFrame(rows).set_index(["recipe", "claim"])
+
+
+def ladder_figure(ladder_results: dict[str, dict[str, list[Run]]], names: dict[str, str], title: str):
+    """One panel per recipe: every step's test accuracy (primary column) per epoch, mean over seeds with the
+    seeds' range shaded."""
+    figure, axes = plt.subplots(1, len(ladder_results), figsize=(6.5 * len(ladder_results), 4.5), sharey=True,
+                                squeeze=False)
+    for ax, (recipe, ladder) in zip(axes[0], ladder_results.items()):
+        curves.plot_curve(ladder, primary_column(next(iter(ladder.values()))), ax)
+        ax.set_title(names.get(recipe, recipe))
+        ax.legend(loc="lower right", fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure

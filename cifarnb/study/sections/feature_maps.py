@@ -11,6 +11,8 @@ import pandas as pd
 
 from ...train import TrainConfig
 from ..profiles import Profile
+from ..reading import COMPARABLE_HEADING
+from ..settings import REPORT_EPOCHS
 from ..tasks import FeatureMapsTask
 from .fastresnet9 import resnet9_configs
 from .model_zoo import zoo_config
@@ -94,7 +96,19 @@ def feature_map_statistics(activation: np.ndarray) -> FeatureMapStatistics:
                                 near_copy_fraction=near_copy)
 
 
-def feature_map_table(maps: dict[str, dict[str, np.ndarray]], layers: tuple[str, ...]) -> pd.DataFrame:
-    """One row of :class:`FeatureMapStatistics` per model (``maps``' keys) and layer of ``layers``."""
-    return pd.DataFrame([{"model": label, "layer": layer, **feature_map_statistics(maps[label][layer]).row()}
+def feature_map_table(maps: dict[str, dict[str, np.ndarray]], layers: tuple[str, ...],
+                      configs: dict[str, TrainConfig] | None = None) -> pd.DataFrame:
+    """One row of :class:`FeatureMapStatistics` per model (``maps``' keys) and layer of ``layers``; with the
+    models' ``configs``, whether each model compares with the report's (:func:`comparability_of`)."""
+    return pd.DataFrame([{"model": label, "layer": layer, **feature_map_statistics(maps[label][layer]).row(),
+                          **({COMPARABLE_HEADING: comparability_of(configs[label])} if configs else {})}
                          for label in maps for layer in layers]).set_index(["model", "layer"])
+
+
+def comparability_of(config: TrainConfig) -> str:
+    """Whether a model drawn here compares with the report's (trained on all the data for its 200 epochs):
+    "yes", or "no: " and why."""
+    reasons = [f"trained on {config.n_train} of 50,000 images"] if config.n_train else []
+    if config.epochs < REPORT_EPOCHS:
+        reasons.append(f"{config.epochs} of the report's {REPORT_EPOCHS} epochs")
+    return "no: " + "; ".join(reasons) if reasons else "yes"

@@ -13,12 +13,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ...plots.curves import plot_curve, scatter_labelled
-from ...results import Run, SeedSummary, summarize
+from ...results import ResultStore, Run, SeedSummary, summarize
 from ...train import TrainConfig
 from .. import recipes
 from ..profiles import Profile
-from ..reading import (COMPARABLE_HEADING, NOT_RUN, TOLERANCE, agreement_verdict, comparability, measure, reading,
-                       runs_matching, seconds_per_epoch, seconds_summary)
+from ..profiles import get as get_profile
+from ..reading import (COMPARABLE_HEADING, NOT_RUN, TOLERANCE, agreement_verdict, comparability, devices, measure,
+                       reading, runs_matching, seconds_per_epoch, seconds_summary, split_table, stored_grid)
 from ..settings import EARLY_ZOO_EPOCHS, PLATEAU_READINGS, REPORT_EPOCHS
 from ..tasks import RunTask, run_tasks
 
@@ -125,6 +126,7 @@ def zoo_row(runs: list[Run], report_row: pd.Series | None, params_millions: floa
         row[f"ours all 10,000 (JPEG-affected) @{epochs} = final (%)"] = ours(lambda: measure(runs, "test_acc"))
     row["report s/epoch"] = report_value("report_seconds_per_epoch")
     row["ours s/epoch"] = ours(lambda: seconds_summary(runs))
+    row["ours: device"] = devices(runs) if runs else NOT_RUN  # seconds per epoch depend on it
     row[COMPARABLE_HEADING] = zoo_comparability(runs) if runs else NOT_RUN
     return row
 
@@ -139,6 +141,17 @@ def zoo_table(results: dict[str, list[Run]], report: pd.DataFrame, params: dict[
         report_row = report.loc[model] if model in report.index else None
         rows[label] = zoo_row(results.get(label, []), report_row, millions, epochs, full_test_set)
     return pd.DataFrame(rows).T
+
+
+def zoo_tables(results: dict[str, list[Run]], report: pd.DataFrame, params: dict[str, float], epochs: int,
+               full_test_set: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 7 (:func:`zoo_table`) as two that a page holds: the accuracies beside the report's with whether each
+    row compares, and the details (parameters, all 10,000 images, seconds per epoch and their device)."""
+    table = zoo_table(results, report, params, epochs, full_test_set)
+    early, primary = min(EARLY_ZOO_EPOCHS, epochs), zoo_accuracy_heading(full_test_set)
+    comparison = [f"report acc @{EARLY_ZOO_EPOCHS} (%)", f"ours {primary} @{early} (%)",
+                  f"report acc @{REPORT_EPOCHS} (%)", f"ours {primary} @{epochs} = final (%)", COMPARABLE_HEADING]
+    return split_table(table, comparison)
 
 
 def final_accuracy(runs: list[Run]) -> float:
@@ -404,3 +417,12 @@ def accuracy_vs_cost(points: pd.DataFrame, report: pd.DataFrame, epochs: int, ou
     time_ax.set_title(f"accuracy vs training time (ours: {devices}; report: its GPU)")
     figure.tight_layout()
     return figure
+
+
+def stored_full_profile(store: ResultStore, models: list[str], report: pd.DataFrame) -> dict[str, list[Run]]:
+    """The zoo runs at the full profile (Table 7's settings, 200 epochs) that ``store`` holds, by the report's
+    label, for every model of ``models`` with at least one; trains nothing (a notebook at ``quick`` shows the
+    200-epoch column from them)."""
+    full = get_profile("full")
+    configs = {zoo_label(model, report): zoo_config(full, model) for model in models}
+    return {label: runs for label, runs in stored_grid(store, configs, full.seeds).items() if runs}
