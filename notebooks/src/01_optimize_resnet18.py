@@ -3,8 +3,11 @@
 #
 # Report section 1.1 (Tables 1-5, Figs 2-6). The report trains ResNet18 for 25 epochs from one baseline
 # (lr 0.01, CrossEntropyLoss, weight decay 5e-4, ReLU, SGD with momentum 0.9, ReduceLROnPlateau, batch 128,
-# random crop + flip) and changes one choice at a time. It ran each setting **once**; here every setting runs
-# over several seeds and our column shows mean ± std beside the report's number.
+# random crop + flip) and changes one choice at a time, with its `CIFAR-10/main.py`: every model wrapped in
+# `nn.DataParallel` on four GPUs, so each BatchNorm normalises each GPU's 32 images alone (`bn_shards=4`). It ran
+# each setting **once**; here every setting runs over several seeds: mean ± std over seeds, then the standard
+# error of the mean (SE), which the verdicts allow for. The report quotes the last epoch's accuracy; the best of
+# any epoch (main.py's logged "Best Acc") is beside it (`docs/assumptions.md` says how we know which).
 #
 # Runs come from the results store: re-executing loads finished runs and resumes interrupted ones.
 
@@ -15,6 +18,7 @@ data_root = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, th
 results_dir = "../results"
 figures_dir = "../figures"
 device = "auto"
+train_missing = True  # False: show only what the store holds (a run it lacks shows as not run)
 backend = "local"  # local | ray: runs the store lacks train on a Ray cluster (pip install -e ".[cluster]")
 ray_address = None  # backend "ray": None starts a local Ray instance; else the cluster's, e.g. "10.0.0.1:6379"
 gpus_per_run = 0.0  # backend "ray": GPUs reserved per run (0.25 packs four runs on one GPU)
@@ -38,7 +42,8 @@ session = notebook.setup("01_optimize_resnet18", globals())
 # NBVAL_CHECK_OUTPUT
 baseline = section.ablation_configs(session.profile, "loss")["CrossEntropyLoss"]
 shown = ["model", "epochs", "batch_size", "lr", "momentum", "weight_decay", "optimizer", "loss", "activation",
-         "scheduler", "plateau_factor", "plateau_patience", "plateau_cooldown", "min_lr", "n_train", "n_test"]
+         "scheduler", "plateau_metric", "plateau_factor", "plateau_patience", "plateau_cooldown", "min_lr",
+         "bn_shards", "n_train", "n_test"]
 pd.Series({name: getattr(baseline, name) for name in shown}, name="value").to_frame()
 
 # %% [markdown]
@@ -110,8 +115,12 @@ ablation_figure("optimizer")
 
 # %% [markdown]
 # ## Table 5 · Learning-rate schedule, and the five LR curves (Fig 6)
-# The report gives no parameters for StepLR, LinearLR and ExponentialLR; we use a step every third of the run
-# (x0.1), a linear decay to 1% and a decay of 0.9 per epoch, and cosine annealing over the whole run.
+# The report's text gives no parameters for StepLR, LinearLR and ExponentialLR; its main.py sets the rate after
+# each epoch e of E from lr 0.01: StepLR halves it after every 5th epoch, LinearLR subtracts 0.00066 after each of
+# the first 15 (to 1e-4), CosineAnnealingLR sets 1e-4 + (1e-2 − 1e-4)(1 + cos(π e / E)) / 2 and ExponentialLR
+# 0.01 · 0.9^e (`settings.REPORT_SCHEDULES`). torch's schedulers with these parameters give the same rates;
+# cosine and exponential reach each one an epoch earlier than main.py (it computes the rate of epoch e + 1 from
+# e).
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -24,6 +24,7 @@ data_root = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, th
 results_dir = "../results"
 figures_dir = "../figures"
 device = "auto"
+train_missing = True  # False: show only what the store holds (a run it lacks shows as not run)
 n_train = None  # None: the profile's subset size (None in quick/full: all 50,000)
 n_test = None
 
@@ -89,7 +90,8 @@ for label, config in configs.items():
 
 # %%
 for (label, layer), number in section.FIGURE_NUMBERS.items():
-    figure = curves.feature_map_grid(maps[label][layer], f"Fig {number}: {label}, {layer}")
+    figure = curves.feature_map_grid(maps[label][layer], f"Fig {number}: {label}, {layer} "
+                                     f"(profile {session.profile.name}, {configs[label].epochs} epochs)")
     session.save(figure, f"{configs[label].model}_{layer}")
     plt.show()
 
@@ -103,7 +105,9 @@ for (label, layer), number in section.FIGURE_NUMBERS.items():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-section.feature_map_table(maps, section.LAYERS)
+table = section.feature_map_table(maps, section.LAYERS, configs)
+table.index.names = [f"model (profile {session.profile.name}, seed {SEED})", "layer"]
+table
 
 # %% [markdown]
 # ## Reading

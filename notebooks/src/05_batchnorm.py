@@ -2,28 +2,37 @@
 # # 05 · BatchNorm on VGG-A: accuracy and the optimisation landscape
 #
 # Report section 2 (Tables 10-11, Figs 28-32), which follows Santurkar et al. 2018, *How Does Batch
-# Normalization Help Optimization?* Two parts:
+# Normalization Help Optimization?* Two parts, each as the report's code (`VGG_BatchNorm/`, the course template)
+# runs it:
 #
-# * **2.1, Fig 28**: VGG-A with and without BatchNorm, plain SGD (lr 0.1, no momentum, no weight decay, no lr
-#   decay), batch 128, 20 epochs. The report ran each model **once** (79.5% vs 82.8% test accuracy); here each
-#   runs over several seeds and our column shows mean ± std beside the report's number.
-# * **2.2, Figs 30-32**: how smooth the landscape is that SGD walks on, measured two ways:
-#   1. **the report's method**: one plain-SGD run per learning rate in {0.05, 0.075, 0.1, 0.125, 0.15}; every
-#      `gap` = 30 steps record the mean training loss of the window, the distance between the gradients of two
-#      consecutive steps, and the effective β = that distance / the weight change; the band at a step is the
-#      min/max **across learning rates**;
-#   2. **the paper's method** (its Fig. 4): one run at lr 0.1; at a probed step, walk from the weights along
+# * **2.1, Fig 28** (`VGG_acc.py`): VGG-A with and without BatchNorm (the template's `vgg.py`: no conv bias in
+#   VGG-A's stages 3-5, no bias before any BN), plain SGD (lr 0.1, no momentum, no weight decay, no lr decay),
+#   batch 128, 20 epochs, the template's data (no augmentation, pixels to [-1, 1]) and Xavier-normal
+#   initialisation; the test accuracy evaluated every 100 steps and the **best** printed, which is the number the
+#   report quotes (79.5% vs 82.8%, one run each). Here each runs over several seeds: mean ± std, then the
+#   standard error of the mean.
+# * **2.2, Figs 30-32**: how smooth the landscape is that SGD walks on, measured three ways:
+#   1. **the report's method, as its code measures it** (`VGG_Loss_Landscape.py`): one plain-SGD run per learning
+#      rate in {0.05, 0.075, 0.1, 0.125, 0.15}, trained one after another from one seed (2023; each rate its own
+#      initialisation); every `gap` = 30 steps the last linear layer's weight and gradient are sampled: the loss
+#      is the mean over the 30 steps, the gradient distance the change of that gradient since the last sample,
+#      β = that distance / (the weight's change + 1e-3); loss and distance as min/max bands **across learning
+#      rates**, β as their **maximum**;
+#   2. **one-step differences** (our earlier reading of the text, kept as an alternative): the same windows,
+#      with the distance between the gradients of two consecutive steps on all parameters (and on the last
+#      layer), β over the weight change of that step (report eq. 6), all rates from the same initial weights;
+#   3. **the paper's method** (its Fig. 4): one run at lr 0.1; at a probed step, walk from the weights along
 #      the step's gradient with step sizes η ∈ [0.05, 0.4] and, on the **same minibatch**, record the loss and
 #      the gradient change there; the band is the min/max **across η**, and β is the largest gradient change per
 #      unit distance moved.
 #
-# `cifarnb.landscape` holds both measurements (its module docstring defines every quantity exactly); this
-# notebook only runs them through the results store and plots them. The landscape runs use one seed (0), as
-# the report and the paper do: the spread in their bands comes from the learning rates (report) or the step
-# sizes (paper), not from seeds.
+# `cifarnb.landscape` holds the three measurements (its module docstring defines every quantity exactly); this
+# notebook only runs them through the results store and plots them. The landscape runs fix their own seed, as the
+# report and the paper do: the spread in their bands comes from the learning rates (report) or the step sizes
+# (paper), not from seeds.
 #
 # Runs come from the results store: re-executing loads finished runs and resumes interrupted ones; each
-# landscape run is one cached table per (model, learning rate), so a stopped execution loses at most one.
+# landscape table is cached (the report's method one per model, the others one per model and learning rate).
 
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | quick | full
@@ -32,6 +41,7 @@ data_root = None  # folder holding cifar-10-batches-py/ (None: $CIFARNB_DATA, th
 results_dir = "../results"
 figures_dir = "../figures"
 device = "auto"
+train_missing = True  # False: show only what the store holds (a run it lacks shows as not run)
 backend = "local"  # local | ray: runs the store lacks train on a Ray cluster (pip install -e ".[cluster]")
 ray_address = None  # backend "ray": None starts a local Ray instance; else the cluster's, e.g. "10.0.0.1:6379"
 gpus_per_run = 0.0  # backend "ray": GPUs reserved per run (0.25 packs four runs on one GPU)
@@ -75,10 +85,12 @@ settings = pd.DataFrame(
         ("2.1 accuracy", "train / test images", "50000 / 10000",
          f"{vgg.n_train or 50000} / {vgg.n_test or 10000}"),
         ("2.1 accuracy", "seeds", 1, len(session.seeds)),
-        ("2.1 accuracy", "data pipeline", "the course template's (guidance file)",
+        ("2.1 accuracy", "data pipeline", "the course template's (data/loaders.py)",
          f"augment={vgg.augment}, normalization={vgg.normalization!r}"),
-        ("2.1 accuracy", "initialisation", "the course template's (guidance file)",
-         str(vgg.model_options.get("init", "default"))),
+        ("2.1 accuracy", "initialisation, biases", "the course template's (utils/nn.py, models/vgg.py)",
+         f"{vgg.model_options.get('init', 'default')}, {vgg.model_options.get('bias', 'all')}"),
+        ("2.1 accuracy", "accuracy quoted", "best of evaluations every 100 steps (VGG_acc.py)",
+         f"best of evaluations every {vgg.eval_every_steps} steps; the last epoch's beside it"),
         ("2.2 landscape", "optimizer", f"{land_ref['optimizer']} (no {', no '.join(land_ref['no'])})",
          "plain SGD (no momentum, weight decay, lr decay or dropout)"),
         ("2.2 landscape", "epochs", land_ref["epochs"], LANDSCAPE.epochs),
@@ -87,9 +99,11 @@ settings = pd.DataFrame(
          str(list(LANDSCAPE.learning_rates))),
         ("2.2 landscape", "gap (steps per window)", land_ref["gap_steps"], LANDSCAPE.gap),
         ("2.2 landscape", "train images", 50000, LANDSCAPE.n_train or 50000),
-        ("2.2 landscape", "seed", "1 run", LANDSCAPE.seed),
-        ("2.2 landscape", "data pipeline, initialisation", "the course template's",
-         f"augment={LANDSCAPE.augment}, normalization={LANDSCAPE.normalization!r}, init={LANDSCAPE.init!r}"),
+        ("2.2 landscape", "seed", "2023, set once; the rates trained in sequence (VGG_Loss_Landscape.py)",
+         f"{LANDSCAPE.seed}, set once per model; the rates trained in sequence"),
+        ("2.2 landscape", "data pipeline, initialisation, biases", "the course template's",
+         f"augment={LANDSCAPE.augment}, normalization={LANDSCAPE.normalization!r}, init={LANDSCAPE.init!r}, "
+         f"bias={LANDSCAPE.bias!r}"),
         ("paper Fig. 4", "learning rate", 0.1, PAPER_LR),
         ("paper Fig. 4", "step sizes eta along the gradient", "[0.05, 0.4]",
          ", ".join(f"{eta:.3g}" for eta in landscape.paper_etas(PAPER_LR))),
@@ -105,26 +119,13 @@ settings.astype(str)
 # %%
 results = session.run_grid(section.vgg_configs(session.profile))
 
+# %% [markdown]
+# The report quotes the best of the evaluations every 100 steps (VGG_acc.py prints only that); the last epoch's
+# accuracy is beside it.
+
 # %%
 # NBVAL_CHECK_OUTPUT
-from cifarnb.study.settings import VGG_EPOCHS
-
-last_epoch = session.profile.vgg_epochs
-model_of = {label: config.model for label, config in section.vgg_configs(session.profile).items()}
-report_accuracy = reference.batchnorm_accuracy()
-accuracy_table = reading.comparison_table(
-    results,
-    measures={f"ours: train acc, epoch {last_epoch} (%)": ("train_acc", None),
-              f"ours: {reading.column_heading(reading.primary_column(results['VGG-A']))}, epoch {last_epoch} (%)":
-                  (reading.PRIMARY, None),
-              f"ours: test acc, all test images, epoch {last_epoch} (%)": ("test_acc", None)},
-    reference_rows=pd.DataFrame([{"label": label, "report_test_acc": report_accuracy[model]}
-                                 for label, model in model_of.items()]),
-    reference_columns={f"report: test acc, epoch {VGG_EPOCHS} (%)": "report_test_acc"},
-    report_epochs=VGG_EPOCHS,
-)
-accuracy_table.index.name = f"model (ours: final epoch = {last_epoch})"
-accuracy_table
+section.accuracy_table(results, session.profile)
 
 # %%
 figure = curves.learning_curves(results, title=f"Fig 28 · VGG-A vs VGG-A + BN, plain SGD lr 0.1 "
@@ -139,64 +140,87 @@ plt.show()
 # they only show that the pipeline runs: VGG-A without BN typically has not left chance level (10%) yet.
 
 # %% [markdown]
-# ## 2.2 · The report's method (Figs 30-32): bands across learning rates
-# One plain-SGD run per (model, learning rate), all from the same initial weights and batch order, cut into
-# windows of `gap` steps. Per window (plotted at its last step `s`):
+# ## 2.2 · The report's method, as its code measures it (Figs 30-32)
+# One plain-SGD run per (model, learning rate), the rates one after another from one seed, cut into windows of
+# `gap` steps. Per window (plotted at its last step `s`), after the step, on the **last linear layer's weight** W
+# and its gradient G:
 #
 # * **loss**: the mean training loss over the window's `gap` steps;
-# * **gradient distance**: ‖g(s) − g(s−1)‖₂, the gradients of two **consecutive steps**, i.e. at two
-#   different weights **and on two different minibatches**, so it includes minibatch noise as well as
-#   curvature;
-# * **effective β**: that distance divided by the weight change ‖w(s) − w(s−1)‖ = lr · ‖g(s−1)‖ (report
-#   eq. 6).
+# * **gradient distance**: ‖G(s) − G(s − gap)‖₂, the change of that gradient since the last sample (30 steps
+#   apart, on different minibatches and weights);
+# * **β**: that distance divided by ‖W(s) − W(s − gap)‖ + 1e-3.
 #
-# Both are measured twice: on **all parameters** (eq. 6 as written) and on the **last linear layer's weight**
-# alone, with β = ‖Δg‖ / (‖Δw‖ + 1e-3), as the course's VGG_BatchNorm template records them (left and right
-# panels of Figs 31-32). The band is the min/max of each quantity across the learning rates.
-
+# Figs 30-31 are the min/max bands across the learning rates; Fig 32 is the maximum of β across them, as the
+# code draws it.
 
 # %%
 report_table = section.landscape_tables(session.store, LANDSCAPE, "report")
 
-
 # %%
 lr_text = ", ".join(f"{lr:g}" for lr in LANDSCAPE.learning_rates)
-report_suffix = (f"\nreport's method: band over lr ∈ {{{lr_text}}}, gap {LANDSCAPE.gap} "
-                 f"(profile {session.profile.name})")
-session.save(band_figure(report_table, f"Fig 30 · Loss landscape (window mean){report_suffix}",
+report_suffix = (f"\nreport's method (its code): lr ∈ {{{lr_text}}} in sequence, last layer every {LANDSCAPE.gap} "
+                 f"steps (profile {session.profile.name})")
+session.save(band_figure(report_table, f"Fig 30 · Loss landscape (window mean, band over lr){report_suffix}",
                          [(landscape.LOSS, None)], plateau=True), "fig30_loss_landscape")
 plt.show()
 
 # %%
-SCOPES = "all parameters (report eq. 6)", "last linear layer's weight (the template's)"
-session.save(band_figure(report_table, f"Fig 31 · Gradient distance of consecutive steps{report_suffix}",
-                         list(zip((landscape.GRAD_DISTANCE, landscape.GRAD_DISTANCE_LAST), SCOPES)), log_y=True),
-             "fig31_gradient_distance")
+session.save(band_figure(report_table, f"Fig 31 · Gradient distance (band over lr){report_suffix}",
+                         [(landscape.GRAD_DISTANCE, None)], log_y=True), "fig31_gradient_distance")
 plt.show()
 
 # %%
-session.save(band_figure(report_table, f"Fig 32 · Effective β-smoothness{report_suffix}",
-                         list(zip((landscape.BETA, landscape.BETA_LAST), SCOPES)), log_y=True),
-             "fig32_effective_beta")
+session.save(band_figure(report_table, f"Fig 32 · Effective β-smoothness (maximum over lr){report_suffix}",
+                         [(landscape.BETA, None)], log_y=True, envelope="max"), "fig32_effective_beta")
 plt.show()
 
 # %% [markdown]
-# **Which scope do the report's figures resemble?** The report gives Figs 31-32 as images without numbers, so
+# **Does our Fig 31-32 have the report's shape?** The report gives Figs 31-32 as images without numbers, so
 # their scale cannot be compared here; what it describes is a shape: VGG-A + BN **above** VGG-A early in
-# training and **below** it later (both figures). The table reads that shape from each scope's medians over the
-# first fifth and the second half of the steps (`section.report_pattern`); the last column says whether
-# these runs have the report's settings (Table 11), without which the shape does not test the report's.
+# training and **below** it later (both figures). The table reads that shape from the medians over the first
+# fifth and the second half of the steps (`section.report_pattern`), for the report's method and for the
+# one-step differences below; the last column says whether these runs have the report's settings (Table 11),
+# without which the shape does not test the report's.
+
+# %%
+one_step_table = section.landscape_tables(session.store, LANDSCAPE, "one_step")
 
 # %%
 # NBVAL_CHECK_OUTPUT
+SCOPES = {landscape.GRAD_DISTANCE: "all parameters", landscape.BETA: "all parameters",
+          landscape.GRAD_DISTANCE_LAST: "last layer", landscape.BETA_LAST: "last layer"}
 pattern = pd.DataFrame([
-    {"figure": figure_name, "scope": scope, **section.pattern_summary(report_table, quantity),
+    {"figure": figure_name, "method": method, "scope": scope, **section.pattern_summary(table, quantity),
      reading.COMPARABLE_HEADING: section.landscape_comparability(LANDSCAPE)}
-    for figure_name, pairs in (("Fig 31", (landscape.GRAD_DISTANCE, landscape.GRAD_DISTANCE_LAST)),
-                               ("Fig 32", (landscape.BETA, landscape.BETA_LAST)))
-    for quantity, scope in zip(pairs, SCOPES)
-]).set_index(["figure", "scope"])
+    for method, table, quantities in (
+        ("report's (its code)", report_table, {"Fig 31": landscape.GRAD_DISTANCE, "Fig 32": landscape.BETA}),
+        ("one-step differences", one_step_table, {"Fig 31": landscape.GRAD_DISTANCE, "Fig 32": landscape.BETA}),
+        ("one-step differences", one_step_table, {"Fig 31": landscape.GRAD_DISTANCE_LAST,
+                                                  "Fig 32": landscape.BETA_LAST}))
+    for figure_name, quantity in quantities.items()
+    for scope in ["last layer, sampled every gap steps" if table is report_table else SCOPES[quantity]]
+]).set_index(["figure", "method", "scope"])
 pattern
+
+# %% [markdown]
+# ### One-step differences (the earlier reading, an alternative)
+# The same windows, each rate from the same initial weights and batch order; the gradient distance is
+# ‖g(s) − g(s−1)‖₂ between two **consecutive steps** (on all parameters, report eq. 6 as written, and on the last
+# layer alone), β that distance over the step's weight change (lr · ‖g(s−1)‖; + 1e-3 on the last layer).
+
+# %%
+one_step_suffix = f"\none-step differences: band over lr ∈ {{{lr_text}}} (profile {session.profile.name})"
+session.save(band_figure(one_step_table, f"Gradient distance of consecutive steps{one_step_suffix}",
+                         [(landscape.GRAD_DISTANCE, "all parameters (report eq. 6)"),
+                          (landscape.GRAD_DISTANCE_LAST, "last linear layer")], log_y=True),
+             "one_step_gradient_distance")
+plt.show()
+
+# %%
+session.save(band_figure(one_step_table, f"Effective β-smoothness of consecutive steps{one_step_suffix}",
+                         [(landscape.BETA, "all parameters (report eq. 6)"),
+                          (landscape.BETA_LAST, "last linear layer")], log_y=True), "one_step_effective_beta")
+plt.show()
 
 # %% [markdown]
 # The gradient distance and β are drawn on a log scale: early in training VGG-A without BN has tiny
@@ -239,7 +263,10 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-section.plateau_table(report_table, paper_table)
+plateau = section.plateau_table(report_table, paper_table)
+plateau.index.name = f"model (profile {session.profile.name})"
+plateau[reading.COMPARABLE_HEADING] = section.landscape_comparability(LANDSCAPE)
+plateau
 
 # %% [markdown]
 # **Both methods over the second half of training** (steps past the middle of the run): the mean loss, the
@@ -249,25 +276,32 @@ section.plateau_table(report_table, paper_table)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-pd.concat([section.second_half_summary(report_table, "report's (consecutive minibatches)", "lr"),
-           section.second_half_summary(paper_table, "paper's (same minibatch, along g)", "eta")])
+second_half = pd.concat([
+    section.second_half_summary(report_table, "report's (its code: last layer, 30 steps apart)", "lr"),
+    section.second_half_summary(one_step_table, "one-step differences (consecutive minibatches)", "lr"),
+    section.second_half_summary(paper_table, "paper's (same minibatch, along g)", "eta")])
+second_half.index.names = [f"method (profile {session.profile.name})", "model"]
+second_half[reading.COMPARABLE_HEADING] = section.landscape_comparability(LANDSCAPE)
+second_half
 
 # %% [markdown]
 # ## Reading
 #
-# **What each method measures.** The report's gradient distance compares the gradients of two consecutive
-# steps, computed on two *different* minibatches, so it mixes the change of the gradient along the update
-# (curvature) with the minibatch-to-minibatch noise of the gradient; its β divides that by the step length,
-# and its bands span learning rates, i.e. five *different trajectories*. The paper's probes keep the minibatch
+# **What each method measures.** The report's gradient distance compares the last layer's gradients 30 steps
+# apart (its code), and the one-step differences the gradients of two consecutive steps: either way gradients
+# computed on *different* minibatches, so they mix the change of the gradient along the way (curvature) with the
+# minibatch-to-minibatch noise of the gradient; β divides that by how far the weights moved, and the bands span
+# learning rates, i.e. five *different trajectories* (in the code's method also five different initialisations). The paper's probes keep the minibatch
 # fixed and move only along the update direction, so the gradient change and β measure the curvature the
 # optimiser actually meets, and the band spans how far one could step from the *same* point. The two
 # methods can therefore disagree; where they do, the paper's isolates curvature, while the report's mixes in
 # noise that BatchNorm can increase (each example's output depends on the rest of the
 # batch), which is one candidate explanation for the report's observation that VGG + BN shows the *larger*
-# gradient distance early in training (its Figs 31-32). A second property of the report's β: where the
+# gradient distance early in training (its Figs 31-32). A second property of the one-step β: where the
 # gradient distance is mostly minibatch noise, it hardly depends on the learning rate, so β = distance /
 # (lr · ‖g‖) differs across learning rates by the factor 1/lr alone and the band spans about max lr / min lr
-# (3x for 0.05-0.15) by construction. Absolute gradient sizes also differ between the two networks (BN makes
+# (3x for 0.05-0.15) by construction; the code's β, with + 1e-3 under a weight change of 30 steps, is bounded by
+# it instead when the weights barely move. Absolute gradient sizes also differ between the two networks (BN makes
 # the loss invariant to the scale of the weights before it), so compare each network's band over time, and
 # the two networks' β (a ratio) rather than their raw gradient distances.
 #
