@@ -43,20 +43,32 @@ def run_line(run: Run, seconds: float | None = None) -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class RunTask:
-    """One training run through the store (finished runs load, interrupted ones resume from their checkpoint)."""
+class _OneRun:
+    """What a task made from one training run's config shares: its identity, device and timing are the run's."""
 
     section: str
     label: str
     config: TrainConfig
+    KIND = ""  # the kind of result, in the identity
 
     @property
     def identity(self) -> tuple[str, str]:
-        return "run", f"{self.config.model}-{self.config.key()}"
+        return self.KIND, f"{self.config.model}-{self.config.key()}"
 
     @property
     def device(self) -> str:
         return self.config.device
+
+    def timing_config(self) -> TrainConfig:
+        """The training run whose measured seconds per epoch time this task."""
+        return self.config
+
+
+@dataclass(frozen=True, eq=False)
+class RunTask(_OneRun):
+    """One training run through the store (finished runs load, interrupted ones resume from their checkpoint)."""
+
+    KIND = "run"
 
     def stored(self, store: ResultStore) -> bool:
         return store.load(self.config) is not None
@@ -69,27 +81,14 @@ class RunTask:
     def estimate_seconds(self, store: ResultStore, estimator: Estimator) -> float:
         return estimator.run_seconds(self.config)
 
-    def timing_config(self) -> TrainConfig:
-        """The training run whose measured seconds per epoch time this task."""
-        return self.config
-
 
 @dataclass(frozen=True, eq=False)
-class FeatureMapsTask:
-    """The feature maps of one trained model for one test image (training the model first if the store lacks it)."""
+class FeatureMapsTask(_OneRun):
+    """The feature maps of one trained model (``config``: the run whose model is drawn) for one test image,
+    training the model first if the store lacks it."""
 
-    section: str
-    label: str
-    config: TrainConfig  # the run whose model is drawn
     image_row: int = 0
-
-    @property
-    def identity(self) -> tuple[str, str]:
-        return "feature_maps", f"{self.config.model}-{self.config.key()}"
-
-    @property
-    def device(self) -> str:
-        return self.config.device
+    KIND = "feature_maps"
 
     def stored(self, store: ResultStore) -> bool:
         return feature_maps_path(store, self.config, self.image_row).exists()
@@ -102,9 +101,6 @@ class FeatureMapsTask:
     def estimate_seconds(self, store: ResultStore, estimator: Estimator) -> float:
         # A few seconds to draw; training the model first only when its run is not stored.
         return 10.0 + (0.0 if store.load(self.config) is not None else estimator.run_seconds(self.config))
-
-    def timing_config(self) -> TrainConfig:
-        return self.config
 
 
 METHODS = ("report", "one_step", "paper")  # cifarnb.landscape's three measurements
