@@ -16,7 +16,7 @@ from ..reading import (BEST, COMPARABLE_HEADING, FULL_COLUMN, NOT_RUN, TOLERANCE
                        column_heading, comparability, devices, mean_time_to, primary_column, reached_by_verdict,
                        reading, seconds_per_epoch, split_table)
 from ..reference import Claim
-from ..settings import (DATA_PARALLEL_GPUS, EARLIER_BAG_OF_TRICKS, EARLY_RESNET9_EPOCHS, FASTRESNET9_MODEL,
+from ..settings import (EARLIER_BAG_OF_TRICKS, EARLY_RESNET9_EPOCHS, FASTRESNET9_MODEL,
                         FASTRESNET9_TRAINING, LABEL_SMOOTHING, REPORT_EPOCHS, RESNET9_LR, RESNET9_MODEL, ZOO_SETTINGS)
 from ..tasks import RunTask, run_tasks
 from .model_zoo import zoo_config
@@ -34,12 +34,6 @@ EARLIER_RECIPE_NAMES = {"report": "earlier reading: bag-of-tricks trainer",
                         "plain": "earlier reading: plain recipe, one BN over 128"}
 
 
-def _as_main_py(config: TrainConfig) -> TrainConfig:
-    """``config`` with BatchNorm as main.py's nn.DataParallel on 4 GPUs runs it, where the model has plain BN."""
-    shards = DATA_PARALLEL_GPUS if recipes.has_plain_batchnorm(config.model, config.model_options) else None
-    return config.replace(bn_shards=shards)
-
-
 def trick_ladder(profile: Profile, recipe: str = "report") -> dict[str, TrainConfig]:
     """The report's ResNet9 turned into its FastResNet9 one step at a time (the ladder is ours; the report
     measured no step alone). Every step has the report's code's ResNet9 layout; then, in order, FastResNet9's
@@ -54,21 +48,20 @@ def trick_ladder(profile: Profile, recipe: str = "report") -> dict[str, TrainCon
     """
     if recipe not in LADDER_RECIPES:
         raise ValueError(f"recipe={recipe!r} is not one of {', '.join(LADDER_RECIPES)}")
-    if recipe == "plain":
+    if recipe == "plain":  # main.py: BN as nn.DataParallel on 4 GPUs runs it (bn_shards)
         base = recipes.plain("resnet9", **profile.sizes(profile.resnet9_epochs))
-        main_py = _as_main_py
-    else:
+    else:  # main_fastresnet9.py trains on one GPU
         training = {**FASTRESNET9_TRAINING, "label_smoothing": 0.0, "tta_flip": False}
         base = TrainConfig(**{**training, **profile.sizes(profile.resnet9_epochs), "model": "resnet9",
                               "batch_size": profile.batch(FASTRESNET9_TRAINING["batch_size"]),
                               "model_options": dict(RESNET9_MODEL)})
-        main_py = lambda config: config  # noqa: E731 - main_fastresnet9.py trains on one GPU
     code_model = {**RESNET9_MODEL, **FASTRESNET9_MODEL}
-    stem = main_py(base.replace(model_options=code_model))
-    pooled = main_py(stem.replace(model_options={**code_model, "pool_before_bn": True}))
+    stem = base.replace(model_options=code_model)
+    pooled = stem.replace(model_options={**code_model, "pool_before_bn": True})
     smoothed = pooled.replace(label_smoothing=LABEL_SMOOTHING)
-    # fastresnet9 = resnet9 with pool before BN and ghost BN (ghost batches of 32)
-    fast = main_py(smoothed.replace(model="fastresnet9", model_options=code_model))
+    # fastresnet9 = resnet9 with pool before BN and ghost BN (ghost batches of 32), which keeps its own ghost
+    # batches under DataParallel: no plain BN left to shard.
+    fast = smoothed.replace(model="fastresnet9", model_options=code_model, bn_shards=None)
     return {
         "ResNet9": base,
         "+ the code's stem, frozen BN scales, logits / 8": stem,
