@@ -21,7 +21,8 @@ def test_full_profile_is_exactly_the_report():
     assert (zoo.epochs, zoo.lr, zoo.plateau_factor, zoo.plateau_patience, zoo.plateau_cooldown, zoo.min_lr) == (
         200, 0.1, 0.5, 5, 5, 1e-6)
     assert set(full.zoo_models) == set(reference.model_zoo().model)
-    assert zoo.model_options == {"dropout": 0.5}  # models/wideresnet.py: nn.Dropout()
+    # models/wideresnet.py: nn.Dropout(), and the projection shortcut on the raw block input
+    assert zoo.model_options == {"dropout": 0.5, "projection_input": "block_input"}
     assert zoo.bn_shards == 4 and model_zoo.zoo_config(full, "lenet5").bn_shards is None  # DataParallel, BN only
     assert baseline.bn_shards == 4
     plain = fastresnet9.trick_ladder(full, "plain")

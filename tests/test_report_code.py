@@ -261,7 +261,9 @@ def test_table_5_schedules_give_main_pys_rates_over_25_epochs():
 
 def test_the_zoo_and_ablations_normalise_as_data_parallel_and_wideresnet_drops_half():
     quick = profiles.get("quick")
-    assert model_zoo.zoo_config(quick, "wideresnet28x10").model_options == {"dropout": 0.5}
+    assert model_zoo.zoo_config(quick, "wideresnet28x10").model_options == {"dropout": 0.5,
+                                                                           "projection_input": "block_input"}
+    assert model_zoo.zoo_config(quick, "densenet100_bc").model_options == {"init": "kaiming_normal"}
     with_bn = [m for m in quick.zoo_models if model_zoo.zoo_config(quick, m).bn_shards == 4]
     assert set(quick.zoo_models) - set(with_bn) == {"lenet5", "alexnet"}  # the two without BatchNorm
     # ... so their keys, and their stored runs, stay (LeNet5's quick seed 0 run is committed under this key)

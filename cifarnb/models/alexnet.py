@@ -6,6 +6,7 @@ AlexNet's kernel sizes and widths (11x11/4 -> 64, 5x5 -> 192, 3x3 -> 384,
 256, 256) with 2x2 max-pools, so a 32x32 image shrinks to 256x1x1 and a single
 linear layer classifies it. The three 4096-wide dropout layers and the
 local response normalisation of the original are therefore absent.
+Checked layer by layer against the report's code (models/alexnet.py): the same.
 """
 
 from __future__ import annotations

@@ -11,6 +11,18 @@ BN-act, global average pooling and a linear layer.
   16 layers on 32, 16 and 8 pixel maps (BIGBALLON/CIFAR-ZOO's densenet100bc).
 - densenet121: ImageNet DenseNet-121 (k=32, blocks 6-12-24-16) with the CIFAR
   stem, as in kuangliu/pytorch-cifar; its blocks see 32, 16, 8 and 4 pixels.
+
+Both match the report's code (models/densenetbc.py, models/densenet.py) layer by
+layer but for one arrangement: a dense layer appends its new channels after its
+input (`cat([x, new])`) where the code puts them first (`cat([new, x])`). The two
+are the same network with the next layers' input channels permuted: every layer
+that reads them (BN per channel, convs and the linear layer, whose initial weights
+are i.i.d. per input channel) treats the channels alike, so both orders give the
+same distribution of initial functions and of training runs; the order is kept.
+
+`init` (`layers.INITS`): the report's densenetbc.py re-initialises every conv
+He-normal ("kaiming_normal"; `settings.ZOO_MODEL_OPTIONS` sets it for
+densenet100_bc); its densenet.py keeps PyTorch's default ("default").
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ._registry import register
-from .layers import conv1x1, conv3x3, make_activation
+from .layers import conv1x1, conv3x3, initialise, make_activation
 
 
 class DenseLayer(nn.Module):
@@ -55,6 +67,7 @@ class DenseNet(nn.Module):
         num_classes: int = 10,
         activation: str = "relu",
         compression: float = 0.5,
+        init: str = "default",
     ) -> None:
         super().__init__()
         channels = 2 * growth_rate
@@ -75,6 +88,7 @@ class DenseNet(nn.Module):
             nn.BatchNorm2d(channels), make_activation(activation), nn.AdaptiveAvgPool2d(1), nn.Flatten()
         )
         self.linear = nn.Linear(channels, num_classes)
+        initialise(self, init)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.linear(self.head(self.features(self.stem(x))))
@@ -85,10 +99,10 @@ class DenseNet(nn.Module):
 
 
 @register
-def densenet100_bc(num_classes: int = 10, *, activation: str = "relu") -> DenseNet:
-    return DenseNet((16, 16, 16), 12, num_classes, activation)
+def densenet100_bc(num_classes: int = 10, *, activation: str = "relu", init: str = "default") -> DenseNet:
+    return DenseNet((16, 16, 16), 12, num_classes, activation, init=init)
 
 
 @register
-def densenet121(num_classes: int = 10, *, activation: str = "relu") -> DenseNet:
-    return DenseNet((6, 12, 24, 16), 32, num_classes, activation)
+def densenet121(num_classes: int = 10, *, activation: str = "relu", init: str = "default") -> DenseNet:
+    return DenseNet((6, 12, 24, 16), 32, num_classes, activation, init=init)

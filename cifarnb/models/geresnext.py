@@ -11,6 +11,12 @@ reduction 16, and a sigmoid of the result rescales each channel. This variant
 adds 1.90 M parameters, 36.33 M in total, which is the report's figure;
 the same gather without the MLP (GE-theta, 35.81 M) and the parameter-free
 GE-theta-minus (34.43 M) are not.
+
+Checked against the report's code (models/genet.py, `GeResNeXt29_8x64d`): the same
+stem (3x3 conv 64 + BN + ReLU), blocks, gate (depthwise conv over the whole map +
+BN, 1x1 conv MLP with reduction 16 and ReLU, sigmoid; its "interpolate" back to the
+1x1 size it already has is the broadcast here) and head. genet.py re-initialises
+every convolution He-normal: `init="kaiming_normal"` (`settings.ZOO_MODEL_OPTIONS`).
 """
 
 from __future__ import annotations
@@ -47,8 +53,9 @@ class GatherExcite(nn.Module):
 
 
 @register
-def geresnext29_8x64d(num_classes: int = 10, *, activation: str = "relu", ge_reduction: int = 16) -> ResNeXt:
+def geresnext29_8x64d(num_classes: int = 10, *, activation: str = "relu", ge_reduction: int = 16,
+                      init: str = "default") -> ResNeXt:
     def make_gate(channels: int, spatial_size: int) -> nn.Module:
         return GatherExcite(channels, spatial_size, ge_reduction, activation)
 
-    return ResNeXt(8, (512, 1024, 2048), (256, 512, 1024), num_classes, activation, make_gate=make_gate)
+    return ResNeXt(8, (512, 1024, 2048), (256, 512, 1024), num_classes, activation, make_gate=make_gate, init=init)

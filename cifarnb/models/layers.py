@@ -7,7 +7,8 @@ section 1.1.3 compares ReLU, Mish, LeakyReLU, ELU and GELU on ResNet18).
 `shard_batchnorm` makes a model's BatchNorm normalise as `nn.DataParallel` on
 several GPUs does (each GPU's piece of the batch alone), as the report's main.py
 trained the ablations and the zoo. Both normalise groups of a batch with
-`batch_norm_in_groups`.
+`batch_norm_in_groups`. `initialise` gives the families the initialisations the
+report's code uses beside PyTorch's default (`INITS`).
 """
 
 from __future__ import annotations
@@ -165,6 +166,29 @@ def shard_batchnorm(model: nn.Module, shards: int) -> int:
             module.shards = shards
             changed += 1
     return changed
+
+
+# How a model's weights start. "default": PyTorch's per-layer default (conv and linear weights uniform with std
+# 1 / sqrt(3 fan_in)). "xavier_normal": the course VGG_BatchNorm template's utils/nn.py (conv and linear weights
+# Xavier-normal, biases zero). "kaiming_normal": the report's densenetbc.py and genet.py (every conv weight
+# He-normal, std sqrt(2 / fan_in), as nn.init.kaiming_normal_'s defaults give; linear layers keep the default).
+# BatchNorm starts at scale 1 and shift 0 under all three, as both codes set it.
+INITS = ("default", "xavier_normal", "kaiming_normal")
+
+
+@torch.no_grad()
+def initialise(model: nn.Module, init: str) -> None:
+    """Re-initialise ``model``'s weights in place as ``init`` (one of :data:`INITS`) says."""
+    if init not in INITS:
+        raise ValueError(f"init={init!r} is not one of {', '.join(INITS)}")
+    for module in model.modules():
+        if init == "xavier_normal" and isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_normal_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif init == "kaiming_normal" and isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight)  # fan_in, gain sqrt(2): std sqrt(2 / fan_in)
+        # BatchNorm layers start at scale 1, shift 0 already.
 
 
 def make_batchnorm(num_features: int, ghost_batch_size: int | None = None) -> nn.BatchNorm2d:

@@ -4,7 +4,10 @@ CIFAR adaptation as in kuangliu/pytorch-cifar and the report's section 1.3:
 the ImageNet stem (7x7/2 conv + 3x3/2 max-pool) becomes a 3x3 stride-1 conv,
 so the four stages (64, 128, 256, 512 channels x expansion) work on 32, 16, 8
 and 4 pixel maps; global average pooling and one linear layer follow.
-Projection shortcuts (1x1 conv + BN) are used wherever the shape changes.
+Projection shortcuts (1x1 conv + BN, on the block's input) are used wherever the
+shape changes. Checked layer by layer against the report's code (models/resnet.py):
+the same, its activation option included (every activation of the basic block and
+the stem; global average pooling is its avg_pool2d(4) on the 4x4 map).
 """
 
 from __future__ import annotations

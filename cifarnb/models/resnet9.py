@@ -24,6 +24,9 @@ was public; the report's code sets the last three):
                        before training), then a 1x1 conv 27 -> 64 + BN + act.
     frozen_bn_scale    BN scales stay 1; only BN shifts train (the report's code).
     linear_bias        the last linear layer has a bias (the report's code: no).
+Checked layer by layer against the report's code (models/resnet9.py): the same
+with linear_bias=False (`settings.RESNET9_MODEL`); its MaxPool2d(4) on the 4x4 map
+is the global max-pool here.
 fastresnet9 is resnet9 with pool_before_bn=True and ghost_batch_size=32. With
 the report's code's options it has 6,570,880 trainable parameters, the report's
 6.57 M. The report's other FastResNet9 tricks (label smoothing, flip test-time

@@ -9,9 +9,13 @@ pooling and a linear layer. Each block is 1x1 conv -> grouped 3x3 conv
 The report's resnext29_{2x32d, 2x64d, 32x4d} follow kuangliu/pytorch-cifar:
 the grouped width is cardinality x bottleneck width x 2**stage and a block
 outputs twice that, and the stem conv is 1x1 (kuangliu's quirk, kept because
-the report's 4.77 M for 32x4d needs it: a 3x3 stem gives 4.78 M).
+the report's 4.77 M for 32x4d needs it: a 3x3 stem gives 4.78 M). Checked layer
+by layer against the report's code (models/resnext.py, `ResNeXt_3`): the same,
+1x1 stem included.
 `ResNeXt` also takes a `make_gate` factory so that geresnext.py can put a
-Gather-Excite gate on the residual branch.
+Gather-Excite gate on the residual branch, and an `init` (`layers.INITS`): the
+report's resnext.py keeps PyTorch's default, its genet.py re-initialises every
+conv He-normal.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Callable
 from torch import Tensor, nn
 
 from ._registry import register
-from .layers import conv1x1, conv3x3, make_activation
+from .layers import conv1x1, conv3x3, initialise, make_activation
 
 # (channels, spatial size) -> module applied to the residual branch before the addition.
 GateFactory = Callable[[int, int], nn.Module]
@@ -69,6 +73,7 @@ class ResNeXt(nn.Module):
         blocks_per_stage: int = 3,
         stem_kernel_size: int = 3,
         make_gate: GateFactory | None = None,
+        init: str = "default",
     ) -> None:
         super().__init__()
         stem_conv = nn.Conv2d(3, 64, stem_kernel_size, padding=stem_kernel_size // 2, bias=False)
@@ -87,6 +92,7 @@ class ResNeXt(nn.Module):
         self.layer1, self.layer2, self.layer3 = stages
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.linear = nn.Linear(in_channels, num_classes)
+        initialise(self, init)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.layer3(self.layer2(self.layer1(self.stem(x))))

@@ -13,9 +13,9 @@ course template's `vgg.py` (the report's section 2 code, `VGG_BatchNorm/models/v
 VGG-A has no conv bias in its stages 3-5, and VGG-A + BN no bias on a layer a
 BatchNorm follows (every conv, and the two hidden linear layers).
 
-`init`: "default" keeps PyTorch's initialisation; "xavier_normal" is the course
-VGG_BatchNorm template's (the report's section 2 follows it): Xavier-normal
-conv and linear weights, zero biases, BN scales 1 and shifts 0. Without BN,
+`init` (`layers.INITS`): "default" keeps PyTorch's initialisation; "xavier_normal"
+is the course VGG_BatchNorm template's (the report's section 2 follows it):
+Xavier-normal conv and linear weights, zero biases, BN scales 1 and shifts 0. Without BN,
 VGG-A at lr 0.1 stays on the ln 10 plateau for most of 20 epochs with the
 default, and leaves it within the first epoch with the template's.
 """
@@ -27,10 +27,9 @@ from collections import OrderedDict
 from torch import Tensor, nn
 
 from ._registry import register
-from .layers import make_activation
+from .layers import initialise, make_activation
 
 VGG_A_CONFIG: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
-INITS = ("default", "xavier_normal")
 BIASES = ("all", "template")
 TEMPLATE_BIASED_STAGES = 2  # the template's VGG-A: stages 1-2 are single convs with a bias; 3-5 are blocks without
 
@@ -47,8 +46,6 @@ class VGG(nn.Module):
         bias: str = "all",
     ) -> None:
         super().__init__()
-        if init not in INITS:
-            raise ValueError(f"init={init!r} is not one of {', '.join(INITS)}")
         if bias not in BIASES:
             raise ValueError(f"bias={bias!r} is not one of {', '.join(BIASES)}")
         template = bias == "template"
@@ -76,13 +73,7 @@ class VGG(nn.Module):
             head[f"act{index}"] = make_activation(activation)
         head["fc3"] = nn.Linear(hidden, num_classes)
         self.classifier = nn.Sequential(head)
-        if init == "xavier_normal":
-            for module in self.modules():
-                if isinstance(module, (nn.Conv2d, nn.Linear)):
-                    nn.init.xavier_normal_(module.weight)
-                    if module.bias is not None:
-                        nn.init.zeros_(module.bias)
-                # BatchNorm layers start at scale 1, shift 0 already.
+        initialise(self, init)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x).flatten(1))

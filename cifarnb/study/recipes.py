@@ -28,12 +28,11 @@ from typing import Any, Callable
 import torch
 
 from .settings import (DATA_PARALLEL_GPUS, FASTRESNET9_MODEL, FASTRESNET9_TRAINING, LABEL_SMOOTHING,
-                       REPORT_BATCH_SIZE, REPORT_EPOCHS, RESNET9_LR, RESNET9_MODEL, WIDERESNET_DROPOUT, ZOO_SETTINGS)
+                       REPORT_BATCH_SIZE, REPORT_EPOCHS, RESNET9_LR, RESNET9_MODEL, ZOO_MODEL_OPTIONS, ZOO_SETTINGS)
 from .. import models
 from ..train import TrainConfig
 
 RESNET9_FAMILY = ("resnet9", "fastresnet9")  # report 1.4.1: ResNet9 (and FastResNet9, built on it) start at 0.01
-WIDERESNETS = ("wideresnet16x8", "wideresnet28x10")
 
 
 def report(model: str = "resnet18", **overrides: Any) -> TrainConfig:
@@ -41,7 +40,9 @@ def report(model: str = "resnet18", **overrides: Any) -> TrainConfig:
 
     Table 6 (main.py: SGD, momentum 0.9, lr 0.1, weight decay 5e-4, ReduceLROnPlateau(factor 0.5, patience 5,
     cooldown 5, min_lr 1e-6) on the test loss, batch 128, cross-entropy, BatchNorm as nn.DataParallel on 4 GPUs
-    runs it); WideResNets with dropout 0.5; ResNet9 at lr 0.01 (1.4.1); FastResNet9 as main_fastresnet9.py builds
+    runs it); each model as the code builds it (``settings.ZOO_MODEL_OPTIONS``: WideResNets with dropout 0.5 and
+    the raw block input into the projection shortcut, the code's He-normal init for DenseNet100-BC and
+    GeResNeXt29); ResNet9 at lr 0.01 (1.4.1); FastResNet9 as main_fastresnet9.py builds
     and trains it (:data:`cifarnb.study.settings.FASTRESNET9_TRAINING`).
     """
     name = model.lower()
@@ -68,8 +69,7 @@ def plain(model: str = "resnet18", **overrides: Any) -> TrainConfig:
     if name == "fastresnet9":
         settings.update(lr=RESNET9_LR, label_smoothing=LABEL_SMOOTHING, tta_flip=True)
         options.update(FASTRESNET9_MODEL)
-    if name in WIDERESNETS:
-        options["dropout"] = WIDERESNET_DROPOUT
+    options.update(ZOO_MODEL_OPTIONS.get(name, {}))
     if options:
         settings["model_options"] = options
     if has_plain_batchnorm(name, options):

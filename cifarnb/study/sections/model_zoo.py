@@ -32,7 +32,8 @@ PARAMETERS = ("backend", "ray_address", "gpus_per_run", "epochs", "models", "n_t
 
 
 def zoo_config(profile: Profile, model: str) -> TrainConfig:
-    """Report Table 7: one model at the common settings of Table 6 (WideResNets with their dropout)."""
+    """Report Table 7: one model at the common settings of Table 6, built as the report's code builds it
+    (``settings.ZOO_MODEL_OPTIONS``)."""
     return recipes.plain(model, **profile.sizes(profile.zoo_epochs))
 
 
