@@ -135,6 +135,31 @@ def test_ghost_bn_equals_the_channel_stacked_one(batch, layout):
         assert ours.is_contiguous(memory_format=torch.channels_last)  # no trip through NCHW
 
 
+def test_ghost_bn_on_a_batch_in_strided_order_is_the_codes_strided_grouping():
+    """models/fastresnet9.py normalises ``input.view(-1, c * num_splits, h, w)``: ghost batch j holds samples j,
+    j + num_splits, j + 2 num_splits, ... Ours holds consecutive chunks. On a batch permuted into strided order our
+    layer gives the code's grouping of the unpermuted batch (outputs and running statistics, which the code keeps
+    per split and averages when it turns to eval): the same statistics on a shuffled batch, so nothing re-keys."""
+    torch.manual_seed(2)
+    splits, batch, channels = 16, 512, 6
+    x = torch.randn(batch, channels, 4, 4) * 3 + 1
+    ghost = GhostBatchNorm2d(channels, ghost_batch_size=batch // splits)
+    with torch.no_grad():
+        ghost.bias.uniform_(-1, 1)  # the code's BN scales are frozen at 1; its shifts train
+    # The code's grouping (a transcription of its semantics): one batch_norm over splits x channels.
+    running_mean, running_var = torch.zeros(channels * splits), torch.ones(channels * splits)
+    theirs = F.batch_norm(x.view(-1, channels * splits, 4, 4), running_mean, running_var,
+                          ghost.weight.detach().repeat(splits), ghost.bias.detach().repeat(splits), True, 0.1,
+                          ghost.eps).view_as(x)
+    strided = torch.tensor([j + splits * i for j in range(splits) for i in range(batch // splits)])
+    ours = ghost(x[strided])
+    torch.testing.assert_close(ours, theirs[strided], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ghost.running_mean, running_mean.view(splits, channels).mean(0))
+    torch.testing.assert_close(ghost.running_var, running_var.view(splits, channels).mean(0))
+    # ... and consecutive chunks of the unpermuted batch are other groups: the permutation is what makes them equal
+    assert not torch.allclose(ghost(x), theirs, atol=1e-3)
+
+
 # ---------------------------------------------------------------- FastResNet9's patch whitening (utils.patch_whitening)
 
 
@@ -241,7 +266,8 @@ def test_per_batch_augmentation_is_the_codes(tiny):
 
 
 def test_table_5_schedules_give_main_pys_rates_over_25_epochs():
-    """main.py sets the rate after epoch e (0-based) of E = 25; the first epoch runs at lr 0.01."""
+    """main.py sets the rate after epoch e (0-based) of E = 25; the first epoch runs at lr 0.01. All 25 rates of
+    each schedule equal the ones main.py trains with (the last cosine epoch at 2.56e-4, not torch's 1.39e-4)."""
     configs = optimize_resnet18.ablation_configs(profiles.get("full"), "scheduler")
     epochs = 25
     code = {"StepLR": [0.01], "LinearLR": [0.01], "CosineAnnealingLR": [0.01], "ExponentialLR": [0.01]}
@@ -252,11 +278,28 @@ def test_table_5_schedules_give_main_pys_rates_over_25_epochs():
         code["ExponentialLR"].append(0.01 * 0.9 ** e)
     for label, rates in code.items():
         ours = lr_schedule(configs[label], steps_per_epoch=2)
-        if label in ("StepLR", "LinearLR"):
-            assert ours == pytest.approx(rates, abs=1e-12), label  # the same rate in every epoch
-        else:
-            # torch's schedulers reach main.py's rate one epoch earlier (main.py computes epoch e + 1's from e)
-            assert ours[:-1] == pytest.approx(rates[1:], abs=1e-12), label
+        assert len(ours) == epochs and ours == pytest.approx(rates, rel=1e-9, abs=1e-12), label
+    assert code["CosineAnnealingLR"][-1] == pytest.approx(2.555e-4, rel=1e-3)
+    # Without the lag, torch's schedulers would run main.py's rate of the next epoch
+    assert lr_schedule(configs["CosineAnnealingLR"].replace(schedule_lag_epochs=None))[-1] == pytest.approx(
+        1.390e-4, rel=1e-3)
+
+
+def test_a_lagged_schedule_resumes_in_step():
+    """The lag is part of the schedule's state: a run cut after its first epoch resumes at the same rates."""
+    from cifarnb.train.optim import Schedule
+
+    config = optimize_resnet18.ablation_configs(profiles.get("full"), "scheduler")["ExponentialLR"]
+    weight = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([weight], lr=config.lr)
+    first = Schedule(config, optimizer, 1)
+    first.after_epoch({})  # the lagged epoch: no step
+    saved, rate = first.state_dict(), optimizer.param_groups[0]["lr"]
+    resumed = Schedule(config, optimizer, 1)
+    resumed.load_state_dict(saved)
+    optimizer.step()
+    resumed.after_epoch({})
+    assert rate == 0.01 and optimizer.param_groups[0]["lr"] == pytest.approx(0.009)
 
 
 def test_the_zoo_and_ablations_normalise_as_data_parallel_and_wideresnet_drops_half():
@@ -284,10 +327,15 @@ def test_evaluations_every_n_steps_and_the_best_of_them(tiny):
     from cifarnb.results import Run
 
     run = Run(config, result.history, "finished")
-    best = reading.run_accuracy(run, "test_acc", statistic=reading.BEST)
-    assert best == max(e["test_acc"] for e in [*evaluations, *result.history])
-    assert reading.run_accuracy(run, "test_acc", epoch=1, statistic=reading.BEST) == max(
-        result.history[0]["test_acc"], result.history[0]["step_evals"][0]["test_acc"])
+    # The best of VGG_acc.py's evaluations only: every eval_every_steps steps, not the epoch ends on top
+    assert reading.run_accuracy(run, "test_acc", statistic=reading.BEST) == max(e["test_acc"] for e in evaluations)
+    assert reading.run_accuracy(run, "test_acc", epoch=1, statistic=reading.BEST) == \
+        result.history[0]["step_evals"][0]["test_acc"]
+    higher_ends = [{**row, "test_acc": 99.0} for row in result.history]  # epoch ends above every step evaluation
+    assert reading.run_accuracy(Run(config, higher_ends, "finished"), "test_acc", statistic=reading.BEST) < 99.0
+    # A run evaluated at its epochs' ends only (main.py) takes the best of those
+    plain = Run(config.replace(eval_every_steps=None), higher_ends, "finished")
+    assert reading.run_accuracy(plain, "test_acc", statistic=reading.BEST) == 99.0
     # The evaluations are measurements only: the trajectory equals a run without them.
     without = fit(config.replace(eval_every_steps=None), tiny, progress=False)
     assert [r["train_loss"] for r in without.history] == [r["train_loss"] for r in result.history]

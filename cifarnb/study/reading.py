@@ -95,15 +95,17 @@ LAST, BEST = "last", "best"  # the accuracy after the epoch read, or the best ev
 
 def run_accuracy(run: Run, column: str, epoch: int | None = None, statistic: str = LAST) -> float:
     """One run's ``column`` after ``epoch`` (None: its last), or with ``statistic="best"`` the highest value of
-    any evaluation up to that epoch: the epochs' and the ones every ``eval_every_steps`` steps within them (the
-    "Best Acc" the report's scripts log)."""
+    the evaluations the report's script would have made up to that epoch (its "Best Acc"): those every
+    ``eval_every_steps`` steps when the run makes them (VGG_acc.py evaluates only there, about 78 times in 20
+    epochs; the epoch ends are not among them), else the epochs' ends (main.py)."""
     if statistic == LAST:
         return run.final(column) if epoch is None else run.at_epoch(epoch, column)
     rows = [row for row in run.history if epoch is None or row["epoch"] <= epoch]
     if epoch is not None and (not rows or rows[-1]["epoch"] < epoch):
         return math.nan  # the run stopped before that epoch
-    values = [evaluation[column] for row in rows for evaluation in (row, *row.get("step_evals", ()))
-              if column in evaluation]
+    evaluations = ([evaluation for row in rows for evaluation in row.get("step_evals", ())]
+                   if run.config.eval_every_steps else rows)
+    values = [evaluation[column] for evaluation in evaluations if column in evaluation]
     return max(values) if values else math.nan
 
 

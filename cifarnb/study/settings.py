@@ -24,13 +24,15 @@ ABLATION_EPOCHS = 25
 # Table 5's schedules as main.py sets the rate after each epoch e (0-based) of E, from lr 0.01:
 #   Step: x0.5 after every 5th epoch; Linear: -0.00066 after each of the first 15 epochs (0.01 -> 1e-4);
 #   CosAnneal: 1e-4 + (1e-2 - 1e-4)(1 + cos(pi e / E)) / 2; Exp: 0.01 * 0.9 ** e.
-# torch's schedulers with these parameters give the same rates; cosine and exponential reach each rate one epoch
-# earlier than main.py, which computes the rate for epoch e + 1 from e (our epoch k runs at main.py's rate of k+1).
+# torch's schedulers with these parameters give the same rates. main.py sets cosine's and exponential's rate for
+# epoch e + 1 from e (the first two epochs run at 0.01, epoch k >= 1 at the formula's value for k - 1), so they
+# start one epoch late: schedule_lag_epochs=1. Step and linear change the rate by a step from the last one, which
+# torch's StepLR and LinearLR give without a lag.
 REPORT_SCHEDULES = {
     "step": dict(step_size=5, step_gamma=0.5),
     "linear": dict(linear_end_factor=0.01, linear_epochs=15),
-    "cosine": dict(min_lr=1e-4),
-    "exponential": dict(exponential_gamma=0.9),
+    "cosine": dict(min_lr=1e-4, schedule_lag_epochs=1),
+    "exponential": dict(exponential_gamma=0.9, schedule_lag_epochs=1),
 }
 
 # Report 1.3, Table 6, main.py: the zoo's common settings (each model keeps its own default activation).

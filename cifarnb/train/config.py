@@ -22,7 +22,9 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 # What ReduceLROnPlateau is stepped with. Always mode='min', as the report's code builds it; "test_acc" is the
 # reading in which the report passed its test accuracy to that min-mode scheduler (so the rate halves whenever
 # accuracy has not fallen for `patience` epochs: about every patience + cooldown + 1 epochs while it improves).
-PLATEAU_METRICS = ("test_loss", "train_loss", "test_acc")
+# "test_loss_exact1000": the test loss on the exact rows 0-999 of the shared copy alone (its other 9,000 images are
+# JPEG approximations; needs the whole test set).
+PLATEAU_METRICS = ("test_loss", "train_loss", "test_acc", "test_loss_exact1000")
 NORMALIZATIONS = ("cifar10", "half")  # the data set's mean/std; 0.5/0.5 (the VGG_BatchNorm course template's)
 AUGMENTATIONS = LOADER_AUGMENTATIONS  # per_image (random crop + flip per image) | per_batch (the report's FastResNet9)
 
@@ -108,6 +110,9 @@ class TrainConfig:
     bias_weight_decay: float | None = None  # ... with this weight decay (the report's FastResNet9: 64x, 0.004/512)
     eval_every_steps: int | None = None  # also evaluate every this many steps (VGG_acc.py: 100), kept in the
     #                                      epoch's history row as "step_evals"
+    schedule_lag_epochs: int | None = None  # a per-epoch schedule starts after this many epochs at lr: main.py sets
+    #                                         epoch e + 1's cosine or exponential rate from e, so its epoch k runs
+    #                                         at torch's rate of epoch k - 1 (and its first two epochs at lr)
 
     def __post_init__(self) -> None:
         # The registry is case-insensitive; one spelling in the key makes "LeNet5" and "lenet5" one run
@@ -136,7 +141,8 @@ class TrainConfig:
             _choice("activation", self.activation, ACTIVATIONS)
         for name in ("epochs", "batch_size", "eval_batch_size", "ema_every"):
             _positive_int(name, getattr(self, name))
-        for name in ("n_train", "n_test", "step_size", "linear_epochs", "bn_shards", "eval_every_steps"):
+        for name in ("n_train", "n_test", "step_size", "linear_epochs", "bn_shards", "eval_every_steps",
+                     "schedule_lag_epochs"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
         for name in ("seed", "subset_seed"):
@@ -168,6 +174,12 @@ class TrainConfig:
             if epochs[0] != 0 or epochs != sorted(set(epochs)) or min(f for _, f in self.lr_knots) < 0:
                 raise ValueError(f"lr_knots={self.lr_knots!r} must start at epoch 0, with increasing epochs and "
                                  "factors >= 0")
+        if self.schedule_lag_epochs is not None and self.scheduler in ("none", "onecycle", "piecewise"):
+            raise ValueError(f"schedule_lag_epochs needs a per-epoch scheduler (plateau, step, linear, exponential, "
+                             f"cosine), got scheduler={self.scheduler!r}")
+        if self.plateau_metric == "test_loss_exact1000" and self.n_test is not None:
+            raise ValueError("plateau_metric='test_loss_exact1000' needs the whole test set: leave n_test unset, or "
+                             "use plateau_metric='test_loss'")
         if self.label_smoothing and self.loss != "cross_entropy":
             raise ValueError(f"label_smoothing needs loss='cross_entropy', got loss={self.loss!r}")
         if not isinstance(self.model_options, dict):

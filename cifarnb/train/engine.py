@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -98,6 +98,9 @@ def fit(
     train_loader, test_loader, loss_fn, ema = parts.train_loader, parts.test_loader, parts.loss_fn, parts.ema
     scaler, half = parts.scaler, parts.half
     exact_rows = EXACT_TEST_ROWS if config.n_test is None and len(data.y_test) == 10_000 else 0
+    if config.plateau_metric == "test_loss_exact1000" and config.scheduler == "plateau" and not exact_rows:
+        raise ValueError("plateau_metric='test_loss_exact1000' needs the whole test set (n_test unset and 10,000 test "
+                         f"images; this run has {len(data.y_test)}): use plateau_metric='test_loss'")
 
     history: list[dict] = []
     start_epoch, wall_before = 0, 0.0
@@ -140,10 +143,12 @@ def fit(
             break
         eval_model = parts.eval_model
         eval_started = time.perf_counter()
-        test_loss, correct = evaluate(eval_model, test_loader, loss_fn, half, tta_flip=config.tta_flip)
+        test_loss, correct, exact_loss = evaluate(eval_model, test_loader, loss_fn, half, tta_flip=config.tta_flip,
+                                                  exact_rows=exact_rows)
         row.update(test_loss=test_loss, test_acc=100.0 * correct.float().mean().item())
         if exact_rows:
             row["test_acc_exact1000"] = 100.0 * correct[:exact_rows].float().mean().item()
+            row["test_loss_exact1000"] = exact_loss
         row["eval_seconds"] = time.perf_counter() - eval_started
         history.append(row)
         if not math.isfinite(test_loss):  # weights that overflow can leave the epoch's mean training loss finite
@@ -328,8 +333,8 @@ def _step_evaluation(parts: Parts, evaluations: list[dict], exact_rows: int):
         if step % every:
             return 0.0
         started = time.perf_counter()
-        loss, correct = evaluate(parts.eval_model, parts.test_loader, parts.loss_fn, parts.half,
-                                 tta_flip=parts.config.tta_flip)
+        loss, correct, _ = evaluate(parts.eval_model, parts.test_loader, parts.loss_fn, parts.half,
+                                    tta_flip=parts.config.tta_flip)
         evaluation = {"step": step, "test_loss": loss, "test_acc": 100.0 * correct.float().mean().item()}
         if exact_rows:
             evaluation["test_acc_exact1000"] = 100.0 * correct[:exact_rows].float().mean().item()
@@ -339,15 +344,24 @@ def _step_evaluation(parts: Parts, evaluations: list[dict], exact_rows: int):
     return after_step
 
 
+class Evaluation(NamedTuple):
+    loss: float  # the mean loss over the loader's images
+    correct: torch.Tensor  # per image, on the CPU
+    exact_loss: float | None  # the mean loss over its first ``exact_rows`` images (None: not asked for)
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, loss_fn, half: torch.dtype | None = None, tta_flip: bool = False):
-    """Mean loss and a per-image correctness vector (on the CPU) over ``loader``'s batches.
+def evaluate(model: nn.Module, loader, loss_fn, half: torch.dtype | None = None, tta_flip: bool = False,
+             exact_rows: int = 0) -> Evaluation:
+    """Mean loss and a per-image correctness vector (on the CPU) over ``loader``'s batches (in order), and with
+    ``exact_rows`` the mean loss of the first that many images (the shared copy's exact test rows).
 
     With ``tta_flip`` the logits of each image and of its mirror image are averaged (report 1.4.2).
     """
     model.eval()
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
+    exact_sum = torch.zeros((), device=device)
     correct, seen = [], 0
     for images, labels in loader.batches(0):
         with _autocast(device, half):
@@ -355,9 +369,13 @@ def evaluate(model: nn.Module, loader, loss_fn, half: torch.dtype | None = None,
             if tta_flip:
                 logits = (logits + model(images.flip(-1))) / 2
         loss_sum += loss_fn(logits, labels) * len(labels)
+        inside = min(len(labels), max(0, exact_rows - seen))  # this batch's images among the first exact_rows
+        if inside:
+            exact_sum += loss_fn(logits[:inside], labels[:inside]) * inside
         correct.append(logits.argmax(dim=1) == labels)
         seen += len(labels)
-    return (loss_sum / seen).item(), torch.cat(correct).cpu()
+    exact_loss = (exact_sum / min(exact_rows, seen)).item() if exact_rows and seen else None
+    return Evaluation((loss_sum / seen).item(), torch.cat(correct).cpu(), exact_loss)
 
 
 def _autocast(device: torch.device, half: torch.dtype | None):

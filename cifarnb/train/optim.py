@@ -87,6 +87,8 @@ class Schedule:
         self.config = config
         self.per_batch = config.scheduler in ("onecycle", "piecewise")
         self.scheduler = _build_scheduler(config, optimizer, steps_per_epoch)
+        # Epochs still to run at the initial rate before the schedule's first step (config.schedule_lag_epochs).
+        self.lag_left = 0 if self.per_batch else (config.schedule_lag_epochs or 0)
 
     def after_batch(self) -> None:
         if self.per_batch:
@@ -96,15 +98,21 @@ class Schedule:
         """Step after an epoch; ``epoch_row`` is its history row (train_loss, test_loss, test_acc)."""
         if self.scheduler is None or self.per_batch:
             return
+        if self.lag_left:
+            self.lag_left -= 1
+            return
         if self.config.scheduler == "plateau":
             self.scheduler.step(epoch_row[self.config.plateau_metric])
         else:
             self.scheduler.step()
 
     def state_dict(self) -> dict:
-        return {} if self.scheduler is None else self.scheduler.state_dict()
+        state = {} if self.scheduler is None else self.scheduler.state_dict()
+        return {**state, "lag_left": self.lag_left} if self.config.schedule_lag_epochs else state
 
     def load_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        self.lag_left = state.pop("lag_left", self.lag_left)
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state)
 
