@@ -13,15 +13,18 @@ returns what it measured. Sections, most important first:
 
 1. ``resnet18_eager``: ResNet18 at batch 128, eager, cuDNN autotuning off and on: ms per step; kernels per step and
    the GPU-busy fraction (torch.profiler: kernel time over step time); host syncs per step (sync debug mode).
-2. ``resnet18_compiled``: the same compiled with CUDA graphs: compile seconds, ms per step, a second instance's
+2. ``precision``: ResNet18 (main.py), VGG-A + BN (the VGG scripts) and FastResNet9 (main_fastresnet9.py) in the
+   precision the report's code ran them in (TF32 convolutions; fp16) and in bf16 autocast: the sweep keeps the
+   report's unless it costs more than 1.5x (``study.precision``).
+3. ``resnet18_compiled``: the same compiled with CUDA graphs: compile seconds, ms per step, a second instance's
    warm-up (the graph reused).
-3. ``fixed_costs``: evaluation at batch 1,000 and 5,000, with and without flip TTA; one checkpoint write.
-4. ``ghost_bn``: the FastResNet9 ladder's distinct models at batch 512 (ResNet9, + pool before BN, FastResNet9) and
+4. ``fixed_costs``: evaluation at batch 1,000 and 5,000, with and without flip TTA; one checkpoint write.
+5. ``ghost_bn``: the FastResNet9 ladder's distinct models at batch 512 (ResNet9, + pool before BN, FastResNet9) and
    ghost BN alone on ResNet9 with pool before BN; where the sweep's ResNet18 normalises per DataParallel shard
    (``bn_shards``), that against plain BN; each record names the normalisation classes its model holds.
-5. ``workers``: aggregate images/s of ResNet18 with 1, 4 and 8 worker processes, without and with MPS.
-6. ``lenet5_wrn``: LeNet5 eager against CUDA graphs (launch-bound); WideResNet28-10 (compute-bound reference).
-7. ``families``: every other model the sweep trains, so ``cifarnb sweep --estimate`` has each family's MFU.
+6. ``workers``: aggregate images/s of ResNet18 with 1, 4 and 8 worker processes, without and with MPS.
+7. ``lenet5_wrn``: LeNet5 eager against CUDA graphs (launch-bound); WideResNet28-10 (compute-bound reference).
+8. ``families``: every other model the sweep trains, so ``cifarnb sweep --estimate`` has each family's MFU.
 
 Every record carries model, family, batch size, mode (``fastpath.execution_mode``), workers, ms per step, images/s,
 seconds per epoch of 50,000 images, training FLOPs per image (``flops.training_flops``), achieved FLOP/s, MFU (over
@@ -62,7 +65,8 @@ from cifarnb.atomic import atomic_write  # noqa: E402
 from cifarnb.data import CIFAR10  # noqa: E402
 from cifarnb.device import cpu_name, device_name  # noqa: E402
 from cifarnb.study import profiles  # noqa: E402
-from cifarnb.study.estimate import model_family  # noqa: E402
+from cifarnb.study.precision import report_precision  # noqa: E402
+from cifarnb.study.probes import model_family  # noqa: E402
 from cifarnb.study.sections import SECTIONS, plan  # noqa: E402
 from cifarnb.study.tasks import RunTask  # noqa: E402
 from cifarnb.train import TrainConfig, evaluate  # noqa: E402
@@ -356,6 +360,26 @@ def ghost_bn(probe: Probe) -> None:
         probe.attempt("ghost_bn", label, measure)
 
 
+# The runs whose precision the sweep chooses, one of each script of the report's code: main.py (ResNet18, batch 128),
+# the VGG scripts (VGG-A + BN) and main_fastresnet9.py (FastResNet9, batch 512).
+PRECISION_RUNS = {"resnet18": lambda c: c.batch_size == 128 and not c.compile,
+                  "vgg_a_bn": lambda c: not c.compile,
+                  "fastresnet9": lambda c: c.optimizer == "sgd_velocity" and not c.compile}
+
+
+def precision(probe: Probe) -> None:
+    """Each script's precision as the report's code ran it (``study.precision.report_precision``: TF32 convolutions
+    for main.py and the VGG scripts, fp16 for FastResNet9) against bf16 autocast, eager: the sweep keeps the report's
+    unless it costs more than ``settings.PRECISION_MAX_COST`` times bf16 (``Probe.precision_cost``)."""
+    for model, where in PRECISION_RUNS.items():
+        config = probe.config(model, where)
+        for chosen in dict.fromkeys((report_precision(config), "bf16")):
+            label = f"{model} {chosen}"
+            probe.attempt("precision", label,
+                          lambda label=label, config=config.replace(precision=chosen): probe.time("precision", label,
+                                                                                                   config))
+
+
 def workers(probe: Probe) -> None:
     """Aggregate images/s of ResNet18 with 1, 4, 8 processes sharing the device (images over the span from the
     first worker's start to the last one's end), without and then with MPS."""
@@ -519,8 +543,8 @@ def newest_probe(folder: Path, card: str) -> Path | None:
     return paths[-1] if paths else None
 
 
-SECTION_FUNCTIONS = {f.__name__: f for f in (resnet18_eager, resnet18_compiled, fixed_costs, ghost_bn, workers,
-                                             lenet5_wrn, families)}
+SECTION_FUNCTIONS = {f.__name__: f for f in (resnet18_eager, precision, resnet18_compiled, fixed_costs, ghost_bn,
+                                             workers, lenet5_wrn, families)}
 
 
 def _summary(record: dict) -> str:

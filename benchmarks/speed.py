@@ -47,8 +47,9 @@ GPU_ENTRIES = ["fastresnet9:fast", "fastresnet9:report", "resnet9:report", "resn
 CPU_ENTRIES = ["fastresnet9:fast", "resnet18:fast_resnet18"]
 REDUCED = dict(steps=2, warmup_steps=1, set={"batch_size": 32, "eval_batch_size": 100},
                train_set={"n_train": 512, "n_test": 200, "epochs": 1})
-# The report's pipeline: its loader, full precision, none of the execution tricks.
-REPORT_PIPELINE = dict(loader="torchvision", precision="fp32", channels_last=False, compile=False,
+# The report's pipeline: its loader, main.py's precision (fp32 tensors, TF32 convolutions: PyTorch's default), none
+# of the execution tricks.
+REPORT_PIPELINE = dict(loader="torchvision", precision="tf32", channels_last=False, compile=False,
                        cudnn_benchmark=False)
 
 

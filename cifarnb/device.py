@@ -26,6 +26,14 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def use_tf32_convolutions(enabled: bool) -> None:
+    """Whether cuDNN may run float32 convolutions on TF32 tensor cores (10-bit mantissa inputs, fp32 accumulation).
+    PyTorch's default is yes, and it is how the report's main.py and VGG scripts ran their fp32 convolutions on an
+    Ampere or later GPU; a run sets it each time (it is process-wide), so runs in one process do not leak it.
+    Matmuls stay in full fp32, PyTorch's default. Nothing changes on a CPU."""
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

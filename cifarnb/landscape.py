@@ -68,7 +68,7 @@ from torch.func import functional_call
 
 from . import models
 from .data import CIFAR10, load_cifar10
-from .device import resolve_device
+from .device import resolve_device, use_tf32_convolutions
 from .loaders import TensorLoader
 
 MODELS = ("vgg_a", "vgg_a_bn")
@@ -180,6 +180,7 @@ def _run(config: LandscapeConfig, model_name: str, data: CIFAR10, batch_seed: in
     """A model built from the RNG as it stands (its initialisation) and its training batches, shuffled by
     ``batch_seed``, for one run."""
     device = resolve_device(config.device)
+    use_tf32_convolutions(True)  # fp32 with TF32 convolutions, as VGG_Loss_Landscape.py ran (PyTorch's default)
     model = models.build(model_name, init=config.init, bias=config.bias).to(device).train()
     loader = TensorLoader(data.x_train, data.y_train, config.batch_size, train=True, device=device, seed=batch_seed,
                           augment=config.augment, normalization=config.normalization)

@@ -299,6 +299,7 @@ class ResultStore:
             # Whether the test set is the official one: then its 10,000-image accuracy is the one to compare.
             "data_official": is_official(resolve_root(config.data_root)),
             "execution": {k: getattr(config, k) for k in ("device", "loader", "precision", "channels_last", "compile")},
+            "precision": result.info.get("precision"),  # what "auto" became on this device
             **hardware(),
             "trainable_parameters": count_parameters(result.model, trainable_only=True),
         }

@@ -10,8 +10,9 @@ import pytest
 from cifarnb.cli import main
 from cifarnb.results import ResultStore
 from cifarnb.study import profiles
+from cifarnb.study.probes import model_family
 from cifarnb.study.estimate import (GUESSED_FLOPS, SAFETY, SETUP_SECONDS, SLOT_SWEEP_SECONDS, Probe, epoch_flops,
-                                    estimate, estimate_lines, model_family)
+                                    estimate, estimate_lines)
 from cifarnb.study.sections import model_zoo
 
 SWEEP_MODE = "eager+cudnn_benchmark"  # how a sweep runs on CUDA (fastpath.sweep_execution)

@@ -7,7 +7,7 @@ estimate names which:
 
 1. ``probe`` (``--estimate`` only): a committed probe of the card, ``benchmarks/probe-<card>-<date>.json``
    (``benchmarks/probe.py``): the sustained training FLOP/s (MFU x the card's peak) of the same model, else of its
-   family (:func:`model_family`), in the mode a sweep runs on that device (``fastpath.sweep_execution``), alone on
+   family (:func:`~cifarnb.study.probes.model_family`), in the mode a sweep runs on that device (``fastpath.sweep_execution``), alone on
    the card, at the nearest batch size; the run's training and evaluation FLOPs at that rate. It comes first
    because it times today's execution path, alone; the store's GPU timings so far were taken with four runs
    sharing the card, on the eager path;
@@ -21,17 +21,14 @@ deadline, where the store's shared timings and the slow guess err on the long si
 from __future__ import annotations
 
 import functools
-import inspect
-import json
 import math
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..device import device_name, resolve_device
 from ..results import ResultStore
 from ..train import TrainConfig
 from ..train.fastpath import execution_mode, sweep_execution
+from .probes import Probe
 from .profiles import Profile
 from .sections import plan
 
@@ -41,70 +38,10 @@ GUESSED_FLOPS = {"cuda": 20e12, "cpu": 2e10}
 GUESSED_STEP_SECONDS = {"cuda": 0.015, "cpu": 0.005}
 SAFETY = 1.25  # measured seconds per epoch vary with what else shares the device
 SETUP_SECONDS = 15.0  # data upload, model build, cuDNN autotuning
-PROBE_FOLDER = Path(__file__).resolve().parents[2] / "benchmarks"  # where probes of each card are committed
 SLOT_SECONDS = 15 * 60  # one device session
 # Of a slot's device time, what a sweep gets: the rest is the machine's start (~90 s), staging the data (three
 # calls, ~30 s) and the minute the sweep's call leaves at the end (benchmarks/README.md's procedure).
 SLOT_SWEEP_SECONDS = 720
-
-
-@functools.cache
-def model_family(model: str) -> str:
-    """The module of :mod:`cifarnb.models` that registers ``model``: its family ("resnet" for resnet18/34/50,
-    "resnet9" for resnet9 and fastresnet9)."""
-    from .. import models
-
-    for name, module in vars(models).items():
-        if inspect.ismodule(module) and module.__name__ == f"{models.__name__}.{name}":
-            factory = getattr(module, model.lower(), None)
-            if callable(factory) and getattr(factory, "__module__", None) == module.__name__:
-                return name
-    raise ValueError(f"unknown model {model!r}; valid names: {', '.join(models.list_models())}")
-
-
-@dataclass(frozen=True)
-class Probe:
-    """A probe of one card (``benchmarks/probe.py``'s JSON): the records that measured training throughput alone
-    on it (one worker), each with its model, batch size, mode and sustained training FLOP/s."""
-
-    path: Path
-    device: str
-    records: tuple[dict, ...]
-
-    @classmethod
-    def read(cls, path: str | Path) -> Probe:
-        try:
-            content = json.loads(Path(path).read_text())
-            records = tuple(record for record in content["records"]
-                            if record.get("achieved_flops") and record.get("workers", 1) == 1)
-            return cls(Path(path), content["device"], records)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            raise ValueError(f"{path} is not a probe written by benchmarks/probe.py ({type(error).__name__}: "
-                             f"{error})") from None
-
-    @classmethod
-    def newest(cls, device_label: str, folder: Path = PROBE_FOLDER) -> Probe | None:
-        """The newest committed probe of ``device_label``'s card (``probe-<card>-<date>.json``), or None."""
-        card = re.sub(r"[^a-z0-9]+", "-", device_label.lower()).strip("-")
-        paths = sorted(Path(folder).glob(f"probe-{card}-[0-9]*.json"))  # ISO dates: the last is the newest
-        return cls.read(paths[-1]) if paths else None
-
-    def rate(self, config: TrainConfig, mode: str) -> tuple[float, dict] | None:
-        """Sustained training FLOP/s for ``config`` run in ``mode``, and the record it comes from: the first kind
-        of record there is of the same model in ``mode``, its family in ``mode``, the same model, its family; of
-        those, the one at the batch size nearest ``config``'s."""
-        family = model_family(config.model)
-        kinds = (lambda r: r["model"] == config.model and r.get("mode") == mode,
-                 lambda r: r.get("family") == family and r.get("mode") == mode,
-                 lambda r: r["model"] == config.model,
-                 lambda r: r.get("family") == family)
-        for alike in kinds:
-            candidates = [record for record in self.records if alike(record)]
-            if candidates:
-                best = min(candidates, key=lambda r: (abs(math.log(r["batch_size"] / config.batch_size)),
-                                                      -r["achieved_flops"]))
-                return best["achieved_flops"], best
-        return None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ EXACT_ROWS = 1000
 FULL_ROWS = 10_000
 TOLERANCE = 2.0  # standard errors within which a difference is not a measured one
 COMPARABLE_HEADING = "comparable with the report"
+PRECISION_HEADING = "ours: precision"  # what the runs trained in (precision is execution only: not in the key)
 NOT_RUN = "not run"  # a table cell whose runs the store does not hold
 SUBSET_NOT_TESTABLE = "not testable: trained on a subset, not all of CIFAR-10"
 PRIMARY = "primary"  # comparison_table: the test accuracy to compare with the report's (:func:`reading`)
@@ -239,6 +240,7 @@ def comparison_table(results: dict[str, list[Run]], measures: dict[str, tuple],
             row[heading] = str(read if column == PRIMARY else read.summary)
         if report_epochs is not None:
             row[COMPARABLE_HEADING] = comparability(runs, report_epochs)
+        row[PRECISION_HEADING] = precisions(runs) if runs else NOT_RUN
         rows.append(row)
     return pd.DataFrame(rows).set_index(key)
 
@@ -269,6 +271,23 @@ def seconds_per_epoch(runs: list[Run]) -> float:
 def seconds_summary(runs: list[Run]) -> SeedSummary:
     """Mean ± std over seeds of each run's mean training seconds per epoch."""
     return summarize(seconds_per_epoch([run]) for run in runs)
+
+
+def run_precision(run: Run) -> str:
+    """The precision ``run`` trained in (``meta["precision"]``; for a run stored before runs recorded it, what its
+    config's precision was on its device: "auto" was bf16 on CUDA, every precision fp32 on a CPU)."""
+    if run.meta.get("precision"):
+        return run.meta["precision"]
+    device = str(run.meta.get("device", "?"))
+    if device == "?":
+        return "?"
+    chosen = run.meta.get("execution", {}).get("precision", run.config.precision)
+    return "fp32" if device == "cpu" else ("bf16" if chosen == "auto" else chosen)
+
+
+def precisions(runs: list[Run]) -> str:
+    """The precisions ``runs`` trained in, sorted and comma-separated (:func:`run_precision`)."""
+    return ", ".join(sorted({run_precision(run) for run in runs}))
 
 
 def devices(runs: list[Run]) -> str:

@@ -145,3 +145,13 @@ VGG_CODE_SEED = 2023
 # the last linear layer's weight sampled every 30 steps.
 LANDSCAPE_LEARNING_RATES = (0.05, 0.075, 0.1, 0.125, 0.15)
 LANDSCAPE_GAP = 30
+
+# The precision the report's code trained in (an execution choice: not in any run's key, recorded with each run).
+# main.py and the VGG scripts keep fp32 tensors, and PyTorch runs their convolutions on TF32 tensor cores by
+# default; main_fastresnet9.py converts the data and the model to fp16 (BN layers back to fp32), so its weights,
+# velocity and arithmetic are fp16 (ours: fp16 autocast over fp32 weights, with loss scaling). A sweep on a GPU
+# runs each run in its report precision unless the card's committed probe shows that costing more than
+# PRECISION_MAX_COST times bf16 autocast (study/precision.py).
+MAIN_PY_PRECISION = "tf32"
+FASTRESNET9_PRECISION = "fp16"
+PRECISION_MAX_COST = 1.5

@@ -27,6 +27,7 @@ from ..feature_maps import feature_maps_path, stored_feature_maps, stored_test_i
 from ..landscape import LandscapeConfig
 from ..results import ResultStore, Run
 from ..train import TrainConfig
+from .precision import with_sweep_precision
 
 
 class Estimator(Protocol):
@@ -44,12 +45,17 @@ def run_line(run: Run, seconds: float | None = None) -> str:
 
 @dataclass(frozen=True, eq=False)
 class _OneRun:
-    """What a task made from one training run's config shares: its identity, device and timing are the run's."""
+    """What a task made from one training run's config shares: its identity, device and timing are the run's, and
+    it trains in the precision a sweep trains that run in (:func:`~cifarnb.study.precision.sweep_precision`: the
+    report's code's; an execution field, so the identity stays)."""
 
     section: str
     label: str
     config: TrainConfig
     KIND = ""  # the kind of result, in the identity
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "config", with_sweep_precision(self.config))  # frozen: set once, here
 
     @property
     def identity(self) -> tuple[str, str]:

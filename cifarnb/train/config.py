@@ -17,7 +17,11 @@ from ..models.layers import ACTIVATIONS
 OPTIMIZERS = ("sgd", "adam", "adadelta", "adagrad", "adamax", "sgd_velocity")
 SCHEDULERS = ("none", "plateau", "step", "linear", "exponential", "cosine", "onecycle", "piecewise")
 LOSSES = ("cross_entropy", "bce_with_logits", "mse", "huber", "multilabel_soft_margin")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# How a run's arithmetic runs on CUDA (on a CPU every choice is fp32). "auto": bf16 autocast, the fast path's;
+# "fp32": fp32 throughout, TF32 off; "tf32": fp32 tensors with cuDNN convolutions on TF32 (PyTorch's default, as the
+# report's main.py and VGG scripts ran); "bf16"/"fp16": autocast in that type over fp32 weights (fp16 with loss
+# scaling; the report's FastResNet9 code keeps even its weights and velocity in fp16, BN in fp32).
+PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 # What ReduceLROnPlateau is stepped with. Always mode='min', as the report's code builds it; "test_acc" is the
 # reading in which the report passed its test accuracy to that min-mode scheduler (so the rate halves whenever
@@ -92,7 +96,7 @@ class TrainConfig:
     device: str = "auto"
     loader: str = "tensor"
     num_workers: int = 2
-    precision: str = "auto"  # bf16 autocast on CUDA, fp32 elsewhere
+    precision: str = "auto"  # see PRECISIONS: bf16 autocast on CUDA, fp32 elsewhere
     channels_last: bool = False
     compile: bool = False
     eval_batch_size: int = 1000

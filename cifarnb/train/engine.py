@@ -22,7 +22,6 @@ uninterrupted one (the epochs after the last checkpoint are repeated).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import itertools
 import math
@@ -39,11 +38,12 @@ from torch import nn
 from .. import models
 from ..atomic import atomic_write
 from ..data import CIFAR10, NORMALIZATIONS, load_cifar10
-from ..device import device_name, resolve_device, synchronized_clock
+from ..device import device_name, resolve_device, synchronized_clock, use_tf32_convolutions
 from ..loaders import make_loader
 from .config import TrainConfig
 from .fastpath import BatchStream, CheckpointCadence, CompiledFullBatches, make_ema, uses_cuda_graphs
 from .optim import Schedule, build_loss, build_optimizer
+from .precision import autocast, autocast_dtype, resolved_precision
 
 EXACT_TEST_ROWS = 1000  # rows 0-999 of the shared test set are exact; the rest are JPEG approximations
 
@@ -62,12 +62,6 @@ class FitResult:
     def diverged(self) -> bool:
         return self.diverged_epoch is not None
 
-
-
-def autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or config.precision == "fp32":
-        return None
-    return torch.float16 if config.precision == "fp16" else torch.bfloat16
 
 
 def fit(
@@ -117,7 +111,8 @@ def fit(
         if device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"].cpu())
         history, start_epoch, wall_before = state["history"], state["epoch"], state["wall_seconds"]
-    info = {"setup_seconds": synchronized_clock(device) - setup_started}
+    info = {"setup_seconds": synchronized_clock(device) - setup_started,
+            "precision": resolved_precision(config, device)}
     if warmup_steps > 0 and start_epoch < config.epochs:
         info["warmup_seconds"] = _warm_up(parts, warmup_steps)
 
@@ -210,6 +205,7 @@ def prepare(config: TrainConfig, data: CIFAR10, device: torch.device) -> Parts:
     # Speed step, cuDNN autotuning: each new input shape times the convolution algorithms once.
     if config.cudnn_benchmark and device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    use_tf32_convolutions(config.precision != "fp32")
     torch.manual_seed(config.seed)  # model initialisation depends on the seed alone
     model = models.build(config.model, **config.model_kwargs())
     # Layers set from the training images rather than trained (FastResNet9's patch whitening), on the CPU.
@@ -298,7 +294,7 @@ def train_one_epoch(model, loader, epoch, optimizer, schedule, loss_fn, scaler, 
     for step, (images, labels) in enumerate(loader.batches(epoch), start=first_step):
         if cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()  # a new step: the previous step's graph outputs are done
-        with _autocast(device, half):
+        with autocast(device, half):
             logits = model(images)
             loss = loss_fn(logits, labels)
         optimizer.zero_grad(set_to_none=True)
@@ -364,7 +360,7 @@ def evaluate(model: nn.Module, loader, loss_fn, half: torch.dtype | None = None,
     exact_sum = torch.zeros((), device=device)
     correct, seen = [], 0
     for images, labels in loader.batches(0):
-        with _autocast(device, half):
+        with autocast(device, half):
             logits = model(images)
             if tta_flip:
                 logits = (logits + model(images.flip(-1))) / 2
@@ -376,12 +372,6 @@ def evaluate(model: nn.Module, loader, loss_fn, half: torch.dtype | None = None,
         seen += len(labels)
     exact_loss = (exact_sum / min(exact_rows, seen)).item() if exact_rows and seen else None
     return Evaluation((loss_sum / seen).item(), torch.cat(correct).cpu(), exact_loss)
-
-
-def _autocast(device: torch.device, half: torch.dtype | None):
-    if half is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=half)
 
 
 def _progress(config: TrainConfig, start_epoch: int, steps_per_epoch: int, enabled: bool):

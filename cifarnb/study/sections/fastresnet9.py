@@ -12,9 +12,9 @@ from ...results import Run
 from ...train import TrainConfig
 from .. import recipes
 from ..profiles import Profile
-from ..reading import (BEST, COMPARABLE_HEADING, FULL_COLUMN, NOT_RUN, TOLERANCE, accuracy_at_verdict,
-                       column_heading, comparability, devices, mean_time_to, primary_column, reached_by_verdict,
-                       reading, seconds_per_epoch, split_table)
+from ..reading import (BEST, COMPARABLE_HEADING, FULL_COLUMN, NOT_RUN, PRECISION_HEADING, TOLERANCE,
+                       accuracy_at_verdict, column_heading, comparability, devices, mean_time_to, precisions,
+                       primary_column, reached_by_verdict, reading, seconds_per_epoch, split_table)
 from ..reference import Claim
 from ..settings import (EARLIER_BAG_OF_TRICKS, EARLY_RESNET9_EPOCHS, FASTRESNET9_MODEL,
                         FASTRESNET9_TRAINING, LABEL_SMOOTHING, REPORT_EPOCHS, RESNET9_LR, RESNET9_MODEL, ZOO_SETTINGS)
@@ -181,6 +181,7 @@ def resnet9_table(results: dict[str, list[Run]], configs: dict[str, TrainConfig]
             "ours: s/epoch": round(seconds_per_epoch(runs), 2) if runs else NOT_RUN,
             f"ours: time to {TIME_TARGET:g}% (s)": mean_time_to(runs, TIME_TARGET) if runs else NOT_RUN,
             "ours: device": devices(runs) if runs else NOT_RUN,
+            PRECISION_HEADING: precisions(runs) if runs else NOT_RUN,
             f"{COMPARABLE_HEADING}, epoch {EARLY_RESNET9_EPOCHS}": comparability(runs, EARLY_RESNET9_EPOCHS),
             f"{COMPARABLE_HEADING}, epoch {REPORT_EPOCHS}": comparability(runs, REPORT_EPOCHS),
         })

@@ -18,8 +18,9 @@ from ...train import TrainConfig
 from .. import recipes
 from ..profiles import Profile
 from ..profiles import get as get_profile
-from ..reading import (COMPARABLE_HEADING, NOT_RUN, TOLERANCE, agreement_verdict, comparability, devices, measure,
-                       reading, runs_matching, seconds_per_epoch, seconds_summary, split_table, stored_grid)
+from ..reading import (COMPARABLE_HEADING, NOT_RUN, PRECISION_HEADING, TOLERANCE, agreement_verdict, comparability,
+                       devices, measure, precisions, reading, runs_matching, seconds_per_epoch, seconds_summary,
+                       split_table, stored_grid)
 from ..settings import EARLY_ZOO_EPOCHS, PLATEAU_READINGS, REPORT_EPOCHS
 from ..tasks import RunTask, run_tasks
 
@@ -127,7 +128,8 @@ def zoo_row(runs: list[Run], report_row: pd.Series | None, params_millions: floa
         row[f"ours all 10,000 (JPEG-affected) @{epochs} = final (%)"] = ours(lambda: measure(runs, "test_acc"))
     row["report s/epoch"] = report_value("report_seconds_per_epoch")
     row["ours s/epoch"] = ours(lambda: seconds_summary(runs))
-    row["ours: device"] = devices(runs) if runs else NOT_RUN  # seconds per epoch depend on it
+    row["ours: device"] = devices(runs) if runs else NOT_RUN  # seconds per epoch depend on it ...
+    row[PRECISION_HEADING] = precisions(runs) if runs else NOT_RUN  # ... and on this
     row[COMPARABLE_HEADING] = zoo_comparability(runs) if runs else NOT_RUN
     return row
 

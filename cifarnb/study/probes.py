@@ -1,0 +1,87 @@
+"""The committed GPU probes (``benchmarks/probe-<card>-<date>.json``, written by ``benchmarks/probe.py``), read:
+the sustained training rate of a model on a card (:meth:`Probe.rate`, for the estimate) and what a precision costs
+against bf16 autocast there (:meth:`Probe.precision_cost`, for the sweep's choice of precision)."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..train import TrainConfig
+
+PROBE_FOLDER = Path(__file__).resolve().parents[2] / "benchmarks"  # where probes of each card are committed
+
+
+@functools.cache
+def model_family(model: str) -> str:
+    """The module of :mod:`cifarnb.models` that registers ``model``: its family ("resnet" for resnet18/34/50,
+    "resnet9" for resnet9 and fastresnet9)."""
+    from .. import models
+
+    for name, module in vars(models).items():
+        if inspect.ismodule(module) and module.__name__ == f"{models.__name__}.{name}":
+            factory = getattr(module, model.lower(), None)
+            if callable(factory) and getattr(factory, "__module__", None) == module.__name__:
+                return name
+    raise ValueError(f"unknown model {model!r}; valid names: {', '.join(models.list_models())}")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A probe of one card (``benchmarks/probe.py``'s JSON): the records that measured training throughput alone
+    on it (one worker), each with its model, batch size, mode and sustained training FLOP/s."""
+
+    path: Path
+    device: str
+    records: tuple[dict, ...]
+
+    @classmethod
+    def read(cls, path: str | Path) -> Probe:
+        try:
+            content = json.loads(Path(path).read_text())
+            records = tuple(record for record in content["records"]
+                            if record.get("achieved_flops") and record.get("workers", 1) == 1)
+            return cls(Path(path), content["device"], records)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{path} is not a probe written by benchmarks/probe.py ({type(error).__name__}: "
+                             f"{error})") from None
+
+    @classmethod
+    def newest(cls, device_label: str, folder: Path = PROBE_FOLDER) -> Probe | None:
+        """The newest committed probe of ``device_label``'s card (``probe-<card>-<date>.json``), or None."""
+        card = re.sub(r"[^a-z0-9]+", "-", device_label.lower()).strip("-")
+        paths = sorted(Path(folder).glob(f"probe-{card}-[0-9]*.json"))  # ISO dates: the last is the newest
+        return cls.read(paths[-1]) if paths else None
+
+    def precision_cost(self, model: str, precision: str) -> float | None:
+        """How many times bf16 autocast's time a training step takes in ``precision``, from the probe's
+        "precision" section: the same model's records, else its family's (None: the probe did not time both)."""
+        family = model_family(model)
+        for alike in (lambda r: r["model"] == model, lambda r: r.get("family") == family):
+            timed = {r.get("precision"): r["ms_per_step"] for r in self.records
+                     if r.get("section") == "precision" and alike(r) and r.get("ms_per_step")}
+            if precision in timed and "bf16" in timed:
+                return timed[precision] / timed["bf16"]
+        return None
+
+    def rate(self, config: TrainConfig, mode: str) -> tuple[float, dict] | None:
+        """Sustained training FLOP/s for ``config`` run in ``mode``, and the record it comes from: the first kind
+        of record there is of the same model in ``mode``, its family in ``mode``, the same model, its family; of
+        those, the one at the batch size nearest ``config``'s."""
+        family = model_family(config.model)
+        kinds = (lambda r: r["model"] == config.model and r.get("mode") == mode,
+                 lambda r: r.get("family") == family and r.get("mode") == mode,
+                 lambda r: r["model"] == config.model,
+                 lambda r: r.get("family") == family)
+        for alike in kinds:
+            candidates = [record for record in self.records if alike(record)]
+            if candidates:
+                best = min(candidates, key=lambda r: (abs(math.log(r["batch_size"] / config.batch_size)),
+                                                      -r["achieved_flops"]))
+                return best["achieved_flops"], best
+        return None
