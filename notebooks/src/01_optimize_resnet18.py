@@ -118,9 +118,9 @@ ablation_figure("optimizer")
 # The report's text gives no parameters for StepLR, LinearLR and ExponentialLR; its main.py sets the rate after
 # each epoch e of E from lr 0.01: StepLR halves it after every 5th epoch, LinearLR subtracts 0.00066 after each of
 # the first 15 (to 1e-4), CosineAnnealingLR sets 1e-4 + (1e-2 − 1e-4)(1 + cos(π e / E)) / 2 and ExponentialLR
-# 0.01 · 0.9^e (`settings.REPORT_SCHEDULES`). torch's schedulers with these parameters give the same rates;
-# cosine and exponential reach each one an epoch earlier than main.py (it computes the rate of epoch e + 1 from
-# e).
+# 0.01 · 0.9^e (`settings.REPORT_SCHEDULES`). torch's schedulers with these parameters give the same rates,
+# cosine and exponential started one epoch late as main.py starts them (it computes the rate of epoch e + 1 from
+# e, so its first two epochs run at 0.01): every epoch runs at main.py's rate.
 
 # %%
 # NBVAL_CHECK_OUTPUT
