@@ -57,16 +57,19 @@ def feature_maps_path(store, config, image_row: int = 0):
     return store.array_path(*_stored_as(config, image_row))
 
 
-def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0,
-                        wait: bool = True) -> tuple[dict[str, np.ndarray] | None, str]:
+def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0, wait: bool = True,
+                        compute_missing: bool = True) -> tuple[dict[str, np.ndarray] | None, str]:
     """The maps of ``config``'s trained model for ``image``, computed once and then read from ``store`` (a model
     that must be trained first trains on ``config.device`` from ``config.data_root``).
 
     Returns the maps and how they were obtained ("read from the store", "computed, model loaded from the
     store" or "computed, model trained now"), since training may be what a first call costs. With ``wait=False``
-    and another process computing them: ``(None, "claimed by another process")``.
+    and another process computing them: ``(None, "claimed by another process")``; with ``compute_missing=False``
+    and no stored maps: ``(None, "not run")``.
     """
     how = "read from the store"
+    if not compute_missing and not feature_maps_path(store, config, image_row).exists():
+        return None, "not run"
 
     def compute():
         nonlocal how

@@ -30,9 +30,15 @@ def shown_figures(notebook) -> list[str]:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_every_saved_figure_is_shown_inline(path):
     saved = sorted(p.stem for p in (ROOT / "figures" / path.stem).glob("*.png"))
-    assert saved, f"no figures saved under figures/{path.stem}/"
-    missing = sorted(set(saved) - set(shown_figures(nbformat.read(path, as_version=4))))
+    notebook = nbformat.read(path, as_version=4)
+    shown = shown_figures(notebook)
+    missing = sorted(set(saved) - set(shown))
     assert not missing, f"{path.name} does not show these saved figures inline: {', '.join(missing)}"
+    assert sorted(set(shown)) == saved, f"{path.name} shows figures that figures/{path.stem}/ lacks"
+    if not saved:  # nothing stored to draw: the notebook says so where each figure would be
+        said = [output for cell in notebook.cells for output in cell.get("outputs", [])
+                if ": not run." in "".join(output.get("data", {}).get("text/markdown", ""))]
+        assert said, f"{path.name} saves no figure and does not say that its figures are not run"
 
 
 def test_show_inline_marks_the_output_with_the_figure_name(tmp_path):

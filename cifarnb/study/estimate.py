@@ -152,16 +152,18 @@ class SectionEstimate:
 
 
 def estimate(sections, profile: Profile, store: ResultStore, device_label: str, seeds=None,
-             probe: Probe | None = None) -> dict[str, SectionEstimate]:
+             probe: Probe | None = None, missing_only: bool = False) -> dict[str, SectionEstimate]:
     """Device-hours each section's tasks take at ``profile`` on ``device_label`` (a run's ``meta["device"]``),
-    from scratch (:meth:`estimate_seconds` of each task), and where each model's seconds per epoch came from
-    (module docstring). A feature-maps task counts the training of the run it draws only when that run is not
-    stored."""
+    from scratch (:meth:`estimate_seconds` of each task), or with ``missing_only`` those of the tasks ``store``
+    lacks (what it takes to fill a section); and where each model's seconds per epoch came from (module
+    docstring). A feature-maps task counts the training of the run it draws only when that run is not stored."""
     estimator = Estimator(store, device_label, "cpu" if device_label == "cpu" else "cuda", probe)
     estimates: dict[str, SectionEstimate] = {}
     for section in sections:
         result = estimates[section] = SectionEstimate(0.0)
         for task in plan([section], profile, seeds):
+            if missing_only and task.stored(store):
+                continue
             result.hours += task.estimate_seconds(store, estimator) / 3600
             config = task.timing_config()
             source, record = estimator.source(config)

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Callable
 
 from .. import models
 from ..device import device_name, resolve_device, software_versions
@@ -87,12 +88,63 @@ class Session:
             results[label].append(self.store.load(task.config))
         return results
 
+    def coverage(self) -> None:
+        """Show how much of the section is real at this profile and seeds, and the command and estimated GPU-hours
+        that fill the rest (:func:`cifarnb.study.coverage.coverage`): each notebook's first statement."""
+        from .coverage import coverage
+
+        show_markdown(str(coverage(self.section, self.profile, self.store, self.seeds)))
+
     def save(self, figure, name: str) -> None:
-        """Save ``figure`` under ``figures/<notebook>/`` as PNG and SVG, and show it as the cell's image output."""
+        """Save ``figure`` under ``figures/<notebook>/`` as PNG and SVG, and show it once, as the cell's image
+        output (the figure is closed, so Jupyter's inline backend does not show it a second time)."""
+        import matplotlib.pyplot as plt
+
         from ..plots.style import save
 
         paths = save(figure, self.figures, name)
+        plt.close(figure)
         show_inline([p for p in paths if p.suffix == ".png"][0], name)
+
+    def figure(self, name: str, data, draw: Callable) -> None:
+        """Figure ``name`` drawn by ``draw(stored)`` from what ``data`` holds (label -> runs, or nested dicts of
+        them, keeping only the labels with runs; or a table), saved and shown once (:meth:`save`). When nothing
+        is stored: one line saying so instead, and an earlier copy of the figure removed, so figures/ holds only
+        what the store shows."""
+        stored = stored_part(data)
+        if stored is None:
+            from ..plots.style import FIGURE_FORMATS
+
+            for extension in FIGURE_FORMATS:
+                (self.figures / f"{name}.{extension}").unlink(missing_ok=True)
+            show_markdown(f"*{name}: not run.* The store holds none of its results at profile "
+                          f"`{self.profile.name}` (see *What is real here*).")
+            return
+        self.save(draw(stored), name)
+
+
+def stored_part(data):
+    """What a figure can draw from ``data``: a dict keeps its entries that hold something (recursively), a table
+    is kept unless empty; None when nothing is left."""
+    if isinstance(data, dict):
+        kept = {key: part for key, value in data.items() if (part := stored_part(value)) is not None}
+        return kept or None
+    if data is None or len(data) == 0:
+        return None
+    return data
+
+
+def show_markdown(text: str) -> None:
+    """Display ``text`` as Markdown when running in IPython; print it elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is None or get_ipython() is None:
+        print(text)
+        return
+    display(Markdown(text))
 
 
 # The key, in an image output's metadata, naming the saved figure it shows (tests match outputs to files by it).

@@ -74,6 +74,7 @@ class Reading:
     column: str
     summary: SeedSummary
     images: int
+    runs: int | None = None  # how many runs were read (0: none is stored, the reading is "not run")
 
     @property
     def error(self) -> float:
@@ -88,7 +89,7 @@ class Reading:
         """"mean ± std sd (SE x)" over seeds (sd: the seeds' standard deviation, the spread of one run; SE: the
         mean's standard error); one seed: "value (SE x)" (its sampling error)."""
         if not self.summary.count:
-            return "n/a"
+            return NOT_RUN if self.runs == 0 else "n/a"
         spread = f" ± {self.summary.std:.2f} sd" if self.summary.count > 1 else ""
         return f"{self.summary.mean:.2f}{spread} (SE {self.error:.2f})"
 LAST, BEST = "last", "best"  # the accuracy after the epoch read, or the best evaluation up to it
@@ -116,7 +117,7 @@ def reading(runs: list[Run], epoch: int | None = None, column: str | None = None
     column = column or primary_column(runs)
     values = [run_accuracy(run, column, epoch, statistic) for run in runs]
     images = EXACT_ROWS if column == EXACT_COLUMN else _test_images(runs)
-    return Reading(column, summarize(values), images)
+    return Reading(column, summarize(values), images, len(runs))
 
 
 def _test_images(runs: list[Run]) -> int:
@@ -229,17 +230,20 @@ def comparison_table(results: dict[str, list[Run]], measures: dict[str, tuple],
     rows = []
     reference_by_label = reference_rows.set_index(key) if reference_rows is not None else None
     for label, runs in results.items():
-        row = {key: label, "seeds": len(runs)}
+        row = {key: label, "seeds": len(runs) if runs else NOT_RUN}
         for heading, source in (reference_columns or {}).items():
             value = reference_by_label.loc[label, source] if reference_by_label is not None and label in \
                 reference_by_label.index else math.nan
             row[heading] = value
         for heading, (column, epoch, *statistic) in measures.items():
+            if not runs:
+                row[heading] = NOT_RUN
+                continue
             # PRIMARY: the accuracy to compare with the report's, with its error (:func:`reading`).
             read = reading(runs, epoch, None if column == PRIMARY else column, *statistic)
             row[heading] = str(read if column == PRIMARY else read.summary)
         if report_epochs is not None:
-            row[COMPARABLE_HEADING] = comparability(runs, report_epochs)
+            row[COMPARABLE_HEADING] = comparability(runs, report_epochs) if runs else NOT_RUN
         row[PRECISION_HEADING] = precisions(runs) if runs else NOT_RUN
         rows.append(row)
     return pd.DataFrame(rows).set_index(key)

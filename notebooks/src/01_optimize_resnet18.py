@@ -35,6 +35,15 @@ from cifarnb.study.sections import optimize_resnet18 as section
 
 session = notebook.setup("01_optimize_resnet18", globals())
 
+
+# %% [markdown]
+# ## What is real here
+# Which of this section's runs the store holds at this profile and seeds, and what fills the rest. A cell whose
+# runs are missing reads *not run*; smoke runs (what the tests execute) are never shown beside the report's numbers.
+
+# %%
+session.coverage()
+
 # %% [markdown]
 # ## The baseline configuration at this profile
 
@@ -62,8 +71,8 @@ results = {group: session.run_grid(section.ablation_configs(session.profile, gro
 
 # %%
 def ablation_figure(group):
-    session.save(section.group_figure(results[group], group, session.profile.name), f"{group}_curves")
-    plt.show()
+    session.figure(f"{group}_curves", results[group],
+                   lambda stored: section.group_figure(stored, group, session.profile.name))
 
 
 # %% [markdown]
@@ -127,8 +136,8 @@ ablation_figure("optimizer")
 section.ablation_table(results["scheduler"], "scheduler")
 
 # %%
-session.save(section.scheduler_lr_figure(results["scheduler"], session.profile.name), "scheduler_lr_curves")
-plt.show()
+session.figure("scheduler_lr_curves", results["scheduler"],
+               lambda stored: section.scheduler_lr_figure(stored, session.profile.name))
 
 # %%
 ablation_figure("scheduler")

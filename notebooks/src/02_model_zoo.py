@@ -51,6 +51,15 @@ REPORT = reference.model_zoo().set_index("model")
 ORDER = list(dict.fromkeys([*REPORT.index, *session.profile.zoo_models]))  # the report's 13, then any others
 
 
+
+# %% [markdown]
+# ## What is real here
+# Which of this section's runs the store holds at this profile and seeds, and what fills the rest. A cell whose
+# runs are missing reads *not run*; smoke runs (what the tests execute) are never shown beside the report's numbers.
+
+# %%
+session.coverage()
+
 # %% [markdown]
 # ## Table 6 · The common training settings at this profile
 # Our values beside the report's. At `smoke` the batch is 16 (32 training images would otherwise give one
@@ -177,10 +186,8 @@ section.plateau_reading_table(readings, REPORT)
 # Mean over seeds, with the seeds' range shaded.
 
 # %%
-figure = section.accuracy_per_epoch(
-    results, f"Model zoo, accuracy per epoch (profile {session.profile.name}, {len(session.seeds)} seed(s))")
-session.save(figure, "accuracy_per_epoch")
-plt.show()
+session.figure("accuracy_per_epoch", results, lambda stored: section.accuracy_per_epoch(
+    stored, f"Model zoo, accuracy per epoch (profile {session.profile.name}, {len(session.seeds)} seed(s))"))
 
 # %% [markdown]
 # ## Accuracy against cost: parameters and training time
@@ -189,11 +196,9 @@ plt.show()
 # the time axis compares **orderings**, not absolute speeds, since the devices differ.
 
 # %%
-all_runs = [run for runs in results.values() for run in runs]
-figure = section.accuracy_vs_cost(section.cost_points(results, OUR_PARAMS), REPORT, EPOCHS,
-                                 session.profile.name, reading.devices(all_runs))
-session.save(figure, "accuracy_vs_cost")
-plt.show()
+session.figure("accuracy_vs_cost", results, lambda stored: section.accuracy_vs_cost(
+    section.cost_points(stored, OUR_PARAMS), REPORT, EPOCHS, session.profile.name,
+    reading.devices([run for runs in stored.values() for run in runs])))
 
 # %% [markdown]
 # ## Fig 14 · Learning curves of the best model trained
@@ -203,12 +208,12 @@ plt.show()
 
 # %%
 best = section.best_model(results)
-print(f"best model trained at profile {session.profile.name}: {best}, final test accuracy "
-      f"{reading.measure(results[best])} % after {EPOCHS} epochs (report's best: GeResNeXt29_8x64d, 96.88 %)")
-figure = curves.learning_curves({best: results[best]}, title=f"Fig 14: {best} learning curves "
-                                f"(profile {session.profile.name}, mean and seed range)")
-session.save(figure, "best_model_curves")
-plt.show()
+if best is not None:
+    print(f"best model trained at profile {session.profile.name}: {best}, final test accuracy "
+          f"{reading.measure(results[best])} % after {EPOCHS} epochs (report's best: GeResNeXt29_8x64d, 96.88 %)")
+session.figure("best_model_curves", {best: results[best]} if best is not None else {},
+               lambda stored: curves.learning_curves(stored, title=f"Fig 14: {best} learning curves "
+                                                     f"(profile {session.profile.name}, mean and seed range)"))
 
 # %% [markdown]
 # ## Checking the report's two claims

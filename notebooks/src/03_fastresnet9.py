@@ -60,6 +60,15 @@ EPOCHS = session.profile.resnet9_epochs
 EARLY = min(EARLY_RESNET9_EPOCHS, EPOCHS)  # the report's early reading (epoch 10), or a shorter run's last
 REPORT_ROWS = reference.resnet9().set_index("label")
 
+
+# %% [markdown]
+# ## What is real here
+# Which of this section's runs the store holds at this profile and seeds, and what fills the rest. A cell whose
+# runs are missing reads *not run*; smoke runs (what the tests execute) are never shown beside the report's numbers.
+
+# %%
+session.coverage()
+
 # %% [markdown]
 # ## The configurations at this profile
 # Each ladder adds one change per step; its last step is FastResNet9 under that recipe. ResNet9 of Tables 8-9 is
@@ -115,16 +124,9 @@ details
 # %%
 fast_runs = {f"FastResNet9, {section.LADDER_RECIPE_NAMES['report']}": results["FastResNet9"],
              f"FastResNet9, {section.LADDER_RECIPE_NAMES['plain']}": results[section.PLAIN_FASTRESNET9]}
-fast_runs = {label: runs for label, runs in fast_runs.items() if runs}
-if fast_runs:
-    figure = curves.learning_curves(
-        fast_runs, title=f"Fig 19: FastResNet9 learning curves (profile {session.profile.name}, mean and seed range)",
-        columns=("train_acc", reading.primary_column(next(iter(fast_runs.values()))), "train_loss", "test_loss"))
-    session.save(figure, "fastresnet9_curves")
-    plt.show()
-else:
-    print(f"No FastResNet9 run of the report's code's settings is stored at profile {session.profile.name} yet "
-          "(they wait for a GPU); the earlier reading's curves are below.")
+session.figure("fastresnet9_curves", fast_runs, lambda stored: curves.learning_curves(
+    stored, title=f"Fig 19: FastResNet9 learning curves (profile {session.profile.name}, mean and seed range)",
+    columns=("train_acc", reading.primary_column(next(iter(stored.values()))), "train_loss", "test_loss")))
 
 # %% [markdown]
 # ## The tricks one at a time
@@ -137,16 +139,9 @@ else:
 section.trick_ladder_tables(ladder_results, section.REPORT_SAYS, EPOCHS)
 
 # %%
-stored_ladders = {recipe: {label: runs for label, runs in ladder.items() if runs}
-                  for recipe, ladder in ladder_results.items()}
-if any(stored_ladders.values()):
-    figure = section.ladder_figure(stored_ladders, section.LADDER_RECIPE_NAMES,
-                                   f"ResNet9 → FastResNet9, one change at a time (profile {session.profile.name}, "
-                                   "mean and seed range)")
-    session.save(figure, "trick_ladder")
-    plt.show()
-else:
-    print(f"No ladder run of the report's code's settings is stored at profile {session.profile.name} yet.")
+session.figure("trick_ladder", ladder_results, lambda stored: section.ladder_figure(
+    stored, section.LADDER_RECIPE_NAMES, f"ResNet9 → FastResNet9, one change at a time (profile "
+    f"{session.profile.name}, mean and seed range)"))
 
 # %% [markdown]
 # ## The report's claims, checked under each recipe
@@ -192,16 +187,9 @@ section.trick_ladder_tables(earlier_ladders, section.REPORT_SAYS, EPOCHS, names=
 section.claims_table(earlier_ladders, reference.fastresnet9_claims(), names=section.EARLIER_RECIPE_NAMES)
 
 # %%
-earlier_stored = {recipe: {label: runs for label, runs in ladder.items() if runs}
-                  for recipe, ladder in earlier_ladders.items()}
-if any(earlier_stored.values()):
-    figure = section.ladder_figure(earlier_stored, section.EARLIER_RECIPE_NAMES,
-                                   f"Earlier reading (superseded): ResNet9 → FastResNet9 (profile "
-                                   f"{session.profile.name}, mean and seed range)")
-    session.save(figure, "earlier_trick_ladder")
-    plt.show()
-else:
-    print(f"The store holds no run of the earlier reading at profile {session.profile.name}.")
+session.figure("earlier_trick_ladder", earlier_ladders, lambda stored: section.ladder_figure(
+    stored, section.EARLIER_RECIPE_NAMES, f"Earlier reading (superseded): ResNet9 → FastResNet9 (profile "
+    f"{session.profile.name}, mean and seed range)"))
 
 # %% [markdown]
 # ## Reading

@@ -40,6 +40,15 @@ from cifarnb.study.sections import feature_maps as section
 session = notebook.setup("04_feature_maps", globals())
 SEED = session.seeds[0]
 
+
+# %% [markdown]
+# ## What is real here
+# Which of this section's runs the store holds at this profile and seeds, and what fills the rest. A cell whose
+# runs are missing reads *not run*; smoke runs (what the tests execute) are never shown beside the report's numbers.
+
+# %%
+session.coverage()
+
 # %% [markdown]
 # ## The three models at this profile
 # FastResNet9 and ResNet9 are the runs of notebook 03 (Tables 8-9), ResNet18 the run of notebook 02
@@ -67,7 +76,6 @@ ax.imshow(image.permute(1, 2, 0).numpy(), interpolation="nearest")
 ax.set_title(f"test image {section.IMAGE_ROW}: {data.CLASSES[label]}\n(32x32 px, shown enlarged)")
 ax.set_axis_off()
 session.save(figure, "test_image")
-plt.show()
 
 # %% [markdown]
 # ## Feature maps, from the store or from the trained models
@@ -77,9 +85,12 @@ plt.show()
 # %%
 maps = {}
 for label, config in configs.items():
-    maps[label], how = feature_maps.stored_feature_maps(session.store, config, image, section.IMAGE_ROW)
-    print(f"{label}: maps {how}; "
-          + ", ".join(f"{layer} {'x'.join(map(str, maps[label][layer].shape))}" for layer in section.LAYERS))
+    found, how = feature_maps.stored_feature_maps(session.store, config, image, section.IMAGE_ROW,
+                                                  compute_missing=session.train_missing)
+    print(f"{label}: maps {how}" + ("" if found is None else "; " + ", ".join(
+        f"{layer} {'x'.join(map(str, found[layer].shape))}" for layer in section.LAYERS)))
+    if found is not None:
+        maps[label] = found
 
 
 # %% [markdown]
@@ -90,10 +101,9 @@ for label, config in configs.items():
 
 # %%
 for (label, layer), number in section.FIGURE_NUMBERS.items():
-    figure = curves.feature_map_grid(maps[label][layer], f"Fig {number}: {label}, {layer} "
-                                     f"(profile {session.profile.name}, {configs[label].epochs} epochs)")
-    session.save(figure, f"{configs[label].model}_{layer}")
-    plt.show()
+    session.figure(f"{configs[label].model}_{layer}", maps.get(label, {}).get(layer),
+                   lambda stored: curves.feature_map_grid(stored, f"Fig {number}: {label}, {layer} (profile "
+                                                          f"{session.profile.name}, {configs[label].epochs} epochs)"))
 
 # %% [markdown]
 # ## The maps in numbers
@@ -105,7 +115,7 @@ for (label, layer), number in section.FIGURE_NUMBERS.items():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-table = section.feature_map_table(maps, section.LAYERS, configs)
+table = section.feature_map_table({label: maps.get(label) for label in configs}, section.LAYERS, configs)
 table.index.names = [f"model (profile {session.profile.name}, seed {SEED})", "layer"]
 table
 

@@ -66,6 +66,15 @@ LANDSCAPE = section.landscape_config(session.profile)
 PAPER_LR = landscape.PAPER_LEARNING_RATE  # always 0.1, as in the paper
 PROBE_EVERY = session.profile.probe_every
 
+
+# %% [markdown]
+# ## What is real here
+# Which of this section's runs the store holds at this profile and seeds, and what fills the rest. A cell whose
+# runs are missing reads *not run*; smoke runs (what the tests execute) are never shown beside the report's numbers.
+
+# %%
+session.coverage()
+
 # %% [markdown]
 # ## Settings at this profile (report Tables 10 and 11)
 
@@ -128,16 +137,32 @@ results = session.run_grid(section.vgg_configs(session.profile))
 section.accuracy_table(results, session.profile)
 
 # %%
-figure = curves.learning_curves(results, title=f"Fig 28 · VGG-A vs VGG-A + BN, plain SGD lr 0.1 "
-                                f"(profile {session.profile.name}, mean and seed range)")
-session.save(figure, "fig28_vgg_accuracy")
-plt.show()
+session.figure("fig28_vgg_accuracy", results, lambda stored: curves.learning_curves(
+    stored, title=f"Fig 28 · VGG-A vs VGG-A + BN, plain SGD lr 0.1 (profile {session.profile.name}, mean and seed "
+    "range)"))
 
 # %% [markdown]
 # The report reads 79.5% (VGG-A) and 82.8% (VGG-A + BN) after 20 epochs from single runs. Our columns are at
 # the final epoch of this profile (the header of the index says which); only at `quick`/`full` (20 epochs,
 # all 50,000 images) do they compare directly with the report's. At `smoke` (32 training images, 2 epochs)
 # they only show that the pipeline runs: VGG-A without BN typically has not left chance level (10%) yet.
+
+# %% [markdown]
+# ### Earlier reading: PyTorch's default initialisation (superseded by the course template's)
+# Before the template's `utils/nn.py` was read, VGG-A trained with PyTorch's default initialisation and biases on
+# every layer, otherwise as above (evaluated at epoch ends only, so "best" is the best epoch). Those runs keep
+# their keys. They are evidence for section 2's claim in their own right: at lr 0.1 without BN, VGG-A sat on the
+# ln 10 plateau (10%, chance) for most of its 20 epochs, while VGG-A + BN from the same initialisation trained at
+# once; BatchNorm made the badly scaled start trainable.
+
+# %%
+earlier_vgg = reading.stored_grid(session.store, section.earlier_vgg_configs(session.profile), session.seeds)
+section.accuracy_table(earlier_vgg, session.profile, best_over="epoch ends")
+
+# %%
+session.figure("fig28_earlier_default_init", earlier_vgg, lambda stored: curves.learning_curves(
+    stored, title=f"Earlier reading (superseded): Fig 28 with PyTorch's default initialisation (profile "
+    f"{session.profile.name})"))
 
 # %% [markdown]
 # ## 2.2 · The report's method, as its code measures it (Figs 30-32)
@@ -154,25 +179,26 @@ plt.show()
 # code draws it.
 
 # %%
-report_table = section.landscape_tables(session.store, LANDSCAPE, "report")
+report_table = section.landscape_tables(session.store, LANDSCAPE, "report",
+                                        compute_missing=session.train_missing)
 
 # %%
 lr_text = ", ".join(f"{lr:g}" for lr in LANDSCAPE.learning_rates)
 report_suffix = (f"\nreport's method (its code): lr ∈ {{{lr_text}}} in sequence, last layer every {LANDSCAPE.gap} "
                  f"steps (profile {session.profile.name})")
-session.save(band_figure(report_table, f"Fig 30 · Loss landscape (window mean, band over lr){report_suffix}",
-                         [(landscape.LOSS, None)], plateau=True), "fig30_loss_landscape")
-plt.show()
+session.figure("fig30_loss_landscape", report_table, lambda stored: band_figure(
+    stored, f"Fig 30 · Loss landscape (window mean, band over lr){report_suffix}",
+    [(landscape.LOSS, None)], plateau=True))
 
 # %%
-session.save(band_figure(report_table, f"Fig 31 · Gradient distance (band over lr){report_suffix}",
-                         [(landscape.GRAD_DISTANCE, None)], log_y=True), "fig31_gradient_distance")
-plt.show()
+session.figure("fig31_gradient_distance", report_table, lambda stored: band_figure(
+    stored, f"Fig 31 · Gradient distance (band over lr){report_suffix}",
+    [(landscape.GRAD_DISTANCE, None)], log_y=True))
 
 # %%
-session.save(band_figure(report_table, f"Fig 32 · Effective β-smoothness (maximum over lr){report_suffix}",
-                         [(landscape.BETA, None)], log_y=True, envelope="max"), "fig32_effective_beta")
-plt.show()
+session.figure("fig32_effective_beta", report_table, lambda stored: band_figure(
+    stored, f"Fig 32 · Effective β-smoothness (maximum over lr){report_suffix}",
+    [(landscape.BETA, None)], log_y=True, envelope="max"))
 
 # %% [markdown]
 # **Does our Fig 31-32 have the report's shape?** The report gives Figs 31-32 as images without numbers, so
@@ -183,7 +209,8 @@ plt.show()
 # without which the shape does not test the report's.
 
 # %%
-one_step_table = section.landscape_tables(session.store, LANDSCAPE, "one_step")
+one_step_table = section.landscape_tables(session.store, LANDSCAPE, "one_step",
+                                          compute_missing=session.train_missing)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -210,17 +237,16 @@ pattern
 
 # %%
 one_step_suffix = f"\none-step differences: band over lr ∈ {{{lr_text}}} (profile {session.profile.name})"
-session.save(band_figure(one_step_table, f"Gradient distance of consecutive steps{one_step_suffix}",
-                         [(landscape.GRAD_DISTANCE, "all parameters (report eq. 6)"),
-                          (landscape.GRAD_DISTANCE_LAST, "last linear layer")], log_y=True),
-             "one_step_gradient_distance")
-plt.show()
+session.figure("one_step_gradient_distance", one_step_table, lambda stored: band_figure(
+    stored, f"Gradient distance of consecutive steps{one_step_suffix}",
+    [(landscape.GRAD_DISTANCE, "all parameters (report eq. 6)"),
+     (landscape.GRAD_DISTANCE_LAST, "last linear layer")], log_y=True))
 
 # %%
-session.save(band_figure(one_step_table, f"Effective β-smoothness of consecutive steps{one_step_suffix}",
-                         [(landscape.BETA, "all parameters (report eq. 6)"),
-                          (landscape.BETA_LAST, "last linear layer")], log_y=True), "one_step_effective_beta")
-plt.show()
+session.figure("one_step_effective_beta", one_step_table, lambda stored: band_figure(
+    stored, f"Effective β-smoothness of consecutive steps{one_step_suffix}",
+    [(landscape.BETA, "all parameters (report eq. 6)"),
+     (landscape.BETA_LAST, "last linear layer")], log_y=True))
 
 # %% [markdown]
 # The gradient distance and β are drawn on a log scale: early in training VGG-A without BN has tiny
@@ -234,24 +260,25 @@ plt.show()
 
 # %%
 etas = landscape.paper_etas(PAPER_LR)
-paper_table = section.landscape_tables(session.store, LANDSCAPE, "paper", PROBE_EVERY)
+paper_table = section.landscape_tables(session.store, LANDSCAPE, "paper", PROBE_EVERY,
+                                       compute_missing=session.train_missing)
 
 # %%
 paper_suffix = (f"\npaper's method: lr {PAPER_LR:g}, band over η ∈ [{min(etas):.2g}, {max(etas):.2g}], "
                 f"probe every {PROBE_EVERY} steps (profile {session.profile.name})")
-session.save(band_figure(paper_table, f"Paper Fig. 4a · Loss along the gradient{paper_suffix}",
-                         [(landscape.LOSS, None)], plateau=True), "paper_fig4_a_loss_landscape")
-plt.show()
+session.figure("paper_fig4_a_loss_landscape", paper_table, lambda stored: band_figure(
+    stored, f"Paper Fig. 4a · Loss along the gradient{paper_suffix}",
+    [(landscape.LOSS, None)], plateau=True))
 
 # %%
-session.save(band_figure(paper_table, f"Paper Fig. 4b · Gradient predictiveness ‖∇L(w − ηg) − g‖{paper_suffix}",
-                         [(landscape.GRAD_DISTANCE, None)], log_y=True), "paper_fig4_b_gradient_predictiveness")
-plt.show()
+session.figure("paper_fig4_b_gradient_predictiveness", paper_table, lambda stored: band_figure(
+    stored, f"Paper Fig. 4b · Gradient predictiveness ‖∇L(w − ηg) − g‖{paper_suffix}",
+    [(landscape.GRAD_DISTANCE, None)], log_y=True))
 
 # %%
-session.save(band_figure(paper_table, f"Paper Fig. 4c · Effective β-smoothness (max over η){paper_suffix}",
-                         [(landscape.BETA, None)], log_y=True), "paper_fig4_c_effective_beta")
-plt.show()
+session.figure("paper_fig4_c_effective_beta", paper_table, lambda stored: band_figure(
+    stored, f"Paper Fig. 4c · Effective β-smoothness (max over η){paper_suffix}",
+    [(landscape.BETA, None)], log_y=True))
 
 # %% [markdown]
 # ## Summaries read from the stored tables

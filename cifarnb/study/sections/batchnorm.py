@@ -15,7 +15,7 @@ from ...results import ResultStore, Run
 from ...train import TrainConfig
 from .. import reference
 from ..profiles import FULL, Profile
-from ..reading import BEST, PRIMARY, column_heading, comparison_table, primary_column
+from ..reading import BEST, NOT_RUN, PRIMARY, column_heading, comparison_table, primary_column
 from ..settings import VGG_CODE_SEED, VGG_EPOCHS, VGG_EVAL_EVERY_STEPS, VGG_SETTINGS, VGG_TEMPLATE
 from ..tasks import LandscapeTask, RunTask, landscape_tasks, run_tasks
 
@@ -46,16 +46,27 @@ def vgg_configs(profile: Profile, pipeline: str = "template") -> dict[str, Train
             for label, model in (("VGG-A", "vgg_a"), ("VGG-A + BN", "vgg_a_bn"))}
 
 
-def accuracy_table(results: dict[str, list[Run]], profile: Profile) -> pd.DataFrame:
+def earlier_vgg_configs(profile: Profile) -> dict[str, TrainConfig]:
+    """The first reading of 2.1, before the course template's models and initialisation were read: the template's
+    data and VGG_acc.py's plain SGD, but PyTorch's default initialisation, biases on every layer and evaluations at
+    epoch ends only. Its H200 runs (2026-11-27) keep their keys; notebook 05 shows them as "earlier reading"."""
+    return {label: profile.config(profile.vgg_epochs, model=model, augment=VGG_TEMPLATE["augment"],
+                                  normalization=VGG_TEMPLATE["normalization"], **VGG_SETTINGS)
+            for label, model in (("VGG-A", "vgg_a"), ("VGG-A + BN", "vgg_a_bn"))}
+
+
+def accuracy_table(results: dict[str, list[Run]], profile: Profile, best_over: str = "every 100 steps"
+                   ) -> pd.DataFrame:
     """Report 2.1: per model the report's test accuracy beside ours. VGG_acc.py evaluates every 100 steps and
-    prints the best, so that is what the report quotes and our first column; the last epoch's beside it."""
+    prints the best, so that is what the report quotes and our first column; the last epoch's beside it.
+    ``best_over`` names the evaluations the runs made (the earlier reading's: "epoch ends")."""
     epochs = profile.vgg_epochs
     report = reference.batchnorm_accuracy()
     heading = column_heading(primary_column(next(iter(results.values()))))
     models = {label: config.model for label, config in vgg_configs(profile).items()}
     table = comparison_table(
         results,
-        measures={f"ours: best {heading}, every 100 steps to epoch {epochs} (%)": (PRIMARY, None, BEST),
+        measures={f"ours: best {heading}, {best_over} to epoch {epochs} (%)": (PRIMARY, None, BEST),
                   f"ours: {heading}, epoch {epochs} (%)": (PRIMARY, None),
                   f"ours: train acc, epoch {epochs} (%)": ("train_acc", None),
                   f"ours: test acc, all test images, epoch {epochs} (%)": ("test_acc", None)},
@@ -64,7 +75,8 @@ def accuracy_table(results: dict[str, list[Run]], profile: Profile) -> pd.DataFr
         reference_columns={f"report: best test acc, {VGG_EPOCHS} epochs (%)": "report_test_acc"},
         report_epochs=VGG_EPOCHS,
     )
-    table.index.name = f"model (ours: {len(next(iter(results.values())))} seed(s), final epoch {epochs})"
+    seeds = max(len(runs) for runs in results.values())
+    table.index.name = f"model (ours: {seeds} seed(s), final epoch {epochs})" if seeds else f"model (ours: {NOT_RUN})"
     return table
 
 
@@ -95,17 +107,21 @@ def tasks(profile: Profile, seed: int, first_seed: bool = True) -> list[RunTask 
 
 
 def landscape_tables(store: ResultStore, config: LandscapeConfig, method: str, probe_every: int | None = None,
-                     log: Callable[[str], None] = print) -> pd.DataFrame:
+                     log: Callable[[str], None] = print, compute_missing: bool = True) -> pd.DataFrame | None:
     """The landscape measurements of one method under ``config`` (``tasks.landscape_tasks``: one table per model
-    and lr), each computed once and cached in ``store``, on ``config.device``; one line per table."""
+    and lr), each computed once and cached in ``store``, on ``config.device``; one line per table. With
+    ``compute_missing`` False a table the store lacks is "not run" and left out; None when none is stored."""
     tables = landscape_tasks(NAME, config, method, probe_every)
     frames = []
     for number, task in enumerate(tables, 1):
         started, existed = time.perf_counter(), task.stored(store)
+        if not existed and not compute_missing:
+            log(f"[{number}/{len(tables)}] {task.label}: not run")
+            continue
         frames.append(task.table(store))
         log(f"[{number}/{len(tables)}] {task.label}: "
             + ("stored" if existed else f"computed in {time.perf_counter() - started:.1f} s"))
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True) if frames else None
 
 
 # Reading the tables
@@ -141,10 +157,16 @@ def plateau_exit(rows: pd.DataFrame, quantity: str) -> str:
     return f"step {int(below['step'].min())}" if len(below) else f"not by step {int(rows['step'].max())}"
 
 
-def plateau_table(report_table: pd.DataFrame, paper_table: pd.DataFrame) -> pd.DataFrame:
+def plateau_table(report_table: pd.DataFrame | None, paper_table: pd.DataFrame | None) -> pd.DataFrame:
     """When each model leaves the ln 10 plateau: one column per learning rate of the report's method (the window
-    mean loss) and one per learning rate of the paper's (the training loss of the step)."""
+    mean loss) and one per learning rate of the paper's (the training loss of the step); a method whose table is
+    not stored (None) reads "not run"."""
     columns = {}
+    for method, table in (("report's method", report_table), ("paper's method", paper_table)):
+        if table is None:
+            columns[method] = {model: NOT_RUN for model in landscape.MODELS}
+    report_table = report_table if report_table is not None else pd.DataFrame(columns=["lr", "model"])
+    paper_table = paper_table if paper_table is not None else pd.DataFrame(columns=["lr", "model"])
     for lr in sorted(report_table["lr"].unique()):
         runs = report_table[report_table["lr"] == lr]
         columns[f"report's method, lr {lr:g}"] = {model: plateau_exit(runs[runs["model"] == model], landscape.LOSS)
@@ -162,7 +184,11 @@ def plateau_table(report_table: pd.DataFrame, paper_table: pd.DataFrame) -> pd.D
 def second_half_summary(table: pd.DataFrame, method: str, band_over: str) -> pd.DataFrame:
     """Per model, over the steps past the middle of a landscape table: the mean loss, the mean width of the loss
     band (max - min across ``band_over``: lr or eta), and the medians of the gradient distance and of β (medians,
-    because β early on is a ratio of small numbers). Indexed by (method, model)."""
+    because β early on is a ratio of small numbers). Indexed by (method, model); "not run" when ``table`` is
+    None (not stored)."""
+    if table is None:
+        return pd.DataFrame([{"method": method, "model": model, "band over": band_over, "steps": NOT_RUN}
+                             for model in landscape.MODELS]).set_index(["method", "model"])
     late = table[table["step"] > table["step"].max() / 2]
     band = landscape.min_max_band(late)
     rows = []
@@ -210,7 +236,9 @@ def report_pattern(table: pd.DataFrame, quantity: str, plain: str = "vgg_a", wit
 
 def pattern_summary(table: pd.DataFrame, quantity: str) -> dict[str, object]:
     """:func:`early_and_late` flattened into one table row (``"<model>, early median"``, ...) plus the
-    :func:`report_pattern` verdict under ``"shape"``."""
+    :func:`report_pattern` verdict under ``"shape"`` ("not run" when ``table`` is None: not stored)."""
+    if table is None:
+        return {"shape": NOT_RUN}
     medians = early_and_late(table, quantity)
     row: dict[str, object] = {f"{model}, {when}": float(f"{medians.loc[model, when]:.4g}")
                               for model in medians.index for when in medians.columns}

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ...train import TrainConfig
 from ..profiles import Profile
-from ..reading import COMPARABLE_HEADING
+from ..reading import COMPARABLE_HEADING, NOT_RUN
 from ..settings import REPORT_EPOCHS
 from ..tasks import FeatureMapsTask
 from .fastresnet9 import resnet9_configs
@@ -96,12 +96,20 @@ def feature_map_statistics(activation: np.ndarray) -> FeatureMapStatistics:
                                 near_copy_fraction=near_copy)
 
 
-def feature_map_table(maps: dict[str, dict[str, np.ndarray]], layers: tuple[str, ...],
+NOT_RUN_ROW = {heading: NOT_RUN for heading in ("channels", "map size (px)", "dead channels (%)", "mean activation",
+                                                "active pixels (%)", "mean |r| between channels",
+                                                "channels with a near-copy (%)")}
+
+
+def feature_map_table(maps: dict[str, dict[str, np.ndarray] | None], layers: tuple[str, ...],
                       configs: dict[str, TrainConfig] | None = None) -> pd.DataFrame:
-    """One row of :class:`FeatureMapStatistics` per model (``maps``' keys) and layer of ``layers``; with the
-    models' ``configs``, whether each model compares with the report's (:func:`comparability_of`)."""
-    return pd.DataFrame([{"model": label, "layer": layer, **feature_map_statistics(maps[label][layer]).row(),
-                          **({COMPARABLE_HEADING: comparability_of(configs[label])} if configs else {})}
+    """One row of :class:`FeatureMapStatistics` per model (``maps``' keys) and layer of ``layers`` ("not run"
+    throughout for a model whose maps are None); with the models' ``configs``, whether each model compares with
+    the report's (:func:`comparability_of`)."""
+    return pd.DataFrame([{"model": label, "layer": layer,
+                          **(NOT_RUN_ROW if maps[label] is None else feature_map_statistics(maps[label][layer]).row()),
+                          **({COMPARABLE_HEADING: comparability_of(configs[label]) if maps[label] is not None
+                              else NOT_RUN} if configs else {})}
                          for label in maps for layer in layers]).set_index(["model", "layer"])
 
 

@@ -162,17 +162,23 @@ def final_accuracy(runs: list[Run]) -> float:
     return measure(runs).mean
 
 
-def best_model(results: dict[str, list[Run]]) -> str:
-    """The label with the highest mean final test accuracy (a tie goes to the first in ``results``' order)."""
-    accuracies = {label: final_accuracy(runs) for label, runs in results.items()}
+def best_model(results: dict[str, list[Run]]) -> str | None:
+    """The label with the highest mean final test accuracy among those with runs (a tie goes to the first in
+    ``results``' order); None when no label has any."""
+    accuracies = {label: final_accuracy(runs) for label, runs in results.items() if runs}
+    if not accuracies:
+        return None
     return max(accuracies, key=lambda label: -math.inf if math.isnan(accuracies[label]) else accuracies[label])
 
 
 def cost_points(results: dict[str, list[Run]], params: dict[str, float]) -> pd.DataFrame:
     """One point per trained model for the accuracy-vs-cost figure: its parameters (millions, from ``params`` by
-    model), final accuracy on the primary column (mean and std over seeds) and seconds per epoch."""
+    model), final accuracy on the primary column (mean and std over seeds) and seconds per epoch; a model not
+    run has no point."""
     rows = []
     for label, runs in results.items():
+        if not runs:
+            continue
         final = reading(runs).summary
         rows.append({"label": label, "model": runs[0].config.model, "params": params[runs[0].config.model],
                      "acc": final.mean, "acc_std": final.std, "seconds": seconds_per_epoch(runs)})
@@ -303,12 +309,19 @@ def early_table(results: dict[str, list[Run]], report: pd.DataFrame, epochs: int
     early = min(EARLY_ZOO_EPOCHS, epochs)
     primary = zoo_accuracy_heading(full_test_set)
     rows = []
+    ours = (f"ours {primary} @{early} (%)", f"ours mean acc, epochs 1-{early} (%)",
+            f"ours first epoch >= {EARLY_THRESHOLD:.0f}%", COMPARABLE_HEADING)
     for label, runs in results.items():
+        report_acc = report["report_test_acc_25_epochs"].get(runs[0].config.model if runs else label.lower(), math.nan)
+        if not runs:
+            rows.append({"model": label, f"report acc @{EARLY_ZOO_EPOCHS} (%)": report_acc,
+                         **dict.fromkeys(ours, NOT_RUN), "_sort": -math.inf})
+            continue
         reaching, count = first_epoch_reaching(runs, EARLY_THRESHOLD)
         at_early = reading(runs, early)
         rows.append({
             "model": label,
-            f"report acc @{EARLY_ZOO_EPOCHS} (%)": report["report_test_acc_25_epochs"].get(runs[0].config.model, math.nan),
+            f"report acc @{EARLY_ZOO_EPOCHS} (%)": report_acc,
             f"ours {primary} @{early} (%)": str(at_early),
             f"ours mean acc, epochs 1-{early} (%)": str(summarize(
                 sum(run.at_epoch(e) for e in range(1, early + 1)) / early for run in runs)),

@@ -75,12 +75,12 @@ def recipe_choice_table(results: dict[str, dict[str, list[Run]]]) -> pd.DataFram
     our mean for the report's choice, so that the choice can be read against the seed spread."""
     rows = []
     for group, by_label in results.items():
-        ours = {label: measure(runs, "test_acc") for label, runs in by_label.items()}
-        best_ours = max(ours, key=lambda label: ours[label].mean)
+        ours = {label: measure(runs, "test_acc") for label, runs in by_label.items() if runs}
+        best_ours = max(ours, key=lambda label: ours[label].mean) if ours else None
         report = reference.ablation(group).set_index("label")["report_test_acc"]
         choice = report_choice(group)
         rows.append({"group": group, "report's choice": choice, "report's best": report.idxmax(),
-                     "our best (mean test acc)": f"{best_ours} ({ours[best_ours]})",
+                     "our best (mean test acc)": f"{best_ours} ({ours[best_ours]})" if ours else NOT_RUN,
                      "our choice's test acc": str(ours[choice]) if choice in ours else NOT_RUN})
     return pd.DataFrame(rows).set_index("group")
 

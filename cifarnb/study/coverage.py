@@ -1,0 +1,80 @@
+"""How much of a report section is real at a profile, and what fills the rest: the line each notebook shows at its
+top, so a reader never takes a missing run for a result.
+
+    >>> print(coverage(model_zoo, profiles.get("quick"), store, seeds=(0, 1)))
+    real: 2 of 13 configurations at all 2 seeds ...; to fill the rest: `cifarnb sweep --section model_zoo ...`
+
+A configuration is one task label of the section's plan without its seed (one zoo model, one ablation row, one
+feature-map set, one landscape table); it is real at a seed when the store holds that seed's result. The hours
+are the estimate ``cifarnb sweep --estimate`` prints (:func:`cifarnb.study.estimate.estimate`), for the missing
+tasks only, on the card the project's GPU sessions use.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from ..results import ResultStore
+from .estimate import estimate
+from .probes import Probe
+from .profiles import Profile
+from .sections import plan
+
+CARD = "NVIDIA H200"  # the card the project's GPU sessions are lent (benchmarks/README.md)
+_SEED_SUFFIX = re.compile(r" \(seed \d+\)$")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    section: str
+    notebook: str
+    profile: str
+    seeds: tuple[int, ...]
+    configurations: int  # distinct configurations the section plans
+    complete: int  # ... stored at every seed
+    partial: int  # ... stored at some seeds but not all
+    tasks: int
+    stored: int
+    hours_left: float  # estimated device-hours on CARD of the tasks the store lacks
+    guessed: list[str] = field(default_factory=list)  # models whose hours are guessed from FLOPs, not measured
+
+    @property
+    def command(self) -> str:
+        seeds = " ".join(map(str, self.seeds))
+        return (f"cifarnb sweep --section {self.section} --profile {self.profile} --seeds {seeds} --device cuda, "
+                f"then cifarnb report --only {self.notebook[:2]} --profile {self.profile}")
+
+    def __str__(self) -> str:
+        seeds = f"{len(self.seeds)} seed{'s' * (len(self.seeds) != 1)} ({', '.join(map(str, self.seeds))})"
+        real = (f"**real: {self.complete} of {self.configurations} configurations** at profile `{self.profile}`, "
+                f"all {seeds}" + (f", and {self.partial} more at some of them" if self.partial else "")
+                + f" ({self.stored} of {self.tasks} results stored)")
+        if self.stored == self.tasks:
+            return real + "; nothing is missing."
+        guessed = (f"; the times of {', '.join(self.guessed)} are guessed from their FLOPs, not measured"
+                   if self.guessed else "")
+        return (f"{real}. Every other cell reads *not run*. To fill the rest: `{self.command}`: about "
+                f"{self.hours_left:.1f} GPU-hours on an {CARD} (the estimate `cifarnb sweep --estimate \"{CARD}\"` "
+                f"prints, for the missing results only{guessed}).")
+
+
+def coverage(section: ModuleType, profile: Profile, store: ResultStore, seeds, probe: Probe | None = None
+             ) -> Coverage:
+    """How much of ``section`` (a module of :mod:`cifarnb.study.sections`) ``store`` holds at ``profile`` over
+    ``seeds``, and the estimated hours on :data:`CARD` of the rest (``probe``: default the card's newest committed
+    probe)."""
+    seeds = tuple(seeds)
+    tasks = plan([section.NAME], profile, seeds)
+    by_configuration: dict[tuple[str, str], list[bool]] = {}
+    for task in tasks:
+        key = (task.identity[0], _SEED_SUFFIX.sub("", task.label))
+        by_configuration.setdefault(key, []).append(task.stored(store))
+    complete = sum(all(found) for found in by_configuration.values())
+    partial = sum(any(found) and not all(found) for found in by_configuration.values())
+    stored = sum(sum(found) for found in by_configuration.values())
+    probe = probe if probe is not None else Probe.newest(CARD)
+    left = estimate([section.NAME], profile, store, CARD, seeds, probe, missing_only=True)[section.NAME]
+    return Coverage(section.NAME, section.NOTEBOOK, profile.name, seeds, len(by_configuration), complete, partial,
+                    len(tasks), stored, left.hours, left.models("guessed"))
