@@ -58,3 +58,33 @@ def test_a_misspelled_papermill_parameter_fails_in_the_first_cell(tmp_path, cifa
                         "figures_dir": str(tmp_path / "figures"), "data_root": str(cifar_root)},
             progress_bar=False, kernel_name="python3")
     assert not (tmp_path / "results").exists() and not (tmp_path / "figures").exists()  # nothing ran
+
+
+def test_the_html_report_has_contents_unique_anchors_and_folded_code(tmp_path):
+    """Two notebooks with the same section heading: the contents list links each once by its own anchor, every
+    code cell's source sits in a folded block above its outputs, the parameters cell is left out, and tables scroll
+    inside the page."""
+    import re
+
+    import nbformat
+
+    from cifarnb.study.render import render_html
+
+    def notebook(title):
+        parameters = nbformat.v4.new_code_cell("profile = 'quick'")
+        parameters.metadata["tags"] = ["parameters"]
+        shown = nbformat.v4.new_code_cell("1 + 1")
+        shown.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "2"}, execution_count=1)]
+        return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {title}\nintro"), parameters,
+                                               nbformat.v4.new_markdown_cell("## What is real here"), shown])
+
+    page = render_html([notebook("01 · First"), notebook("02 · Second")], tmp_path / "report.html",
+                       "cifarnb report (quick profile)").read_text()
+    anchors = re.findall(r'<a id="(n\d-\d+)"></a>', page)
+    assert len(anchors) == 4 and len(set(anchors)) == 4
+    links = re.findall(r'<a href="#(n\d-\d+)">([^<]+)</a>', page)
+    assert [text for _, text in links] == ["01 · First", "What is real here", "02 · Second", "What is real here"]
+    assert {anchor for anchor, _ in links} == set(anchors)
+    assert page.count('<details class="cifarnb-code"><summary>code</summary><pre>1 + 1</pre></details>') == 2
+    assert "profile = &#x27;quick&#x27;" not in page and "profile = 'quick'" not in page
+    assert "overflow-x: auto" in page

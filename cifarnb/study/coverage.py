@@ -47,9 +47,10 @@ class Coverage:
                 f"then cifarnb report --only {self.notebook[:2]} --profile {self.profile}")
 
     def __str__(self) -> str:
-        seeds = f"{len(self.seeds)} seed{'s' * (len(self.seeds) != 1)} ({', '.join(map(str, self.seeds))})"
+        seeds = (f"seed {self.seeds[0]}" if len(self.seeds) == 1
+                 else f"each of its {len(self.seeds)} seeds ({', '.join(map(str, self.seeds))})")
         real = (f"**real: {self.complete} of {self.configurations} configurations** at profile `{self.profile}`, "
-                f"all {seeds}" + (f", and {self.partial} more at some of them" if self.partial else "")
+                f"at {seeds}" + (f", and {self.partial} more at some of them" if self.partial else "")
                 + f" ({self.stored} of {self.tasks} results stored)")
         if self.stored == self.tasks:
             return real + "; nothing is missing."

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import time
@@ -128,18 +129,74 @@ def profile_title(chosen: dict[Path, dict]) -> str:
     return "profiles: " + ", ".join(f"{path.name[:2]} {name}" for path, name in names.items())
 
 
+# Tables scroll inside the page instead of widening it (notebook 03's settings table has 13 columns).
+PAGE_STYLE = """<style>
+.jp-RenderedHTMLCommon table, .jp-OutputArea-output table { display: block; max-width: 100%; overflow-x: auto; }
+details.cifarnb-code > summary { cursor: pointer; color: #666; font-size: 0.85em; }
+nav.cifarnb-contents ol { columns: 2; }
+</style>"""
+
+
 def render_html(notebooks, target: Path, title: str) -> Path:
-    """Concatenate executed notebooks into one and render it with nbconvert (images embedded)."""
+    """Concatenate executed notebooks into one page and render it with nbconvert (images embedded): a contents
+    list first, linking every notebook's title and sections by anchors unique across the page; each code cell
+    folded away under a "code" line that one click opens; the findings (outputs and text) in the open."""
     import nbformat
     from nbconvert import HTMLExporter
 
     combined = nbformat.v4.new_notebook()
     combined.metadata = notebooks[0].metadata
     combined.metadata["title"] = title
-    for notebook in notebooks:
-        combined.cells.extend(cell for cell in notebook.cells if "parameters" not in cell.metadata.get("tags", []))
+    contents = []
+    for number, notebook in enumerate(notebooks, 1):
+        for cell in notebook.cells:
+            if "parameters" in cell.metadata.get("tags", []):
+                continue
+            if cell.cell_type == "markdown":
+                cell = _anchored(cell, f"n{number}", contents)
+            elif cell.cell_type == "code":
+                cell = _folded(cell)
+            combined.cells.append(cell)
+    items = "".join(f'<li style="margin-left:{(level - 1) * 1.2}em"><a href="#{anchor}">{html.escape(text)}</a></li>'
+                    for level, anchor, text in contents)
+    combined.cells.insert(0, nbformat.v4.new_markdown_cell(
+        f'{PAGE_STYLE}<h1>{html.escape(title)}</h1><nav class="cifarnb-contents"><h2>Contents</h2><ol>{items}</ol></nav>'))
     exporter = HTMLExporter()
     exporter.exclude_input_prompt = exporter.exclude_output_prompt = True
+    exporter.exclude_input = True  # each code cell's source is in its folded block (_folded)
     body, _ = exporter.from_notebook_node(combined)
     target.write_text(body)
     return target
+
+
+_HEADING = re.compile(r"^(#{1,2})\s+(.+?)\s*$", re.MULTILINE)
+
+
+def _anchored(cell, prefix: str, contents: list):
+    """A copy of a markdown cell whose level-1 and level-2 headings carry anchors unique across the report
+    (``<prefix>-<k>``), each listed in ``contents`` as (level, anchor, text)."""
+    import copy
+
+    cell = copy.deepcopy(cell)
+
+    def anchor(match: re.Match) -> str:
+        name = f"{prefix}-{len(contents) + 1}"
+        contents.append((len(match.group(1)), name, match.group(2)))
+        return f'<a id="{name}"></a>\n\n{match.group(0)}'
+
+    cell.source = _HEADING.sub(anchor, cell.source)
+    return cell
+
+
+def _folded(cell):
+    """A copy of a code cell whose source leads its outputs as a folded ``<details>`` block."""
+    import copy
+
+    import nbformat
+
+    cell = copy.deepcopy(cell)
+    if cell.source.strip():
+        code = nbformat.v4.new_output("display_data", data={"text/html": (
+            f'<details class="cifarnb-code"><summary>code</summary><pre>{html.escape(cell.source)}</pre></details>')})
+        cell.outputs = [code, *cell.get("outputs", [])]
+    return cell
