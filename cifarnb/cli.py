@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import typing
 from typing import Any, Callable
@@ -15,6 +16,8 @@ from .train import TrainConfig
 from .train import config as config_choices
 from .study.settings import REPORT_SCHEDULES
 from .train.config import EXECUTION_FIELDS
+
+SCRATCH_RESULTS = "scratch-results"  # where `cifarnb train` stores runs tried from the command line
 
 # Every TrainConfig field's flag says what it does and which values it takes; its default is added after it.
 _FIELD_HELP = {
@@ -214,10 +217,12 @@ def _config_from(args: argparse.Namespace) -> TrainConfig:
 
 def _train(args: argparse.Namespace) -> int:
     from .data import load_cifar10
-    from .results import ResultStore
+    from .results import RESULTS_ENV_VAR, ResultStore
 
     config = _config_from(args)
-    store = ResultStore(args.results)
+    # A run tried from the command line stays out of the committed store: --results, else $CIFARNB_RESULTS, else
+    # the scratch store (git ignores it). The sweep and the notebooks fill results/.
+    store = ResultStore(args.results or os.environ.get(RESULTS_ENV_VAR) or SCRATCH_RESULTS)
     run = store.load(config)  # a stored run is printed without reading the data set
     if run is None:
         data = load_cifar10(config.data_root, download=args.download)
@@ -348,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(train, config_flag=True)
     train.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing, partial or damaged")
     train.add_argument("--results", default=None, help="results store folder; None: $CIFARNB_RESULTS, else "
-                       "./results (default: %(default)s)")
+                       f"./{SCRATCH_RESULTS} (a scratch store git ignores; the sweep and the notebooks fill "
+                       "./results) (default: %(default)s)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_arguments(train)
     train.set_defaults(handler=_train)

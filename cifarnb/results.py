@@ -193,30 +193,49 @@ def claim(path: Path, wait: bool = True, note: Callable[[str], None] | None = No
 
     The holder writes who it is into the file (:func:`claim_owner`), so a process that has to wait says, through
     ``note`` (default: standard error), which result it waits for and which process holds it, instead of
-    hanging silently.
+    hanging silently. The holder removes the file when the block ends (finished, failed or interrupted), while it
+    still holds the lock; a process that was waiting on the removed file finds it gone and claims afresh.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    # O_NOFOLLOW: a planted symlink must not make us create or lock a file elsewhere.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    try:
+    held, noted = False, False
+    while True:
+        # O_NOFOLLOW: a planted symlink must not make us create or lock a file elsewhere.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         if fcntl is None:  # no flock (Windows): one process per store
-            yield True
-            return
+            break
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if not wait:
+                os.close(fd)
                 yield False
                 return
-            result = path.with_name(path.name.removesuffix(CLAIM_SUFFIX))
-            (note or _to_stderr)(f"waiting for {result}: {claim_owner(path)} is computing it")
+            if not noted:
+                result = path.with_name(path.name.removesuffix(CLAIM_SUFFIX))
+                (note or _to_stderr)(f"waiting for {result}: {claim_owner(path)} is computing it")
+                noted = True
             fcntl.flock(fd, fcntl.LOCK_EX)
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # we locked a claim file its holder has since removed: claim the path again
+    try:
+        held = True
         owner = f"process {os.getpid()} on {socket.gethostname()} (since {_now()})"
         os.ftruncate(fd, 0)
         os.pwrite(fd, owner.encode(), 0)
         yield True
     finally:
-        os.close(fd)  # closing releases the lock; the file stays (deleting it would race other claimants)
+        if held:
+            path.unlink(missing_ok=True)  # still ours: the lock is held until the close below
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is still the one at ``path`` (not removed and replaced since it was opened)."""
+    try:
+        return os.fstat(fd).st_ino == os.lstat(path).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def claim_owner(path: Path) -> str:

@@ -247,3 +247,19 @@ def test_download_without_a_network_says_so_and_how_to_place_the_data(tmp_path, 
     (error,) = capsys.readouterr().err.strip().splitlines()
     assert error.startswith("cifarnb: error: could not download CIFAR-10 from https://") and "network" in error
     assert f"unpack it into {tmp_path / 'data'} (it holds cifar-10-batches-py/)" in error
+
+
+def test_a_run_tried_without_results_goes_to_the_scratch_store_and_leaves_no_claim(tmp_path, cifar_root, capsys,
+                                                                                monkeypatch):
+    """The README's trial command adds nothing to the committed results/: without --results (or
+    $CIFARNB_RESULTS) a run goes to ./scratch-results, which git ignores; no claim file is left behind."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CIFARNB_RESULTS", raising=False)
+    args = ["train", "--data", str(cifar_root), "--quiet", "--model", "lenet5", "--epochs", "1", "--batch-size",
+            "16", "--n-train", "32", "--n-test", "32", "--device", "cpu"]
+    assert main(args) == 0
+    (run_file,) = (tmp_path / "scratch-results").glob("lenet5-*/run.json")
+    assert not (tmp_path / "results").exists()
+    assert not list((tmp_path / "scratch-results").glob("*.claim"))
+    ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().splitlines()
+    assert "/scratch-results/" in ignored

@@ -257,3 +257,23 @@ def test_a_results_store_that_is_a_file_is_one_clear_error(tmp_path):
     path.write_text("not a folder")
     with pytest.raises(ValueError, match=f"^results store {path} is a file, not a folder; give a folder"):
         ResultStore(path)
+
+
+@pytest.mark.parametrize("ending", ["finished", "failed", "interrupted"])
+def test_a_claim_file_goes_when_its_block_ends(tmp_path, ending):
+    """The holder removes its claim file when the run ends however it ends; a later claim of the same result works."""
+    from cifarnb.results import claim
+
+    path = tmp_path / "lenet5-0123.claim"
+    raised = {"finished": None, "failed": RuntimeError("boom"), "interrupted": KeyboardInterrupt()}[ending]
+    try:
+        with claim(path) as taken:
+            assert taken and path.exists()
+            if raised is not None:
+                raise raised
+    except (RuntimeError, KeyboardInterrupt):
+        pass
+    assert not path.exists()
+    with claim(path, wait=False) as taken:
+        assert taken
+    assert not path.exists()
