@@ -148,3 +148,23 @@ def test_notebook_setup_takes_the_earlier_data_dir_as_data_root(tmp_path, capsys
 
     configs = feature_maps_section.feature_map_configs(session.profile, 0)
     assert {config.data_root for config in configs.values()} == {"/somewhere"}
+
+
+def test_the_readme_profile_table_is_the_estimates():
+    """The README's profile table is generated (`python -m cifarnb.study.estimate`): descriptions and seeds from
+    profiles.py, hours from the estimate `cifarnb sweep --estimate` makes; it fails when the README drifts."""
+    from pathlib import Path
+
+    from cifarnb.results import ResultStore
+    from cifarnb.study.estimate import PROFILES_CARD, profiles_table
+    from cifarnb.study.probes import Probe
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    start, end = readme.index("<!-- profiles:"), readme.index("<!-- /profiles -->")
+    written = readme[start:end].split("\n", 1)[1].strip()
+    generated = profiles_table(ResultStore(root / "results"), Probe.newest(PROFILES_CARD))
+    assert written == generated, "README.md's profile table drifted from the estimate; replace it with the " \
+                                 f"output of `python -m cifarnb.study.estimate`:\n{generated}"
+    for profile in profiles.PROFILES.values():  # the seeds are said once, in the profile
+        assert f"| {', '.join(map(str, profile.seeds))} |" in written

@@ -2,7 +2,7 @@
 top, so a reader never takes a missing run for a result.
 
     >>> print(coverage(model_zoo, profiles.get("quick"), store, seeds=(0, 1)))
-    real: 2 of 13 configurations at all 2 seeds ...; to fill the rest: `cifarnb sweep --section model_zoo ...`
+    real: 2 of 13 configurations at profile `quick`, at each of its 2 seeds (0, 1) ...; to fill the rest: `cifarnb sweep --section model_zoo ...`
 
 A configuration is one task label of the section's plan without its seed (one zoo model, one ablation row, one
 feature-map set, one landscape table); it is real at a seed when the store holds that seed's result. The hours

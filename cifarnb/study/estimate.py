@@ -215,3 +215,31 @@ def _efficiency(record: dict) -> str:
     if record.get("mfu") is not None:
         return f"{100 * record['mfu']:.1f}% MFU"
     return f"{record['achieved_flops'] / 1e12:.3g} TFLOP/s"
+
+
+PROFILES_CARD = "NVIDIA H200"  # the card the README's profile table is estimated for
+
+
+def profiles_table(store: ResultStore, probe: Probe | None = None) -> str:
+    """The README's profile table (Markdown), generated: each profile's description and seeds (written once, in
+    ``profiles.py``) and the estimated GPU-hours of all its runs on :data:`PROFILES_CARD`, from scratch, per
+    section and in all: the figures ``cifarnb sweep --profile P --estimate "NVIDIA H200"`` prints. A test fails
+    when the README's copy drifts from it (``python -m cifarnb.study.estimate`` prints it anew)."""
+    from . import profiles
+    from .sections import SECTIONS
+
+    lines = ["| profile | what | seeds | estimated hours of all its runs, from scratch (per section) |",
+             "| --- | --- | --- | --- |"]
+    for name, profile in profiles.PROFILES.items():
+        device = "cpu" if profile.n_train is not None else PROFILES_CARD  # a data subset is a CPU's work
+        estimates = estimate(list(SECTIONS), profile, store, device, probe=probe if device != "cpu" else None)
+        total = sum(result.hours for result in estimates.values())
+        per_section = ", ".join(f"{section} {result.hours:.1f}" for section, result in estimates.items())
+        seeds = ", ".join(map(str, profile.seeds))
+        where = "a CPU" if device == "cpu" else f"an {device}"
+        lines.append(f"| `{name}` | {profile.description} | {seeds} | {total:.1f} on {where} ({per_section}) |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(profiles_table(ResultStore(), Probe.newest(PROFILES_CARD)))

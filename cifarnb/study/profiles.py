@@ -77,7 +77,8 @@ class Profile:
 
 SMOKE = Profile(
     name="smoke",
-    description="CPU, minutes: real-data subsets (32 train / 50 test images), 2-3 epochs, cheapest models",
+    description="a CPU: real-image subsets (32 train / 50 test), 2-3 epochs, the cheapest zoo models; shows "
+                "every path works and measures nothing (what the tests execute)",
     n_train=32,
     n_test=50,
     seeds=(0,),
@@ -94,7 +95,8 @@ SMOKE = Profile(
 )
 FULL = Profile(
     name="full",
-    description="the report's settings exactly: 25-epoch ablations, 200-epoch zoo and ResNet9, 20-epoch VGG-A",
+    description="one GPU: the report's settings exactly (25-epoch ablations, 200-epoch zoo and ResNet9, 20-epoch "
+                "VGG-A)",
     n_train=None,
     n_test=None,
     seeds=(0, 1, 2),
@@ -114,7 +116,8 @@ FULL = Profile(
 # (the ablations alone are 21 configs x 25 ResNet18 epochs per seed).
 QUICK = FULL.with_overrides(
     name="quick",
-    description="one GPU, < 1 h per notebook: full data, the report's short-run epoch counts, 2 seeds",
+    description="one GPU: all data, the report's short-run epochs (25 for the ablations and the zoo's first column, "
+                "10 for ResNet9/FastResNet9, 20 for VGG-A)",
     seeds=(0, 1),
     zoo_epochs=EARLY_ZOO_EPOCHS,
     resnet9_epochs=EARLY_RESNET9_EPOCHS,
