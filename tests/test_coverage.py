@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 from cifarnb.results import ResultStore  # noqa: E402
-from cifarnb.study import profiles, reading  # noqa: E402
+from cifarnb.study import profiles, reading, reference  # noqa: E402
 from cifarnb.study.coverage import CARD, coverage  # noqa: E402
 from cifarnb.study.estimate import estimate  # noqa: E402
 from cifarnb.study.notebook import Session, stored_part  # noqa: E402
@@ -70,3 +70,18 @@ def test_a_figure_with_nothing_stored_says_so_and_leaves_no_stale_file(tmp_path,
     session.figure("accuracy_per_epoch", {"ResNet18": []}, drawn.append)
     assert not drawn and not stale.exists()
     assert "not run" in capsys.readouterr().out
+
+
+def test_the_best_model_sentence_reads_what_table_7_reads(tmp_path):
+    """Prose and table tell one story: the number in notebook 02's best-model sentence is Table 7's final cell."""
+    store, quick = _store_with_zoo_runs(tmp_path), profiles.get("quick")
+    labels = {"LeNet5": "lenet5", "AlexNet": "alexnet", "ResNet18": "resnet18"}
+    results = reading.stored_grid(store, {label: model_zoo.zoo_config(quick, model) for label, model in labels.items()},
+                                  (0, 1))
+    params = {model: 1.0 for model in labels.values()}
+    table = model_zoo.zoo_table(results, reference.model_zoo().set_index("model"), params, 25, True)
+    line = model_zoo.best_model_line(results, "quick", 25, True)
+    best = model_zoo.best_model(results)
+    final = next(column for column in table.columns if column.endswith("= final (%)") and "10,000" not in column)
+    assert best in line and f"{table.loc[best, final]} %" in line
+    assert "not run" in model_zoo.best_model_line({"ResNet18": []}, "quick", 25, True)

@@ -155,8 +155,8 @@ section.recipe_choice_table(results)
 
 # %% [markdown]
 # ## Reading the results
-# Each table's last column says whether its row compares with the report. At `smoke` (32 training images,
-# 50 test images, 3 epochs, a CPU) every number above only shows that the pipeline runs end to end: accuracies
-# sit near chance (10%), so a "10.00%" beside the report's 90.61% measures nothing, and which setting "wins"
-# is noise. At `quick` (all data, the report's 25 epochs, several seeds) the rows compare directly with the
+# Each table's last column says whether its row compares with the report. At `smoke` (a few dozen images, a few
+# epochs, a CPU; the settings table above gives each profile's) every number only shows that the pipeline runs
+# end to end: accuracies sit near chance (10%), so a "10.00%" beside the report's 90.61% measures nothing, and
+# which setting "wins" is noise. At `quick` (all data, the report's 25 epochs, several seeds) the rows compare directly with the
 # report's single runs, and the seed spread says which of its differences are real.

@@ -208,9 +208,7 @@ session.figure("accuracy_vs_cost", results, lambda stored: section.accuracy_vs_c
 
 # %%
 best = section.best_model(results)
-if best is not None:
-    print(f"best model trained at profile {session.profile.name}: {best}, final test accuracy "
-          f"{reading.measure(results[best])} % after {EPOCHS} epochs (report's best: GeResNeXt29_8x64d, 96.88 %)")
+print(section.best_model_line(results, session.profile.name, EPOCHS, FULL_TEST_SET))
 session.figure("best_model_curves", {best: results[best]} if best is not None else {},
                lambda stored: curves.learning_curves(stored, title=f"Fig 14: {best} learning curves "
                                                      f"(profile {session.profile.name}, mean and seed range)"))

@@ -193,8 +193,8 @@ session.figure("earlier_trick_ladder", earlier_ladders, lambda stored: section.l
 
 # %% [markdown]
 # ## Reading
-# At the `smoke` profile (a few dozen images, three epochs) the numbers only show that the pipeline runs end
-# to end: every model is near chance and no claim is testable. At `quick` (all data, 10 epochs) the epoch-10
+# At the `smoke` profile (a few dozen images, a few epochs) the numbers only show that the pipeline runs end
+# to end: every model is near chance and no claim is testable. At `quick` (all data, the report's epoch 10) the epoch-10
 # columns and both claims compare directly with the report; only `full` reads the 200-epoch column. The two
 # ladders separate what the report attributes to FastResNet9 as a whole: under the code's FastResNet9 training
 # a step measures its change; under the plain recipe it also measures how the change copes with a learning rate

@@ -134,5 +134,5 @@ table
 # that FastResNet9's features are "more compact, with less redundancy" is testable with the correlation
 # columns above: a lower mean |r| and fewer near-copies would support it, on this one image.
 #
-# At the `smoke` profile the models saw a few dozen images for three epochs, so their maps are close to
+# At the `smoke` profile the models saw a few dozen images for a few epochs, so their maps are close to
 # those of the random initialisation: the figures and the table only show that the pipeline works.

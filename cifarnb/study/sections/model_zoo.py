@@ -171,6 +171,17 @@ def best_model(results: dict[str, list[Run]]) -> str | None:
     return max(accuracies, key=lambda label: -math.inf if math.isnan(accuracies[label]) else accuracies[label])
 
 
+def best_model_line(results: dict[str, list[Run]], profile_name: str, epochs: int, full_test_set: bool) -> str:
+    """The sentence naming the best model trained, its accuracy read as Table 7 reads it (:func:`zoo_row`'s final
+    column: the same reading of the same column, with its error), beside the report's best; or that none is."""
+    best = best_model(results)
+    if best is None:
+        return f"No zoo model is stored at profile {profile_name}: the best model is {NOT_RUN}."
+    return (f"Best model trained at profile {profile_name}: {best}, {zoo_accuracy_heading(full_test_set)} "
+            f"{reading(results[best])} % after {epochs} epochs, as in Table 7 (the report's best: "
+            "GeResNeXt29_8x64d, 96.88 %).")
+
+
 def cost_points(results: dict[str, list[Run]], params: dict[str, float]) -> pd.DataFrame:
     """One point per trained model for the accuracy-vs-cost figure: its parameters (millions, from ``params`` by
     model), final accuracy on the primary column (mean and std over seeds) and seconds per epoch; a model not
