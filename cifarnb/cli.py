@@ -265,10 +265,14 @@ def _sweep(args: argparse.Namespace) -> int:
             and args.budget_s is None and not args.yes and _on_cpu(args.device)):
         _check_cpu_hours(sections, profile, store, args.seeds)
     if args.estimate:
-        from .study.estimate import Probe, estimate_lines
+        from .study.estimate import EpochTimes, Probe, estimate_lines
+        from .study.probes import PROBE_FOLDER, resolve_card
 
-        probe = Probe.read(args.probe) if args.probe else Probe.newest(args.estimate)
-        for line in estimate_lines(sections, profile, store, args.estimate, seeds=args.seeds, probe=probe):
+        seen = {device for device, *_ in EpochTimes.read(store).means if device}
+        seen |= {Probe.read(path).device for path in PROBE_FOLDER.glob("probe-*-[0-9]*.json")}
+        card = resolve_card(args.estimate, seen)
+        probe = Probe.read(args.probe) if args.probe else Probe.newest(card)
+        for line in estimate_lines(sections, profile, store, card, seeds=args.seeds, probe=probe):
             print(line)
         return 0
     if args.download:
@@ -386,8 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--baseline", default=None, help="the store the archive is relative to (e.g. the "
                        "committed results/); None: every result file goes in (default: %(default)s)")
     sweep.add_argument("--estimate", default=None, metavar="DEVICE",
-                       help="print each section's hours on DEVICE (a run.json meta device, e.g. 'NVIDIA H200') "
-                       "from the store's measured seconds per epoch, and train nothing (default: %(default)s)")
+                       help="print each section's hours on DEVICE, and train nothing: a card as runs record it "
+                       "('NVIDIA H200', 'cpu') or a short form (H200, H100, A100); an unknown card is refused "
+                       "(default: %(default)s)")
     sweep.add_argument("--probe", default=None, metavar="FILE",
                        help="with --estimate: the probe JSON whose efficiency to use (default: the newest "
                        "benchmarks/probe-<card>-<date>.json of DEVICE's card)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,24 @@ def test_every_model_has_a_family():
         "resnet", "resnet9", "geresnext"}
     with pytest.raises(ValueError, match="unknown model 'resnet1000'"):
         model_family("resnet1000")
+
+
+def test_the_estimate_takes_short_card_names_and_refuses_unknown_ones(tmp_path, capsys):
+    """`--estimate H200` is the NVIDIA H200's estimate (it used to find none of the store's H200 timings and guess
+    every figure); a card nobody knows is one line naming the known ones."""
+    from cifarnb.study.probes import resolve_card
+
+    assert resolve_card("H200") == resolve_card("nvidia h200") == resolve_card("NVIDIA H200") == "NVIDIA H200"
+    assert resolve_card("A100") == "NVIDIA A100-SXM4-80GB" and resolve_card("CPU") == "cpu"
+    assert resolve_card("nvidia rtx 6000 ada", {"NVIDIA RTX 6000 Ada"}) == "NVIDIA RTX 6000 Ada"  # a store's card
+    with pytest.raises(ValueError, match="unknown card 'B300' for --estimate; known: NVIDIA H200 \\(H200\\)"):
+        resolve_card("B300")
+    arguments = ["sweep", "--section", "fastresnet9", "--profile", "quick", "--results",
+                 str(Path(__file__).resolve().parents[1] / "results")]
+    assert main([*arguments, "--estimate", "H200"]) == 0
+    short = capsys.readouterr().out
+    assert main([*arguments, "--estimate", "NVIDIA H200"]) == 0
+    assert capsys.readouterr().out == short and "h on NVIDIA H200" in short
+    assert main([*arguments, "--estimate", "B300"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) <= 2 and "unknown card 'B300'" in error[-1]

@@ -15,6 +15,26 @@ from pathlib import Path
 from ..train import TrainConfig
 
 PROBE_FOLDER = Path(__file__).resolve().parents[2] / "benchmarks"  # where probes of each card are committed
+# Short names of the cards the project knows -> the name a run records (torch's, as nvidia-smi prints it).
+CARD_NAMES = {"H200": "NVIDIA H200", "H100": "NVIDIA H100 80GB HBM3", "A100": "NVIDIA A100-SXM4-80GB", "CPU": "cpu"}
+
+
+def resolve_card(name: str, seen: set[str] = frozenset()) -> str:
+    """The device name a run records for the card ``name``: the name itself (any letter case) where it is one of
+    :data:`CARD_NAMES`' or ``seen`` (the devices the store's runs and the committed probes name), else a short form
+    ("H200", "nvidia h200"); an unknown card is a ValueError listing the known ones (an estimate for a name no run
+    carries would silently guess every figure)."""
+    known = {*CARD_NAMES.values(), *seen}
+    by_case = {label.lower(): label for label in known}
+    if name.strip().lower() in by_case:
+        return by_case[name.strip().lower()]
+    short = name.upper().replace("NVIDIA", "").strip()
+    if short in CARD_NAMES:
+        return CARD_NAMES[short]
+    listed = ", ".join(f"{label} ({short})" for short, label in CARD_NAMES.items())
+    others = sorted(set(seen) - set(CARD_NAMES.values()))
+    raise ValueError(f"unknown card {name!r} for --estimate; known: {listed}"
+                     + (f", and the store's {', '.join(others)}" if others else ""))
 
 
 @functools.cache
