@@ -18,11 +18,11 @@ from types import ModuleType
 
 from ..results import ResultStore
 from .estimate import estimate
+from .probes import LENT_CARD as CARD
 from .probes import Probe
 from .profiles import Profile
 from .sections import plan
 
-CARD = "NVIDIA H200"  # the card the project's GPU sessions are lent (benchmarks/README.md)
 _SEED_SUFFIX = re.compile(r" \(seed \d+\)$")
 
 

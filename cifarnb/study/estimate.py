@@ -28,9 +28,10 @@ from ..device import device_name, resolve_device
 from ..results import ResultStore
 from ..train import TrainConfig
 from ..train.fastpath import execution_mode, sweep_execution
-from .probes import Probe
+from . import profiles
+from .probes import LENT_CARD, Probe
 from .profiles import Profile
-from .sections import plan
+from .sections import SECTIONS, plan
 
 # For a task never timed on this device: deliberately slow guesses (they only decide what not to start near the
 # deadline) of sustained training FLOP/s and of the fixed cost of a step (kernel launches, Python).
@@ -217,21 +218,15 @@ def _efficiency(record: dict) -> str:
     return f"{record['achieved_flops'] / 1e12:.3g} TFLOP/s"
 
 
-PROFILES_CARD = "NVIDIA H200"  # the card the README's profile table is estimated for
-
-
 def profiles_table(store: ResultStore, probe: Probe | None = None) -> str:
     """The README's profile table (Markdown), generated: each profile's description and seeds (written once, in
-    ``profiles.py``) and the estimated GPU-hours of all its runs on :data:`PROFILES_CARD`, from scratch, per
+    ``profiles.py``) and the estimated GPU-hours of all its runs on :data:`LENT_CARD`, from scratch, per
     section and in all: the figures ``cifarnb sweep --profile P --estimate "NVIDIA H200"`` prints. A test fails
     when the README's copy drifts from it (``python -m cifarnb.study.estimate`` prints it anew)."""
-    from . import profiles
-    from .sections import SECTIONS
-
     lines = ["| profile | what | seeds | estimated hours of all its runs, from scratch (per section) |",
              "| --- | --- | --- | --- |"]
     for name, profile in profiles.PROFILES.items():
-        device = "cpu" if profile.n_train is not None else PROFILES_CARD  # a data subset is a CPU's work
+        device = "cpu" if profile.n_train is not None else LENT_CARD  # a data subset is a CPU's work
         estimates = estimate(list(SECTIONS), profile, store, device, probe=probe if device != "cpu" else None)
         total = sum(result.hours for result in estimates.values())
         per_section = ", ".join(f"{section} {result.hours:.1f}" for section, result in estimates.items())
@@ -242,4 +237,4 @@ def profiles_table(store: ResultStore, probe: Probe | None = None) -> str:
 
 
 if __name__ == "__main__":
-    print(profiles_table(ResultStore(), Probe.newest(PROFILES_CARD)))
+    print(profiles_table(ResultStore(), Probe.newest(LENT_CARD)))

@@ -17,6 +17,7 @@ from ..train import TrainConfig
 PROBE_FOLDER = Path(__file__).resolve().parents[2] / "benchmarks"  # where probes of each card are committed
 # Short names of the cards the project knows -> the name a run records (torch's, as nvidia-smi prints it).
 CARD_NAMES = {"H200": "NVIDIA H200", "H100": "NVIDIA H100 80GB HBM3", "A100": "NVIDIA A100-SXM4-80GB", "CPU": "cpu"}
+LENT_CARD = CARD_NAMES["H200"]  # the card the project's GPU sessions are lent (benchmarks/README.md): estimates name it
 
 
 def resolve_card(name: str, seen: set[str] = frozenset()) -> str:

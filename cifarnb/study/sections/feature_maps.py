@@ -67,13 +67,15 @@ class FeatureMapStatistics:
     mean_abs_correlation: float  # mean |Pearson r| over pairs of live channels (NaN under 2 live channels)
     near_copy_fraction: float  # live channels with |r| > NEAR_COPY_CORRELATION to another (NaN under 2)
 
+    HEADINGS = ("channels", "map size (px)", "dead channels (%)", "mean activation", "active pixels (%)",
+                "mean |r| between channels", "channels with a near-copy (%)")
+
     def row(self) -> dict[str, object]:
-        """The statistics as a table row, headed and rounded as notebook 04 shows them."""
-        return {"channels": self.channels, "map size (px)": f"{self.height}x{self.width}",
-                "dead channels (%)": f"{100 * self.dead_fraction:.1f}", "mean activation": f"{self.mean_activation:.3f}",
-                "active pixels (%)": f"{100 * self.active_fraction:.1f}",
-                "mean |r| between channels": f"{self.mean_abs_correlation:.3f}",
-                "channels with a near-copy (%)": f"{100 * self.near_copy_fraction:.1f}"}
+        """The statistics as a table row, headed (:attr:`HEADINGS`) and rounded as notebook 04 shows them."""
+        return dict(zip(self.HEADINGS, (
+            self.channels, f"{self.height}x{self.width}", f"{100 * self.dead_fraction:.1f}",
+            f"{self.mean_activation:.3f}", f"{100 * self.active_fraction:.1f}", f"{self.mean_abs_correlation:.3f}",
+            f"{100 * self.near_copy_fraction:.1f}")))
 
 
 def feature_map_statistics(activation: np.ndarray) -> FeatureMapStatistics:
@@ -96,9 +98,7 @@ def feature_map_statistics(activation: np.ndarray) -> FeatureMapStatistics:
                                 near_copy_fraction=near_copy)
 
 
-NOT_RUN_ROW = {heading: NOT_RUN for heading in ("channels", "map size (px)", "dead channels (%)", "mean activation",
-                                                "active pixels (%)", "mean |r| between channels",
-                                                "channels with a near-copy (%)")}
+NOT_RUN_ROW = dict.fromkeys(FeatureMapStatistics.HEADINGS, NOT_RUN)  # a model whose maps are not stored
 
 
 def feature_map_table(maps: dict[str, dict[str, np.ndarray] | None], layers: tuple[str, ...],
