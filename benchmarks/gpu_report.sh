@@ -60,6 +60,15 @@ left() { echo $(( BUDGET_S - ($(date +%s) - started) )); }
 
 # The device has no network and no build tools to install with: run from the checkout.
 $PY -c "import cifarnb" 2>/dev/null || export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# What the device lacks (pydantic, for run.json's schema) travels as .device-packages/ (benchmarks/device_packages.sh).
+# Only where pydantic is not installed: those wheels are built for the device's Python alone.
+if ! $PY -c "import pydantic" 2>/dev/null && [ -d .device-packages ]; then
+    export PYTHONPATH="$PWD/.device-packages${PYTHONPATH:+:$PYTHONPATH}"
+fi
+if [ "$STEP" = "sweep" ] && ! $PY -c "import pydantic" 2>/dev/null; then
+    echo "gpu_report: pydantic is missing: make .device-packages here (bash benchmarks/device_packages.sh) and carry it"
+    exit 2
+fi
 
 # --- what runs where --------------------------------------------------------------------------------------
 echo "== gpu_report $STEP $(date -u +%Y-%m-%dT%H:%M:%SZ) at commit $COMMIT: profile $PROFILE, budget ${BUDGET_S} s"

@@ -28,6 +28,10 @@ def travelling_bytes(repository: Path) -> int:
                if name and (repository / name.decode()).is_file())
 
 
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else 0
+
+
 def parts(stage: Path) -> list[Path]:
     found = sorted(stage.glob("part-*"), key=lambda path: int(path.name.rsplit("-", 1)[1]))
     if not found:
@@ -61,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tree = travelling_bytes(Path.cwd())
     tool = args.stage / "stage-cifar10"
-    room = int((args.limit_mib - args.margin_mib) * MIB) - tree - (tool.stat().st_size if tool.exists() else 0)
+    packages = Path(".device-packages")  # what the device lacks (benchmarks/device_packages.sh): carried every call
+    room = (int((args.limit_mib - args.margin_mib) * MIB) - tree - folder_bytes(packages)
+            - (tool.stat().st_size if tool.exists() else 0))
     try:
         written = resplit(args.stage, room)
     except (FileNotFoundError, ValueError) as error:
@@ -70,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"stage_parts: the working tree sends {tree / MIB:.1f} MiB a call; {len(written)} part(s) of at most "
           f"{max(p.stat().st_size for p in written) / MIB:.1f} MiB")
     for number, path in enumerate(written, start=1):
-        extra = f' and "{tool}"' if number == 1 and tool.exists() else ""
+        extra = f', "{tool}"' if number == 1 and tool.exists() else ""
+        extra += f', "{packages}"' if packages.is_dir() else ""
         print(f"  data call {number}: carry \"{path}\"{extra}")
     return 0
 

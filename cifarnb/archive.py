@@ -239,7 +239,7 @@ def _check(rel: str, data: bytes) -> None:
     kind, name, key = layout
     try:
         if kind == "run":
-            run_from_json(json.loads(data), f"{name}-{key}")  # the checks the store's load makes
+            run_from_json(data, f"{name}-{key}")  # the checks the store's load makes
         elif kind == "table":
             content = json.loads(data)
             if not isinstance(content["config"], dict) or not isinstance(content["rows"], list):

@@ -40,12 +40,11 @@ from .atomic import atomic_write
 from .data import CIFAR10, is_official, resolve_root
 from .device import hardware, software_versions
 from .models import count_parameters
+from .run_schema import check_run_file
 from .train import TrainConfig, fit
 
 RUN_FILE = "run.json"
 CHECKPOINT_FILE = "checkpoint.pt"
-RUN_FIELDS = ("config", "history", "status")  # what Run.from_json cannot do without
-RUN_STATUSES = ("finished", "diverged")  # a run.json records a run that ended; an unfinished one has none
 WEIGHTS_FILE = "weights.pt"
 CLAIM_SUFFIX = ".claim"  # lock files: who is computing a result right now (never committed or archived)
 DEFAULT_ROOT = "results"
@@ -127,60 +126,33 @@ class Run:
             "meta": self.meta,
         }
 
-    @classmethod
-    def from_json(cls, content: dict, path: Path | None = None) -> "Run":
-        return cls(
-            config=TrainConfig.from_dict(content["config"]),
-            history=content["history"],
-            status=content["status"],
-            meta=content.get("meta", {}),
-            diverged_epoch=content.get("diverged_epoch"),
-            path=path,
-        )
 
+def run_from_json(text: str | bytes, folder: str, path: Path | None = None) -> Run:
+    """The run a ``run.json``'s text holds, checked as the file of a store folder named ``folder`` (``<model>-<key>``).
 
-def run_from_json(content: Any, folder: str, path: Path | None = None) -> Run:
-    """The run a ``run.json`` holds, checked as the file of a store folder named ``folder`` (``<model>-<key>``).
-
-    Raises ValueError, in words that follow the file's name ("lacks history"), unless the content is an object
-    with a valid config that hashes to ``folder``, a status of :data:`RUN_STATUSES` and a list of epoch rows.
-    The store's :meth:`ResultStore.load` and the archive's merge refuse the same files, so a run that merge would
-    refuse is never loaded as good either.
+    Raises ValueError, in words that follow the file's name ("lacks history", "has history[3].test_acc = '95': ..."),
+    unless the text follows the declared schema (:class:`cifarnb.run_schema.RunFile`), its config is valid
+    (:meth:`TrainConfig.validate`) and hashes to ``folder``. The store's :meth:`ResultStore.load` and the archive's
+    merge refuse the same files, so a run that merge would refuse is never loaded as good either.
     """
-    if not isinstance(content, dict):
-        raise ValueError(f"holds {type(content).__name__}, not a JSON object")
-    missing = [name for name in RUN_FIELDS if name not in content]
-    if missing:
-        raise ValueError(f"lacks {', '.join(missing)}")
-    if not isinstance(content["config"], dict):
-        raise ValueError("has a config that is not a JSON object")
+    content = check_run_file(text)
     try:
         config = TrainConfig.from_dict(content["config"])
     except Exception as error:  # TypeError, ValueError, model-building errors: all mean a config we cannot run
         raise ValueError(f"has an invalid config ({type(error).__name__}: {' '.join(str(error).split())})") from None
     if f"{config.model}-{config.key()}" != folder:
         raise ValueError(f"holds the config {config.model}-{config.key()}, not its folder {folder}")
-    if content["status"] not in RUN_STATUSES:
-        raise ValueError(f"has status {content['status']!r}, not {' or '.join(RUN_STATUSES)}")
-    history = content["history"]
-    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
-        raise ValueError("has a history that is not a list of epoch rows")
-    return Run(config=config, history=history, status=content["status"], meta=content.get("meta") or {},
+    return Run(config=config, history=content["history"], status=content["status"], meta=content.get("meta") or {},
                diverged_epoch=content.get("diverged_epoch"), path=path)
 
 
 def read_run(path: Path) -> Run:
-    """The run stored in ``path`` (a ``<model>-<key>/run.json``); ValueError naming the file if it is not a valid
-    run file of that folder (see :func:`run_from_json`)."""
-    advice = "; delete that folder to rerun the experiment"
+    """The run stored in ``path`` (a ``<model>-<key>/run.json``); ValueError naming the file and the field if it is
+    not a valid run file of that folder (see :func:`run_from_json`)."""
     try:
-        content = json.loads(path.read_bytes())
-    except ValueError:  # JSONDecodeError, or bytes that are not UTF-8 text at all
-        raise ValueError(f"{path} is not valid JSON{advice}") from None
-    try:
-        return run_from_json(content, path.parent.name, path.parent)
+        return run_from_json(path.read_bytes(), path.parent.name, path.parent)
     except ValueError as error:
-        raise ValueError(f"{path} {error}{advice}") from None
+        raise ValueError(f"{path} {error}; delete that folder to rerun the experiment") from None
 
 
 @contextlib.contextmanager

@@ -20,12 +20,13 @@ from cifarnb.results import CHECKPOINT_FILE, RUN_FILE, WEIGHTS_FILE, Run, conten
 from cifarnb.train import TrainConfig
 
 CONFIG = TrainConfig(model="lenet5", epochs=1, device="cpu", n_train=32, n_test=32)
-HISTORY = [{"epoch": 1, "train_loss": 2.3, "test_loss": 2.2, "test_acc": 12.5}]
+HISTORY = [{"epoch": 1, "train_loss": 2.3, "train_acc": 11.0, "lr": 0.01, "seconds": 0.5, "test_loss": 2.2,
+            "test_acc": 12.5}]
 TABLE_CONFIG = {"models": ["vgg_a"], "lr": 0.15000000000000002}
 
 
-def run_bytes(config: TrainConfig = CONFIG, status: str = "finished") -> bytes:
-    return json.dumps(Run(config, HISTORY, status, meta={"device": "cpu"}).to_json(), indent=1).encode()
+def run_bytes(config: TrainConfig = CONFIG, status: str = "finished", history: list = HISTORY) -> bytes:
+    return json.dumps(Run(config, history, status, meta={"device": "cpu"}).to_json(), indent=1).encode()
 
 
 def npz_bytes(**arrays) -> bytes:
@@ -131,6 +132,11 @@ BAD_ARCHIVES = {  # case: (member, what the error must say)
     "wrong model": (entry(f"alexnet-{CONFIG.key()}/{RUN_FILE}", run_bytes()), "not its folder"),
     "running": (entry(GOOD_RUN, run_bytes(status="running")), "'running'"),
     "not json": (entry(GOOD_RUN, b"{"), "bad run file"),
+    "empty history": (entry(GOOD_RUN, run_bytes(history=[])), "a finished run's history must not be empty"),
+    "string accuracy": (entry(GOOD_RUN, run_bytes(history=[{**HISTORY[0], "test_acc": "12.5"}])),
+                        "has history[0].test_acc = '12.5': Input should be a valid number"),
+    "missing field": (entry(GOOD_RUN, run_bytes(history=[{k: v for k, v in HISTORY[0].items() if k != "lr"}])),
+                      "lacks history[0].lr"),
     "unknown kind": (entry("notes.txt", b"hello"), "not a result file"),
     "weights": (entry(f"lenet5-{CONFIG.key()}/{WEIGHTS_FILE}", b"weights"), "not a result file"),
     "table key": (entry(f"tables/demo-{'0' * 16}.json",

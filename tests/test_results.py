@@ -116,6 +116,7 @@ def test_every_committed_run_is_found_under_its_own_key():
     for path in paths:
         config = TrainConfig.from_dict(json.loads(path.read_text())["config"])
         assert path.parent.name == f"{config.model}-{config.key()}", path
+        results.read_run(path)  # and each follows the declared schema (run_schema.RunFile)
 
 
 def test_every_committed_table_is_found_under_its_own_key():
@@ -166,7 +167,7 @@ def test_run_file_lacking_fields_names_the_file_and_the_fields(tmp_path):
     config = small()
     store.folder(config).mkdir(parents=True)
     (store.folder(config) / RUN_FILE).write_text(json.dumps({"config": config.to_dict(), "meta": {}}))
-    with pytest.raises(ValueError, match=r"run.json lacks history, status; delete that folder") as error:
+    with pytest.raises(ValueError, match=r"run.json lacks status, history; delete that folder") as error:
         store.load(config)
     assert "\n" not in str(error.value)
 
@@ -187,15 +188,33 @@ def test_binary_garbage_in_a_run_file_names_the_file(tmp_path):
                                 "the experiment")
 
 
+EPOCH_ROW = {"epoch": 1, "train_loss": 2.3, "train_acc": 11.0, "lr": 0.05, "seconds": 0.4, "test_loss": 2.2,
+             "test_acc": 10.0}
+
+
 @pytest.mark.parametrize("change, reason", [
-    (lambda content: content.update(history=None), "has a history that is not a list of epoch rows"),
-    (lambda content: content.update(status="running"), "has status 'running', not finished or diverged"),
+    (lambda content: content.update(history=None), "has history = None: Input should be a valid array"),
+    (lambda content: content.update(history=[]), "is not a valid run: a finished run's history must not be empty"),
+    (lambda content: content["history"][0].update(test_acc="95.1"),
+     "has history[0].test_acc = '95.1': Input should be a valid number"),
+    (lambda content: content["history"][0].update(test_acc=101.0),
+     "has history[0].test_acc = 101.0: an accuracy must lie in [0, 100], not 101.0"),
+    (lambda content: content["history"][0].pop("train_loss"), "lacks history[0].train_loss"),
+    (lambda content: content["config"].update(epochs="3"), "has config.epochs = '3': Input should be a valid integer"),
+    (lambda content: content["config"].update(colour=1), "has config.colour = 1: not a field of a run file"),
+    (lambda content: content["meta"].update(wall_seconds=-1.0), "has meta.wall_seconds = -1.0"),
+    (lambda content: content.update(status="running"), "has status = 'running': Input should be 'finished' or "
+                                                       "'diverged'"),
+    (lambda content: content.update(status="diverged"), "is not a valid run: a diverged run must name its "
+                                                        "diverged_epoch"),
     (lambda content: content["config"].update(seed=1), "holds the config lenet5-"),
+    (lambda content: content["config"].update(optimizer="rmsprop"), "has an invalid config (ValueError: "
+                                                                    "optimizer='rmsprop' is not valid"),
 ])
 def test_a_run_file_merge_would_refuse_is_refused_on_load(change, reason, tmp_path):
     store = ResultStore(tmp_path)
     config = small()
-    content = results.Run(config, [{"epoch": 1, "test_acc": 10.0}], "finished").to_json()
+    content = results.Run(config, [dict(EPOCH_ROW)], "finished", meta={"wall_seconds": 1.0}).to_json()
     change(content)
     atomic_write_json(store.folder(config) / RUN_FILE, content)
     for read in (lambda: store.load(config), lambda: list(store.runs())):
@@ -203,6 +222,18 @@ def test_a_run_file_merge_would_refuse_is_refused_on_load(change, reason, tmp_pa
             read()
         message = str(error.value)
         assert message.startswith(f"{store.folder(config) / RUN_FILE} {reason}") and "\n" not in message
+        assert message.endswith("; delete that folder to rerun the experiment")
+
+
+def test_diverged_epochs_and_unmeasured_accuracies_are_well_formed(tmp_path):
+    """NaN (a diverged epoch's accuracy, as json.dumps writes it) and null (not measured) both validate."""
+    store = ResultStore(tmp_path)
+    config = small()
+    rows = [dict(EPOCH_ROW, test_acc_exact1000=None), dict(EPOCH_ROW, epoch=2, test_acc=math.nan, test_loss=math.nan)]
+    atomic_write_json(store.folder(config) / RUN_FILE,
+                      results.Run(config, rows, "diverged", diverged_epoch=2).to_json())
+    run = store.load(config)
+    assert run.status == "diverged" and math.isnan(run.final())
 
 
 def test_a_checkpoint_that_does_not_fit_its_model_is_moved_aside_and_the_run_restarts(tiny, tmp_path, capsys):
