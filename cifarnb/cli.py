@@ -12,6 +12,7 @@ import typing
 from typing import Any, Callable
 
 from . import __version__
+from .interrupt import describe, exit_status, terminate_raises
 from .train import TrainConfig
 from .train import config as config_choices
 from .study.settings import REPORT_SCHEDULES
@@ -449,7 +450,11 @@ def main(argv: list[str] | None = None) -> int:
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        return args.handler(args)
+        with terminate_raises():  # SIGTERM unwinds as Ctrl-C does: claim files go, no half-written file stays
+            return args.handler(args)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: a normal end, said in one line (one per stopped run)
+        print(describe(stop), file=sys.stderr, flush=True)
+        return exit_status(stop)
     except (ValueError, OSError, NotebookFailed) as error:  # bad input, missing files, a failed notebook
         print(f"cifarnb: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2

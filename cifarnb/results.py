@@ -39,6 +39,7 @@ except ImportError:  # Windows
 from .atomic import atomic_write
 from .data import CIFAR10, is_official, resolve_root
 from .device import hardware, software_versions
+from .interrupt import TrainingInterrupted, signal_of
 from .models import count_parameters
 from .run_schema import check_run_file
 from .train import TrainConfig, fit
@@ -228,6 +229,14 @@ def _claim_file(result: Path) -> Path:
     return result.with_name(result.name + CLAIM_SUFFIX)
 
 
+def _checkpointed_epoch(path: Path) -> int:
+    """The epochs a run's checkpoint holds (0 without one), read without loading its tensors."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+    except Exception:  # noqa: BLE001 - none, or unreadable: fit starts that run from epoch 0 either way
+        return 0
+
+
 class ResultStore:
     """Runs keyed by :meth:`TrainConfig.key`; :meth:`run` loads a finished run or trains (resuming) one."""
 
@@ -280,7 +289,15 @@ class ResultStore:
         # This process holds the run's claim, so no other process is writing here: what is left is garbage.
         for leftover in folder.glob("*.partial"):
             leftover.unlink(missing_ok=True)
-        result = fit(config, data, checkpoint_path=checkpoint, progress=progress)
+        epoch = [_checkpointed_epoch(checkpoint) + 1]  # the epoch in progress, for the line an interruption prints
+
+        def finished(row: dict) -> None:
+            epoch[0] = min(row["epoch"] + 1, config.epochs)
+
+        try:
+            result = fit(config, data, checkpoint_path=checkpoint, progress=progress, on_epoch=finished)
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM under interrupt.terminate_raises
+            raise TrainingInterrupted(folder.name, epoch[0], _checkpointed_epoch(checkpoint), signal_of(stop)) from None
         meta = {
             **software_versions(),
             "device": result.device,

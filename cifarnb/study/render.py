@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import re
+import signal
+import threading
 import time
+import weakref
 from pathlib import Path
+from typing import Iterator
 
+from ..interrupt import Interrupted
 from . import profiles
 from .sections import ALIASES, NUMBERS, SECTIONS, resolve
 
@@ -85,12 +91,17 @@ def run_report(profile: str = AS_COMMITTED, output: str | Path = "output", noteb
         log(f"[{number}/{len(paths)}] {path.name} ({shown}) ...", flush=True)
         started = time.perf_counter()
         target = output / path.name
+        stopped: list[int] = []  # the signals a stop was relayed to the kernel with
         try:
-            papermill.execute_notebook(str(path), str(target), parameters={**chosen[path], **parameters},
-                                       cwd=str(notebooks), progress_bar=False, kernel_name="python3",
-                                       **_kernel_options())
+            with _stops_relayed_to_kernels(stopped):
+                papermill.execute_notebook(str(path), str(target), parameters={**chosen[path], **parameters},
+                                           cwd=str(notebooks), progress_bar=False, kernel_name="python3",
+                                           **_kernel_options())
         except papermill.PapermillExecutionError as error:
-            raise _failed(path, target, error) from None
+            raise (_interrupted(path, error, stopped[0]) if stopped else _failed(path, target, error)) from None
+        if stopped:  # relayed between two cells: the kernel had nothing to stop, the report stops here
+            raise Interrupted(stopped[0], f"interrupted after {path.name}; every finished run is stored: the same "
+                                          "command goes on from there")
         log(f"[{number}/{len(paths)}] {path.name} done in {time.perf_counter() - started:.0f} s", flush=True)
         executed.append(nbformat.read(target, as_version=4))
     return render_html(executed, output / "report.html", title=f"cifarnb report ({profile_title(chosen)})")
@@ -107,6 +118,42 @@ def _failed(path: Path, target: Path, error) -> NotebookFailed:
                           f"executed notebook: {target})")
 
 
+def _interrupted(path: Path, error, signal_number: int) -> Interrupted:
+    """The line of a notebook stopped by a relayed signal: the run the cell was training, else the cell."""
+    if error.ename == "TrainingInterrupted":  # its message is the line: run, epoch, where the rerun resumes
+        return Interrupted(signal_number, " ".join(error.evalue.split()))
+    return Interrupted(signal_number, f"interrupted in {path.name}, cell [{error.exec_count}]; every finished run is "
+                                      "stored: the same command goes on from there")
+
+
+# The kernels this process started. They run in a session of their own, so a terminal's Ctrl-C does not reach
+# them: a stop is relayed to the kernel as SIGINT, which ends the cell in progress as Ctrl-C ends a training run
+# (its claim file goes, its checkpoint stays), and the notebook's error says which run stopped where.
+_KERNELS: weakref.WeakSet = weakref.WeakSet()
+
+
+@contextlib.contextmanager
+def _stops_relayed_to_kernels(stopped: list[int]) -> Iterator[None]:
+    def relay(signal_number: int, frame) -> None:
+        pids = [pid for manager in list(_KERNELS) if (pid := getattr(manager.provisioner, "pid", None))]
+        if not pids:
+            raise Interrupted(signal_number)
+        stopped.append(signal_number)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)
+
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+    earlier = {number: signal.signal(number, relay) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in earlier.items():
+            signal.signal(number, handler)
+
+
 def _kernel_options() -> dict:
     """Kernels here talk to papermill over Unix sockets: over TCP, ipykernel warns at every start that its traffic
     is unencrypted (it stays on this machine either way)."""
@@ -117,6 +164,7 @@ def _kernel_options() -> dict:
     class LocalKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(transport="ipc", **kwargs)
+            _KERNELS.add(self)
 
     return {"kernel_manager_class": LocalKernelManager}
 

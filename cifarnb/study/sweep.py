@@ -18,6 +18,7 @@ Each section trains exactly the runs its notebook asks for (same configs, same k
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 import traceback
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..data import load_cifar10
+from ..interrupt import Interrupted, describe, leave_sigint_to_parent, signal_of, terminate_raises
 from ..results import ResultStore
 from .estimate import Estimator
 from .profiles import Profile
@@ -183,16 +185,20 @@ def sweep(sections, profile: Profile, store: ResultStore, seeds=None, workers: i
         outcomes = work(tasks, store, deadline, on_finished, log)
     else:
         # Fresh interpreters ("spawn"): CUDA cannot be shared with forked children.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=leave_sigint_to_parent) as pool:
             futures = [pool.submit(_worker, tasks, store.root, store.keep_weights, deadline, on_finished, log,
                                    f"[worker {n}] ") for n in range(1, workers + 1)]
             shares = []
-            for future in futures:
-                try:
-                    shares.append(future.result())
-                except Exception as error:  # noqa: BLE001 - a worker that died; its runs resume on the next sweep
-                    log(f"a worker process stopped ({type(error).__name__}: {error}); its unfinished runs resume "
-                        "from their checkpoints when the sweep runs again")
+            try:
+                for future in futures:
+                    try:
+                        shares.append(future.result()[0])
+                    except Exception as error:  # noqa: BLE001 - a dead worker; its runs resume on the next sweep
+                        log(f"a worker process stopped ({type(error).__name__}: {error}); its unfinished runs "
+                            "resume from their checkpoints when the sweep runs again")
+            except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM here: every worker stops its run too
+                raise _stop_workers(futures, stop) from None
         outcomes = merge_outcomes(shares)
     return SweepReport.of(tasks, before, outcomes, store)
 
@@ -210,8 +216,26 @@ def hours_left(sections, profile: Profile, store: ResultStore, device: str,
     return hours, sorted(guessed)
 
 
-def _worker(tasks, root, keep_weights, deadline, on_finished, log, prefix) -> dict[tuple, str]:
+def _worker(tasks, root, keep_weights, deadline, on_finished, log, prefix) -> tuple[dict[tuple, str], str | None]:
+    """One worker process's share: its outcomes, and the line of its interruption if the parent stopped it."""
     def prefixed(line: str) -> None:
         log(prefix + line)
 
-    return work(tasks, ResultStore(root, keep_weights=keep_weights, note=prefixed), deadline, on_finished, prefixed)
+    with terminate_raises():  # the parent relays a stop as SIGTERM (SIGINT is left to it)
+        try:
+            store = ResultStore(root, keep_weights=keep_weights, note=prefixed)
+            return work(tasks, store, deadline, on_finished, prefixed), None
+        except KeyboardInterrupt as stop:
+            return {}, describe(stop)
+
+
+def _stop_workers(futures, stop: BaseException) -> Interrupted:
+    """Relay a stop to every worker as SIGTERM and gather what each was doing, as one line per stopped run."""
+    for child in multiprocessing.active_children():
+        child.terminate()
+    lines = []
+    for future in futures:
+        with contextlib.suppress(Exception):  # a worker that had finished, or died, has nothing to say
+            lines.append(future.result(timeout=60)[1])
+    lines = sorted({line for line in lines if line and " in epoch " in line}) or [describe(stop)]
+    return Interrupted(signal_of(stop), "\n".join(lines))

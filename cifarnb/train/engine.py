@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import contextlib
 import math
 import os
 import sys
@@ -116,50 +117,48 @@ def fit(
     if warmup_steps > 0 and start_epoch < config.epochs:
         info["warmup_seconds"] = _warm_up(parts, warmup_steps)
 
-    bar = _progress(config, start_epoch, len(train_loader), progress)
-    cadence = CheckpointCadence(config.checkpoint_every_s)
-    started = time.perf_counter()
-    diverged_epoch = None
-    for epoch in range(start_epoch, config.epochs):
-        lr_at_start = optimizer.param_groups[0]["lr"]
-        step_evals: list[dict] = []
-        train_loss, train_acc, seconds = train_one_epoch(
-            step_model, train_loader, epoch, optimizer, schedule, loss_fn, scaler, half, ema, bar,
-            cuda_graphs=uses_cuda_graphs(config),
-            after_step=_step_evaluation(parts, step_evals, exact_rows) if config.eval_every_steps else None,
-        )
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "lr": lr_at_start,
-               "seconds": seconds}
-        if config.eval_every_steps:
-            row["step_evals"] = step_evals
-        if not (math.isfinite(train_loss)):
-            diverged_epoch = epoch + 1
-            history.append({**row, "test_loss": math.nan, "test_acc": math.nan})
-            break
-        eval_model = parts.eval_model
-        eval_started = time.perf_counter()
-        test_loss, correct, exact_loss = evaluate(eval_model, test_loader, loss_fn, half, tta_flip=config.tta_flip,
-                                                  exact_rows=exact_rows)
-        row.update(test_loss=test_loss, test_acc=100.0 * correct.float().mean().item())
-        if exact_rows:
-            row["test_acc_exact1000"] = 100.0 * correct[:exact_rows].float().mean().item()
-            row["test_loss_exact1000"] = exact_loss
-        row["eval_seconds"] = time.perf_counter() - eval_started
-        history.append(row)
-        if not math.isfinite(test_loss):  # weights that overflow can leave the epoch's mean training loss finite
-            diverged_epoch = epoch + 1
-            break
-        schedule.after_epoch(row)
-        if bar is not None:
-            bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.3f}", test_acc=f"{row['test_acc']:.2f}")
-        if checkpoint_path is not None and cadence.due():
-            _save_checkpoint(checkpoint_path, model, optimizer, schedule, scaler, ema, history, epoch + 1,
-                             wall_before + time.perf_counter() - started, device)
-            cadence.written()
-        if on_epoch is not None:
-            on_epoch(row)
-    if bar is not None:
-        bar.close()
+    with _progress(config, start_epoch, len(train_loader), progress) as bar:  # closed (erased) however it ends
+        cadence = CheckpointCadence(config.checkpoint_every_s)
+        started = time.perf_counter()
+        diverged_epoch = None
+        for epoch in range(start_epoch, config.epochs):
+            lr_at_start = optimizer.param_groups[0]["lr"]
+            step_evals: list[dict] = []
+            train_loss, train_acc, seconds = train_one_epoch(
+                step_model, train_loader, epoch, optimizer, schedule, loss_fn, scaler, half, ema, bar,
+                cuda_graphs=uses_cuda_graphs(config),
+                after_step=_step_evaluation(parts, step_evals, exact_rows) if config.eval_every_steps else None,
+            )
+            row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "lr": lr_at_start,
+                   "seconds": seconds}
+            if config.eval_every_steps:
+                row["step_evals"] = step_evals
+            if not (math.isfinite(train_loss)):
+                diverged_epoch = epoch + 1
+                history.append({**row, "test_loss": math.nan, "test_acc": math.nan})
+                break
+            eval_model = parts.eval_model
+            eval_started = time.perf_counter()
+            test_loss, correct, exact_loss = evaluate(eval_model, test_loader, loss_fn, half, tta_flip=config.tta_flip,
+                                                      exact_rows=exact_rows)
+            row.update(test_loss=test_loss, test_acc=100.0 * correct.float().mean().item())
+            if exact_rows:
+                row["test_acc_exact1000"] = 100.0 * correct[:exact_rows].float().mean().item()
+                row["test_loss_exact1000"] = exact_loss
+            row["eval_seconds"] = time.perf_counter() - eval_started
+            history.append(row)
+            if not math.isfinite(test_loss):  # weights that overflow can leave the epoch's mean training loss finite
+                diverged_epoch = epoch + 1
+                break
+            schedule.after_epoch(row)
+            if bar is not None:
+                bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.3f}", test_acc=f"{row['test_acc']:.2f}")
+            if checkpoint_path is not None and cadence.due():
+                _save_checkpoint(checkpoint_path, model, optimizer, schedule, scaler, ema, history, epoch + 1,
+                                 wall_before + time.perf_counter() - started, device)
+                cadence.written()
+            if on_epoch is not None:
+                on_epoch(row)
     final_model = ema.module if ema is not None else model
     return FitResult(
         model=final_model,
@@ -376,7 +375,7 @@ def evaluate(model: nn.Module, loader, loss_fn, half: torch.dtype | None = None,
 
 def _progress(config: TrainConfig, start_epoch: int, steps_per_epoch: int, enabled: bool):
     if not enabled:
-        return None
+        return contextlib.nullcontext()
     from tqdm import tqdm
 
     total = config.epochs * steps_per_epoch
