@@ -11,12 +11,14 @@ import sys
 import typing
 from typing import Any, Callable
 
-from . import __version__
+# Only torch-free modules here: `cifarnb --help` answers without importing torch (each command imports what it
+# needs when it runs; tests/test_cli.py checks, benchmarks/cli_speed.py times it).
+from . import __version__, names
 from .interrupt import describe, exit_status, terminate_raises
-from .train import TrainConfig
-from .train import config as config_choices
+from .study.section_index import ALIASES, NUMBERS, SECTION_NAMES, in_notebook_order
 from .study.settings import REPORT_SCHEDULES
-from .train.config import EXECUTION_FIELDS
+from .train import config as config_choices
+from .train.config import EXECUTION_FIELDS, TrainConfig
 
 SCRATCH_RESULTS = "scratch-results"  # where `cifarnb train` stores runs tried from the command line
 
@@ -142,17 +144,19 @@ def _report_schedule_defaults(name: str) -> str:
                      if name in parameters)
 
 
+def _field_default(field: dataclasses.Field) -> Any:
+    """A TrainConfig field's default, read without building a config (which would import torch to check it)."""
+    return field.default_factory() if field.default is dataclasses.MISSING else field.default
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = TrainConfig()
     hints = typing.get_type_hints(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
+        default = _field_default(field)
         help_text = _FIELD_HELP.get(field.name, "")
         if field.name == "model":
-            from .models import list_models
-
-            help_text = "one of " + ", ".join(list_models()) + " (any letter case)"
+            help_text = "one of " + ", ".join(names.MODELS) + " (any letter case)"
         if field.name in _SCHEDULE_FIELDS:
             # Left unset here: the report's code's value for the chosen --scheduler fills it (_config_from).
             help_text = (f"{help_text} (default: the report's code's for the chosen --scheduler "
@@ -199,11 +203,10 @@ def _data_root(args: argparse.Namespace) -> str | None:
 
 
 def _config_from(args: argparse.Namespace) -> TrainConfig:
-    defaults = TrainConfig()
     # A schedule parameter not given takes the report's code's value for the chosen schedule (main.py's Table 5
     # rates: `cifarnb train --scheduler step --lr 0.01` halves the rate every 5 epochs), else the config's default.
     report = REPORT_SCHEDULES.get(args.scheduler, {})
-    values = {f.name: getattr(args, f.name, report.get(f.name, getattr(defaults, f.name)))
+    values = {f.name: getattr(args, f.name, report.get(f.name, _field_default(f)))
               for f in dataclasses.fields(TrainConfig)}
     values["data_root"] = _data_root(args)
     options = {}
@@ -263,8 +266,11 @@ def _sweep(args: argparse.Namespace) -> int:
     profile = profiles.get(args.profile, device=args.device, data_root=data_root)
     store = ResultStore(args.results)
     if (args.estimate is None and args.backend == "local" and profile.name in ("quick", "full")
-            and args.budget_s is None and not args.yes and _on_cpu(args.device)):
-        _check_cpu_hours(sections, profile, store, args.seeds)
+            and args.budget_s is None and not args.yes):
+        from .study.sweep import check_cpu_hours
+
+        check_cpu_hours(sections, profile, store, args.seeds, args.device, CPU_HOURS_WITHOUT_YES,
+                        log=functools.partial(print, flush=True))
     if args.estimate:
         from .study.estimate import EpochTimes, Probe, estimate_lines
         from .study.probes import PROBE_FOLDER, resolve_card
@@ -311,27 +317,6 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _on_cpu(device: str) -> bool:
-    from .device import resolve_device
-
-    return resolve_device(device).type == "cpu"
-
-
-def _check_cpu_hours(sections: list[str], profile, store, seeds) -> None:
-    """Print the CPU-hours the sweep's unstored tasks take; ValueError above :data:`CPU_HOURS_WITHOUT_YES`."""
-    from .study.sweep import hours_left
-
-    hours, guessed = hours_left(sections, profile, store, "cpu", seeds=seeds)
-    for section, section_hours in hours.items():
-        print(f"{section}: about {section_hours:,.1f} CPU-hours left")
-    total = sum(hours.values())
-    print(f"total ({profile.name}): about {total:,.1f} CPU-hours"
-          + (f" (guessed from FLOPs, not measured: {', '.join(guessed)})" if guessed else ""), flush=True)
-    if total > CPU_HOURS_WITHOUT_YES:
-        raise ValueError(f"this sweep needs about {total:,.0f} CPU-hours (over {CPU_HOURS_WITHOUT_YES:g}); add --yes "
-                         "to start it anyway, give --budget-s, run it on a GPU (--device cuda), or use --profile smoke")
-
-
 def _merge(args: argparse.Namespace) -> int:
     from .archive import merge
 
@@ -364,12 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(train)
     train.set_defaults(handler=_train)
 
-    from .study.sections import ALIASES, NUMBERS, SECTIONS, in_notebook_order
-
-    section_names = ", ".join(f"{s.NAME} ({s.NOTEBOOK[:2]})" for s in in_notebook_order())
+    section_names = ", ".join(f"{s.name} ({s.notebook[:2]})" for s in in_notebook_order())
     sweep = commands.add_parser("sweep", help="train report sections' runs into the results store, without Jupyter",
                                 usage="%(prog)s [OPTIONS]")
-    sweep.add_argument("--section", nargs="+", default=list(SECTIONS), choices=[*SECTIONS, *ALIASES],
+    sweep.add_argument("--section", nargs="+", default=list(SECTION_NAMES), choices=[*SECTION_NAMES, *ALIASES],
                        metavar="SECTION",
                        help=f"{section_names}, or an earlier name ({', '.join(ALIASES)}); filled in the order "
                             "given, the first seed of every run before any second seed (default: all, in the order "
@@ -434,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(report)
     report.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing, partial or damaged")
     report.add_argument("--device", default="auto", help="auto|cpu|cuda (default: %(default)s)")
-    report.add_argument("--only", nargs="+", default=None, choices=[*SECTIONS, *ALIASES, *NUMBERS],
+    report.add_argument("--only", nargs="+", default=None, choices=[*SECTION_NAMES, *ALIASES, *NUMBERS],
                         metavar="SECTION", help=f"run only these sections' notebooks: {section_names}, or an "
                         f"earlier name ({', '.join([*ALIASES, *NUMBERS])}) (default: all five)")
     report.set_defaults(handler=_report)
@@ -442,13 +425,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .study.render import NotebookFailed
-
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said by the command's own parser, so the usage line names the command
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    from .study.render import NotebookFailed  # after parsing: --help and usage errors need none of the study
     try:
         with terminate_raises():  # SIGTERM unwinds as Ctrl-C does: claim files go, no half-written file stays
             return args.handler(args)

@@ -19,15 +19,14 @@ from typing import Iterator, Protocol
 import torch
 
 from .data import NORMALIZATIONS
+from .names import AUGMENTATIONS, LOADERS  # written once, torch-free (the command line lists them)
 
-LOADERS = ("tensor", "torchvision")
 CROP_PADDING = 4
 # How training batches are augmented (with augment=True):
 #   per_image  each image its own random crop (zero padding 4, torchvision's RandomCrop) and a coin-flip mirror;
 #   per_batch  the report's FastResNet9 code (utils.random_crop, main_fastresnet9.train): reflect padding 4, one
 #              crop offset per batch, drawn from 0-7 as its randint(8) draws it, and the first half of each
 #              epoch's shuffled images mirrored.
-AUGMENTATIONS = ("per_image", "per_batch")
 
 
 def epoch_generator(seed: int, epoch: int, device: str | torch.device = "cpu") -> torch.Generator:

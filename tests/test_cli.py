@@ -27,6 +27,45 @@ def test_train_help_exposes_config_fields(capsys):
         assert flag in out
 
 
+def test_the_help_imports_no_torch():
+    """`cifarnb --help`, `train --help`, `sweep --help` answer without torch, pandas or the study's sections (a fresh
+    interpreter: this one has imported them already); benchmarks/cli_speed.py times them."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "torchvision", "pandas", "numpy", "cifarnb.study.sections", "cifarnb.results")
+    code = ("import sys, contextlib, io\n"
+            "from cifarnb.cli import build_parser\n"
+            "parser = build_parser()\n"
+            "for words in ([], ['train'], ['sweep'], ['merge'], ['report']):\n"
+            "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            "        parser.parse_args([*words, '--help'])\n"
+            f"print(' '.join(name for name in {heavy!r} if name in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""  # the heavy modules it imported
+
+
+def test_the_torch_free_names_are_the_implemented_ones():
+    import torch
+
+    from cifarnb import loaders, names
+    from cifarnb.models import layers, list_models
+    from cifarnb.study import section_index, sections
+
+    assert list(names.MODELS) == list_models()
+    assert names.ACTIVATIONS == tuple(layers._ACTIVATIONS)
+    images, labels = torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long)
+    # Each name is a loader make_loader builds, the tensor loader drawing its crops in each named way (the
+    # torchvision pipeline augments per image only).
+    cases = [("torchvision", "per_image"), *(("tensor", way) for way in names.AUGMENTATIONS)]
+    assert {kind for kind, _ in cases} == set(names.LOADERS)
+    for kind, augmentation in cases:
+        loader = loaders.make_loader(kind, images, labels, 2, train=True, augmentation=augmentation, num_workers=0)
+        images_seen, _ = next(iter(loader.batches()))
+        assert images_seen.shape == (2, 3, 32, 32)
+    assert section_index.SECTION_NAMES == tuple(sections.SECTIONS)
+
+
 def test_train_runs_stores_and_reloads(tmp_path, cifar_root, capsys):
     args = ["train", "--data", str(cifar_root), "--results", str(tmp_path), "--quiet", "--model", "lenet5",
             "--epochs", "2", "--batch-size", "16", "--n-train", "32", "--n-test", "32", "--device", "cpu",

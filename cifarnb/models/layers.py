@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .. import names
+
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "mish": nn.Mish,
@@ -23,7 +25,7 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "elu": nn.ELU,
     "gelu": nn.GELU,
 }
-ACTIVATIONS: tuple[str, ...] = tuple(_ACTIVATIONS)
+ACTIVATIONS: tuple[str, ...] = names.ACTIVATIONS  # the same names, torch-free (tests/test_cli.py)
 
 
 def make_activation(name: str) -> nn.Module:

@@ -239,3 +239,22 @@ def _stop_workers(futures, stop: BaseException) -> Interrupted:
             lines.append(future.result(timeout=60)[1])
     lines = sorted({line for line in lines if line and " in epoch " in line}) or [describe(stop)]
     return Interrupted(signal_of(stop), "\n".join(lines))
+
+
+def check_cpu_hours(sections, profile: Profile, store: ResultStore, seeds, device: str, limit_hours: float,
+                    log: Callable[[str], None] = print) -> None:
+    """On a CPU, say the hours the sweep's unstored tasks take; ValueError above ``limit_hours`` (a quick or full
+    sweep started there by mistake would run for days). On a GPU, nothing."""
+    from ..device import resolve_device
+
+    if resolve_device(device).type != "cpu":
+        return
+    hours, guessed = hours_left(sections, profile, store, "cpu", seeds=seeds)
+    for section, section_hours in hours.items():
+        log(f"{section}: about {section_hours:,.1f} CPU-hours left")
+    total = sum(hours.values())
+    log(f"total ({profile.name}): about {total:,.1f} CPU-hours"
+        + (f" (guessed from FLOPs, not measured: {', '.join(guessed)})" if guessed else ""))
+    if total > limit_hours:
+        raise ValueError(f"this sweep needs about {total:,.0f} CPU-hours (over {limit_hours:g}); add --yes to start it "
+                         "anyway, give --budget-s, run it on a GPU (--device cuda), or use --profile smoke")

@@ -6,7 +6,18 @@ the benchmarks use.
 """
 
 from .config import TrainConfig
-from .engine import FitResult, evaluate, fit
-from .timing import measure_throughput, time_to_accuracy
+
+_LAZY = {"FitResult": "engine", "fit": "engine", "evaluate": "engine", "measure_throughput": "timing",
+         "time_to_accuracy": "timing"}
+
+
+def __getattr__(name: str):
+    """The loop and its measurements import torch when first used: reading a TrainConfig (the command line's
+    help, a run.json) needs none of it."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["TrainConfig", "FitResult", "fit", "evaluate", "measure_throughput", "time_to_accuracy"]

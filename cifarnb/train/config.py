@@ -8,9 +8,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..loaders import AUGMENTATIONS as LOADER_AUGMENTATIONS
-from ..loaders import LOADERS
-from ..models.layers import ACTIVATIONS
+# The names, not their modules: the config (and the command line's help) must not need torch to be read.
+from ..names import ACTIVATIONS, LOADERS
+from ..names import AUGMENTATIONS as LOADER_AUGMENTATIONS
 
 # "sgd_velocity": SGD whose velocity carries the learning rate, as the report's FastResNet9 code updates
 # (utils.update_nesterov; optim.SGDVelocity); torch's SGD ("sgd") scales the update by the current rate instead.

@@ -20,16 +20,16 @@ from types import ModuleType
 from typing import Callable
 
 from ..profiles import Profile
+from ..section_index import ALIASES, NUMBERS, SECTION_INDEX
 from ..tasks import Task
 from . import batchnorm, fastresnet9, feature_maps, model_zoo, optimize_resnet18
 
 SECTIONS: dict[str, ModuleType] = {section.NAME: section for section in (
     fastresnet9, batchnorm, feature_maps, optimize_resnet18, model_zoo)}
-# Earlier names of the sections on the command line -> section name: the sweep's, and report --only's notebook
-# numbers ("02").
-ALIASES: dict[str, str] = {alias: section.NAME for section in SECTIONS.values() for alias in section.ALIASES}
-NUMBERS: dict[str, str] = {section.NOTEBOOK[:2]: section.NAME for section in sorted(
-    SECTIONS.values(), key=lambda section: section.NOTEBOOK)}
+# The command line reads the sections' names from the torch-free index; the modules must say the same.
+if [(s.NAME, s.NOTEBOOK, tuple(s.ALIASES)) for s in SECTIONS.values()] != [tuple(s) for s in SECTION_INDEX]:
+    raise ImportError("cifarnb.study.section_index.SECTION_INDEX differs from the section modules' NAME, NOTEBOOK and "
+                      "ALIASES (or their order in SECTIONS): make them agree")
 
 
 def in_notebook_order() -> list[ModuleType]:
