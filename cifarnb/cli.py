@@ -395,9 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "sweep prints that estimate first and refuses)")
     sweep.set_defaults(handler=_sweep)
 
-    merge = commands.add_parser("merge", help="validate a results archive and merge it into the store")
-    merge.add_argument("archive", help="a .tar.gz made by `cifarnb sweep --archive` (or benchmarks/gpu_report.sh)")
-    merge.add_argument("--results", default="results", help="the store to merge into (default: %(default)s)")
+    merge = commands.add_parser("merge", help="validate a results archive and merge it into the store",
+                                usage="%(prog)s ARCHIVE [OPTIONS]")
+    merge.add_argument("archive", metavar="ARCHIVE", help="a .tar.gz made by `cifarnb sweep --archive` (or "
+                       "benchmarks/gpu_report.sh); every member is checked first (run.json against the run schema and "
+                       "its folder's key, tables and arrays of the store's kinds, no links or paths outside the "
+                       "store), and a file that differs from the store's copy stops the merge before any write")
+    merge.add_argument("--results", default="results", help="results store folder to merge into (default: "
+                       "%(default)s)")
     merge.set_defaults(handler=_merge)
 
     report = commands.add_parser("report", help="execute the five notebooks with papermill and render one HTML",
@@ -438,8 +443,16 @@ def main(argv: list[str] | None = None) -> int:
         print(describe(stop), file=sys.stderr, flush=True)
         return exit_status(stop)
     except (ValueError, OSError, NotebookFailed) as error:  # bad input, missing files, a failed notebook
-        print(f"cifarnb: error: {' '.join(str(error).split())}", file=sys.stderr)
+        print(f"cifarnb: error: {_in_command_line_words(' '.join(str(error).split()))}", file=sys.stderr)
         return 2
+
+
+def _in_command_line_words(message: str) -> str:
+    """The library's advice as this command line gives it: --download, --data-root."""
+    from .data import DATA_ENV_VAR, PYTHON_FETCH
+
+    return message.replace(PYTHON_FETCH, "--download").replace(f"set {DATA_ENV_VAR} to",
+                                                                f"point --data-root (or {DATA_ENV_VAR}) at")
 
 
 if __name__ == "__main__":

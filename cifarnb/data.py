@@ -39,6 +39,10 @@ NORMALIZATIONS = {"cifar10": (MEAN, STD), "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0
 DATA_ENV_VAR = "CIFARNB_DATA"
 
 
+# How the messages below say to fetch the data from Python; the command line says it its own way ("--download").
+PYTHON_FETCH = "load_cifar10(download=True)"
+
+
 class DataNotFoundError(FileNotFoundError):
     """The data set is not where we looked and downloading was not allowed."""
 
@@ -68,7 +72,7 @@ def _read_pickle(path: Path) -> dict:
         with open(path, "rb") as handle:
             content = _NumpyOnlyUnpickler(handle, encoding="bytes").load()
     except FileNotFoundError:
-        raise DataNotFoundError(f"{path} is missing; re-download the data set (load_cifar10(download=True))") from None
+        raise DataNotFoundError(f"{path} is missing; re-download the data set ({PYTHON_FETCH})") from None
     except Exception as error:  # truncated files raise EOFError, garbage raises UnpicklingError, ...
         raise CorruptDataError(
             f"{path} is truncated or not a CIFAR-10 batch ({type(error).__name__}); delete it and re-download"
@@ -208,7 +212,7 @@ def _load_whole(root: str) -> CIFAR10:
     folder = Path(root) / BATCH_FOLDER
     if not folder.is_dir():
         raise DataNotFoundError(
-            f"CIFAR-10 not found at {folder}; pass download=True (or --download) to fetch it, "
+            f"CIFAR-10 not found at {folder}; fetch it with {PYTHON_FETCH}, "
             f"or set {DATA_ENV_VAR} to a folder that contains {BATCH_FOLDER}/"
         )
     train = [_read_batch(folder / name) for name in TRAIN_FILES]

@@ -45,6 +45,16 @@ def test_the_help_imports_no_torch():
     assert result.stdout.strip() == ""  # the heavy modules it imported
 
 
+@pytest.mark.parametrize("command, usage", [("train", "[OPTIONS]"), ("sweep", "[OPTIONS]"), ("report", "[OPTIONS]"),
+                                            ("merge", "ARCHIVE [OPTIONS]")])
+def test_every_command_help_reads_alike(command, usage, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"usage: cifarnb {command} {usage}"
+    assert "--results RESULTS" in out and "(default: " in out
+
+
 def test_the_torch_free_names_are_the_implemented_ones():
     import torch
 
@@ -90,8 +100,11 @@ def test_bad_value_is_a_one_line_error(capsys):
 
 
 def test_missing_data_is_a_one_line_error(tmp_path, capsys):
-    assert main(["train", "--data", str(tmp_path), "--results", str(tmp_path)]) == 2
-    assert "download=True" in capsys.readouterr().err
+    assert main(["train", "--data-root", str(tmp_path), "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"error: CIFAR-10 not found at {tmp_path / 'cifar-10-batches-py'}; fetch it with --download, "
+                        "or point --data-root (or CIFARNB_DATA) at a folder that contains cifar-10-batches-py/")
+    assert "download=True" not in err and "\n" not in err  # the command line's words, not Python's
 
 
 def test_report_rejects_unknown_profile(capsys):

@@ -73,17 +73,30 @@ def test_the_command_line_prints_sources_slots_and_efficiency(tmp_path, smoke, c
     out = capsys.readouterr().out.splitlines()
     hours = estimate(["model_zoo"], smoke, ResultStore(tmp_path / "store"), "NVIDIA H200",
                      probe=Probe.read(path))["model_zoo"].hours
-    assert out[0] == (f"model_zoo: {hours:.1f} h on NVIDIA H200 (from the probe's efficiency: lenet5, resnet18) "
-                      "(guessed from FLOPs, not measured: alexnet)")
+    assert out[0] == (f"model_zoo: {hours * 60:,.0f} GPU-minutes ({hours:,.2f} GPU-hours) on NVIDIA H200; measured "
+                      "(the probe's efficiency): lenet5, resnet18; assumed, from FLOPs at 20 TFLOP/s and 15 ms a step: "
+                      "alexnet")
     slots = math.ceil(hours * 3600 / SLOT_SWEEP_SECONDS)
-    assert out[1].startswith(f"total (smoke): {hours:.1f} h on NVIDIA H200: {slots} slot")
+    assert out[1].startswith(f"total (smoke): {hours * 60:,.0f} GPU-minutes ({hours:,.2f} GPU-hours) on NVIDIA H200: "
+                             f"{slots} slot")
     assert "of 15 minutes" in out[1]
-    assert out[2] == (f"efficiency from {path.name} (a sweep there runs {SWEEP_MODE}): lenet: lenet5 at batch 128, "
+    assert out[2] == "every figure includes 15 s of set-up a run and x1.25 on its epochs (assumed margins)"
+    assert out[3] == (f"efficiency from {path.name} (a sweep there runs {SWEEP_MODE}): lenet: lenet5 at batch 128, "
                       f"{SWEEP_MODE}, 0.2% MFU; resnet: resnet18 at batch 128, {SWEEP_MODE}, 17.2% MFU")
-    # Without a probe of the card, the estimate says its figures are the store's or guessed.
+    # Without a probe of the card, the estimate says its figures are the store's or assumed.
     lines = estimate_lines(["model_zoo"], smoke, ResultStore(tmp_path / "store"), "NVIDIA H200")
-    assert "(guessed from FLOPs, not measured: alexnet, lenet5, resnet18)" in lines[0]
+    assert lines[0].endswith("; assumed, from FLOPs at 20 TFLOP/s and 15 ms a step: alexnet, lenet5, resnet18")
     assert lines[-1].startswith("no probe of NVIDIA H200") and "guessed at 20 TFLOP/s" in lines[-1]
+
+
+def test_a_section_measured_on_the_card_says_so():
+    """The store's H200 runs of notebook 03 are measured figures, and said to be (they used to go unmentioned)."""
+    from cifarnb.study import profiles
+
+    store = ResultStore(Path(__file__).resolve().parents[1] / "results")
+    (line,) = estimate_lines(["fastresnet9"], profiles.get("quick"), store, "NVIDIA H200")[:1]
+    assert "GPU-minutes" in line and "measured (the store's epochs on this device): " in line
+    assert "assumed" not in line
 
 
 def test_the_newest_probe_of_the_card_is_found_and_a_bad_one_named(tmp_path):
@@ -121,7 +134,7 @@ def test_the_estimate_takes_short_card_names_and_refuses_unknown_ones(tmp_path, 
     assert main([*arguments, "--estimate", "H200"]) == 0
     short = capsys.readouterr().out
     assert main([*arguments, "--estimate", "NVIDIA H200"]) == 0
-    assert capsys.readouterr().out == short and "h on NVIDIA H200" in short
+    assert capsys.readouterr().out == short and "GPU-hours) on NVIDIA H200" in short
     assert main([*arguments, "--estimate", "B300"]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) <= 2 and "unknown card 'B300'" in error[-1]

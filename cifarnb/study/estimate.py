@@ -186,23 +186,32 @@ def estimate_lines(sections, profile: Profile, store: ResultStore, device_label:
     """What ``cifarnb sweep --estimate`` prints: each section's hours and where they come from, the total, on a
     GPU the number of 15-minute slots it takes, and the probe's efficiency per family (or that there is none)."""
     estimates = estimate(sections, profile, store, device_label, seeds, probe)
+    kind, device_type = ("CPU", "cpu") if device_label == "cpu" else ("GPU", "cuda")
+    guess = (f"assumed, from FLOPs at {GUESSED_FLOPS[device_type] / 1e12:g} TFLOP/s and "
+             f"{GUESSED_STEP_SECONDS[device_type] * 1000:g} ms a step")
+    wording = {"store": "measured (the store's epochs on this device)", "probe": "measured (the probe's efficiency)",
+               "guessed": guess}
     lines = []
     for section, result in estimates.items():
-        probed, guessed = result.models("probe"), result.models("guessed")
-        lines.append(f"{section}: {result.hours:.1f} h on {device_label}"
-                     + (f" (from the probe's efficiency: {', '.join(probed)})" if probed else "")
-                     + (f" (guessed from FLOPs, not measured: {', '.join(guessed)})" if guessed else ""))
+        sources = "; ".join(f"{wording[source]}: {', '.join(result.models(source))}"
+                            for source in ("store", "probe", "guessed") if result.models(source))
+        lines.append(f"{section}: {duration(result.hours, kind)} on {device_label}" + (f"; {sources}" if sources
+                                                                                        else ""))
     total = sum(result.hours for result in estimates.values())
-    line = f"total ({profile.name}): {total:.1f} h on {device_label}"
+    line = f"total ({profile.name}): {duration(total, kind)} on {device_label}"
     if device_label != "cpu":
         slots = math.ceil(total * 3600 / SLOT_SWEEP_SECONDS)
         line += (f": {slots} slot{'s' * (slots != 1)} of {SLOT_SECONDS // 60} minutes (about {SLOT_SWEEP_SECONDS} s "
                  "of sweep each; the rest is start-up, data staging and the minute left at the end)")
     lines.append(line)
+    lines.append(f"every figure includes {SETUP_SECONDS:g} s of set-up a run and x{SAFETY:g} on its epochs "
+                 "(assumed margins)")
+    if probe is None and device_type == "cpu":
+        return lines
     if probe is None:
         lines.append(f"no probe of {device_label} (benchmarks/probe.py on that card writes one, committed as "
                      f"benchmarks/probe-<card>-<date>.json): every figure is the store's or guessed at "
-                     f"{GUESSED_FLOPS['cuda' if device_label != 'cpu' else 'cpu'] / 1e12:g} TFLOP/s")
+                     f"{GUESSED_FLOPS['cuda'] / 1e12:g} TFLOP/s")
         return lines
     mode = execution_mode(TrainConfig(**sweep_execution("cpu" if device_label == "cpu" else "cuda")))
     used = {key: record for result in estimates.values() for key, record in result.probe_records.items()}
@@ -210,6 +219,11 @@ def estimate_lines(sections, profile: Profile, store: ResultStore, device_label:
                            f"{record['mode']}, {_efficiency(record)}" for _, record in sorted(used.items()))
     lines.append(f"efficiency from {probe.path.name} (a sweep there runs {mode}): {efficiency or 'none used'}")
     return lines
+
+
+def duration(hours: float, kind: str) -> str:
+    """``hours`` of a device kind ("GPU", "CPU") in minutes and hours: "24 GPU-minutes (0.40 GPU-hours)"."""
+    return f"{hours * 60:,.0f} {kind}-minutes ({hours:,.2f} {kind}-hours)"
 
 
 def _efficiency(record: dict) -> str:
