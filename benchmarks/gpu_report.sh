@@ -15,8 +15,9 @@
 # cannot finish inside the budget. After every finished run the archive $OUT/results.tar.gz is rewritten
 # (atomically) with every result file new relative to the committed results/ (run.json, tables, arrays; never
 # weights or checkpoints), so whatever cuts the call off, the finished runs come back.
-# $OUT holds at most 5 files (a device call returns 8): gpu_report.log, selftest-passed.json, and probe.json
-# (probe) or results.tar.gz with TIMING=1's speed.json and histories.json (sweep).
+# $OUT holds at most 6 files (a device call returns 8): gpu_report.log, ledger.json (where the call's seconds went:
+# benchmarks/ledger.py), selftest-passed.json, and probe.json (probe) or results.tar.gz with TIMING=1's speed.json
+# and histories.json (sweep).
 #
 # Environment (all optional but OUT):
 #   OUT       where the files go
@@ -57,16 +58,36 @@ MPS=${MPS:-0}
 DEVICE=${DEVICE:-auto}
 COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 left() { echo $(( BUDGET_S - ($(date +%s) - started) )); }
+# The ledger ($OUT/ledger.json, benchmarks/ledger.py): each step marks its start; at the exit, whatever ends the
+# call, the marks and the runs it trained become seconds by phase, training FLOPs and MFU.
+MARKS=$(mktemp)
+SWEEP_LEDGER="$MARKS.sweep.json"
+mark() { echo "$1 $(date +%s.%N)" >> "$MARKS"; }
+mark start
+MPS_STARTED=0
+on_exit() {
+    [ "$MPS_STARTED" = "1" ] && echo quit | nvidia-cuda-mps-control
+    mark end
+    $PY benchmarks/ledger.py --marks "$MARKS" --store "$STORE" --since "$started" --sweep "$SWEEP_LEDGER" \
+        --out "$OUT/ledger.json" || echo "gpu_report: no ledger (benchmarks/ledger.py stopped with status $?)"
+    rm -f "$MARKS" "$SWEEP_LEDGER"
+}
+trap on_exit EXIT
 
 # The device has no network and no build tools to install with: run from the checkout.
 $PY -c "import cifarnb" 2>/dev/null || export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-# What the device lacks (pydantic, for run.json's schema) travels as .device-packages/ (benchmarks/device_packages.sh).
-# Only where pydantic is not installed: those wheels are built for the device's Python alone.
-if ! $PY -c "import pydantic" 2>/dev/null && [ -d .device-packages ]; then
+# What the device lacks (pydantic, for run.json's schema) travels as wheels in .device-wheels/
+# (benchmarks/device_packages.sh), unpacked once into .device-packages/ (a warm machine keeps it). Only where
+# pydantic is not installed: those wheels are built for the device's Python alone.
+if ! $PY -c "import pydantic" 2>/dev/null && [ -d .device-wheels ]; then
+    if [ ! -d .device-packages ]; then
+        for wheel in .device-wheels/*.whl; do $PY -m zipfile -e "$wheel" .device-packages.partial; done
+        mv .device-packages.partial .device-packages
+    fi
     export PYTHONPATH="$PWD/.device-packages${PYTHONPATH:+:$PYTHONPATH}"
 fi
 if [ "$STEP" = "sweep" ] && ! $PY -c "import pydantic" 2>/dev/null; then
-    echo "gpu_report: pydantic is missing: make .device-packages here (bash benchmarks/device_packages.sh) and carry it"
+    echo "gpu_report: pydantic is missing: make .device-wheels here (bash benchmarks/device_packages.sh) and carry it"
     exit 2
 fi
 
@@ -82,6 +103,7 @@ case "${SELFTEST:-auto}" in
     1) ;;
     *) selftest+=(--unless-passed benchmarks/selftest-passed.json) ;;
 esac
+mark self-test
 if [ "${SELFTEST:-auto}" != "0" ] && ! "${selftest[@]}"; then
     echo "gpu_report: stopping: a fast-path branch is broken on this device (the FAILED line above names it)"
     exit 1
@@ -89,6 +111,7 @@ fi
 
 # --- probe: throughput on synthetic images, no data needed ---------------------------------------------------
 if [ "$STEP" = "probe" ]; then
+    mark probe
     # shellcheck disable=SC2086
     timeout "$(( $(left) > 1 ? $(left) : 1 ))" "$PY" benchmarks/probe.py --out "$OUT/probe.json" ${PROBE_ARGS:-}
     status=$?
@@ -98,6 +121,7 @@ if [ "$STEP" = "probe" ]; then
 fi
 
 # --- data: staged parts are joined once; a warm machine keeps data/ between calls ---------------------------
+mark unpack
 if [ ! -d "$CIFARNB_DATA/cifar-10-batches-py" ] && ls .stage/part-* >/dev/null 2>&1; then
     stage_tool=$(ls .stage/stage-cifar10 ../shared/tools/stage-cifar10 2>/dev/null | head -n 1)
     [ -n "$stage_tool" ] && $PY "$stage_tool" unpack .stage "$CIFARNB_DATA"
@@ -108,11 +132,13 @@ if [ ! -d "$CIFARNB_DATA/cifar-10-batches-py" ]; then
 fi
 
 # --- the store: a copy of the committed results, so finished runs are skipped ------------------------------
+mark "store copy"
 mkdir -p "$STORE"
 cp -rn results/. "$STORE"/
 
 # --- speed figures, alone on the device (TIMING=1) ---------------------------------------------------------
 if [ "${TIMING:-0}" = "1" ]; then
+    mark "speed figures"
     timeout $(( $(left) / 3 )) $PY benchmarks/speed.py --entries "resnet18:fast_resnet18@compile=false" \
         --steps 40 --warmup-steps 5 --train "fastresnet9:fast" --seeds 0 --target 94 --out "$OUT" \
         || echo "gpu_report: speed.py stopped with status $?"
@@ -129,7 +155,7 @@ if [ "$WORKERS" = "auto" ]; then
 fi
 if [ "$MPS" = "1" ]; then
     if nvidia-cuda-mps-control -d; then
-        trap 'echo quit | nvidia-cuda-mps-control' EXIT
+        MPS_STARTED=1
         echo "gpu_report: MPS daemon started"
     else
         echo "gpu_report: the MPS daemon did not start; the sweep shares the device without it"
@@ -142,9 +168,10 @@ seeds_args=()
 [ -n "${SEEDS:-}" ] && read -r -a seeds_args <<< "--seeds $SEEDS"
 # A little of the budget stays for the final archive and the summary.
 # shellcheck disable=SC2086
+mark sweep
 $PY -m cifarnb.cli sweep --section $SECTIONS --profile "$PROFILE" --results "$STORE" --device "$DEVICE" \
     --workers "$WORKERS" --budget-s $(( $(left) - 10 )) --archive "$OUT/results.tar.gz" --baseline results \
-    "${seeds_args[@]}"
+    --ledger "$SWEEP_LEDGER" "${seeds_args[@]}"
 status=$?
 echo "== gpu_report: $(( $(date +%s) - started )) s wall, sweep exit status $status; files in $OUT:"
 ls -l "$OUT"

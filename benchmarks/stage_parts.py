@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tree = travelling_bytes(Path.cwd())
     tool = args.stage / "stage-cifar10"
-    packages = Path(".device-packages")  # what the device lacks (benchmarks/device_packages.sh): carried every call
+    packages = Path(".device-wheels")  # what the device lacks (benchmarks/device_packages.sh): carried every call
     room = (int((args.limit_mib - args.margin_mib) * MIB) - tree - folder_bytes(packages)
             - (tool.stat().st_size if tool.exists() else 0))
     try:

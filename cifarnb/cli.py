@@ -17,71 +17,11 @@ from . import __version__, names
 from .interrupt import describe, exit_status, terminate_raises
 from .study.section_index import ALIASES, NUMBERS, SECTION_NAMES, in_notebook_order
 from .study.settings import REPORT_SCHEDULES
-from .train import config as config_choices
 from .train.config import EXECUTION_FIELDS, TrainConfig
+from .train.field_help import FIELD_HELP
 
 SCRATCH_RESULTS = "scratch-results"  # where `cifarnb train` stores runs tried from the command line
 
-# Every TrainConfig field's flag says what it does and which values it takes; its default is added after it.
-_FIELD_HELP = {
-    "model_options": "model keyword options as key=value (repeatable), e.g. --model-options dropout=0.3",
-    "activation": "override the model's activation: " + " | ".join(config_choices.ACTIVATIONS) + "; None: the "
-                  "model's own",
-    "epochs": "training epochs, a whole number >= 1",
-    "batch_size": "training images per step, a whole number >= 1",
-    "lr": "learning rate (the peak, for schedules that warm up), a number > 0",
-    "momentum": "momentum (SGD), a number >= 0",
-    "nesterov": "Nesterov momentum (SGD)",
-    "weight_decay": "L2 weight decay, a number >= 0",
-    "optimizer": " | ".join(config_choices.OPTIMIZERS),
-    "loss": " | ".join(config_choices.LOSSES),
-    "label_smoothing": "label smoothing in [0, 1] (cross_entropy only)",
-    "scheduler": " | ".join(config_choices.SCHEDULERS) + " (piecewise needs --lr-knots)",
-    "plateau_metric": "what the plateau scheduler watches, in min mode: " + " | ".join(config_choices.PLATEAU_METRICS),
-    "plateau_factor": "plateau: the rate's factor at each drop, in [0, 1]",
-    "plateau_patience": "plateau: epochs without improvement before a drop, a whole number >= 0",
-    "plateau_cooldown": "plateau: epochs after a drop before watching again, a whole number >= 0",
-    "min_lr": "plateau and cosine: the lowest rate, a number >= 0",
-    "step_size": "step: epochs between drops, a whole number >= 1; None: a third of the run",
-    "step_gamma": "step: the rate's factor at each drop, in [0, 1]",
-    "exponential_gamma": "exponential: the rate's factor per epoch, in [0, 1]",
-    "linear_end_factor": "linear: the final rate as a fraction of --lr, in [0, 1]",
-    "linear_epochs": "linear: epochs to reach the end factor, a whole number >= 1; None: the whole run",
-    "schedule_lag_epochs": "per-epoch schedules: epochs run at --lr before the schedule starts, a whole number "
-                           ">= 1 (main.py's cosine and exponential: 1); None: none",
-    "onecycle_pct_start": "onecycle: the fraction of the run spent warming up, in (0, 1)",
-    "lr_knots": "piecewise schedule as JSON [[epoch, factor], ...], e.g. [[0,0],[2,1],[8,0.1]]",
-    "tta_flip": "evaluate each test image with its mirror image (averaged logits)",
-    "ema_decay": "evaluate an exponential moving average of the weights with this factor per update, in (0, 1); "
-                 "None: no average",
-    "ema_every": "training steps between updates of the average, a whole number >= 1",
-    "augment": "random crop (padding 4) and horizontal flip of the training images",
-    "augmentation": "how crop and flip are drawn: per_image | per_batch (one draw per batch)",
-    "drop_last": "skip each epoch's last, partial training batch",
-    "normalization": "cifar10 (the data set's mean and std) | half (0.5 and 0.5: pixels to [-1, 1])",
-    "n_train": "train on a class-balanced subset of this many images, 1..50000; None: all",
-    "n_test": "evaluate on a class-balanced subset of this many images, 1..10000; None: all",
-    "seed": "training seed, a whole number >= 0",
-    "subset_seed": "seed choosing --n-train/--n-test subsets, a whole number >= 0",
-    "device": "auto | cpu | cuda | cuda:N",
-    "loader": "tensor (on-device) | torchvision (the report's pipeline)",
-    "num_workers": "torchvision loader: worker processes, a whole number >= 0",
-    "precision": " | ".join(config_choices.PRECISIONS) + " (autocast on CUDA only)",
-    "channels_last": "channels-last memory format (faster convolutions on recent GPUs)",
-    "compile": "torch.compile the training step",
-    "eval_batch_size": "test images per evaluation batch, a whole number >= 1",
-    "compile_mode": " | ".join(config_choices.COMPILE_MODES),
-    "cudnn_benchmark": "let cuDNN time its convolution algorithms per input shape (CUDA)",
-    "data_root": "folder holding cifar-10-batches-py/; None: $CIFARNB_DATA, else ./data",
-    "checkpoint_every_s": "write a checkpoint once this many seconds have passed since the last, a number > 0; "
-                          "None: after every epoch",
-    "bn_shards": "BatchNorm normalises each of this many pieces of a batch alone (as nn.DataParallel on that "
-                 "many GPUs), a whole number >= 1; None: the whole batch",
-    "bias_lr_factor": "1-D parameters (BN shifts, biases) train at --lr times this, a number >= 0; None: at --lr",
-    "bias_weight_decay": "weight decay of the 1-D parameters, a number >= 0; None: --weight-decay",
-    "eval_every_steps": "also evaluate every this many training steps (kept in the epoch's history row), a whole "
-                        "number >= 1; None: once per epoch",
-}
 # `cifarnb sweep` on a CPU at quick or full: above this many hours of work left, it starts only with --yes.
 CPU_HOURS_WITHOUT_YES = 3.0
 
@@ -154,7 +94,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         default = _field_default(field)
-        help_text = _FIELD_HELP.get(field.name, "")
+        help_text = FIELD_HELP.get(field.name, "")
         if field.name == "model":
             help_text = "one of " + ", ".join(names.MODELS) + " (any letter case)"
         if field.name in _SCHEDULE_FIELDS:
@@ -189,7 +129,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_data_root(parser: argparse.ArgumentParser, config_flag: bool = False) -> None:
     """``--data-root`` (unless the config's flags already made it), and ``--data``, its earlier name."""
     if not config_flag:
-        parser.add_argument("--data-root", default=None, help=_FIELD_HELP["data_root"] + " (default: %(default)s)")
+        parser.add_argument("--data-root", default=None, help=FIELD_HELP["data_root"] + " (default: %(default)s)")
     parser.add_argument("--data", dest="data_root_earlier", default=None, help=argparse.SUPPRESS)
 
 
@@ -292,6 +232,10 @@ def _sweep(args: argparse.Namespace) -> int:
 
         # Rewritten after every finished task, so whatever stops the sweep, the finished results are in it.
         on_finished = functools.partial(pack, store.root, args.baseline, args.archive)
+    if args.ledger:
+        from .study.sweep import Ledger
+
+        on_finished = ledger = Ledger(args.ledger, on_finished)
     if args.backend == "ray":
         from .study.cluster import MissingExtra, sweep_on_ray
 
@@ -312,6 +256,8 @@ def _sweep(args: argparse.Namespace) -> int:
                        budget_seconds=args.budget_s, on_finished=on_finished, log=functools.partial(print, flush=True))
     if on_finished is not None:
         on_finished()
+    if args.ledger:
+        ledger.close(report)
     print(f"sweep ({profile.name}, {', '.join(sections)}): {report.summary()}")
     print(f"results: {store.root}")
     return 0 if report.ok else 1
@@ -373,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "store's result files that are new relative to --baseline (default: no archive)")
     sweep.add_argument("--baseline", default=None, help="the store the archive is relative to (e.g. the "
                        "committed results/); None: every result file goes in (default: %(default)s)")
+    sweep.add_argument("--ledger", default=None, metavar="FILE", help="write the sweep's wall seconds and those "
+                       "spent rewriting --archive to this JSON file (benchmarks/ledger.py adds it to a GPU slot's "
+                       "ledger) (default: none)")
     sweep.add_argument("--estimate", default=None, metavar="DEVICE",
                        help="print each section's hours on DEVICE, and train nothing: a card as runs record it "
                        "('NVIDIA H200', 'cpu') or a short form (H200, H100, A100); an unknown card is refused "

@@ -25,6 +25,7 @@ import os
 import socket
 import statistics
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -294,6 +295,7 @@ class ResultStore:
         def finished(row: dict) -> None:
             epoch[0] = min(row["epoch"] + 1, config.epochs)
 
+        fit_started = time.perf_counter()
         try:
             result = fit(config, data, checkpoint_path=checkpoint, progress=progress, on_epoch=finished)
         except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM under interrupt.terminate_raises
@@ -308,6 +310,10 @@ class ResultStore:
             "data_official": is_official(resolve_root(config.data_root)),
             "execution": {k: getattr(config, k) for k in ("device", "loader", "precision", "channels_last", "compile")},
             "precision": result.info.get("precision"),  # what "auto" became on this device
+            # Where this call's seconds went beyond the epochs' own (a GPU slot's ledger, benchmarks/ledger.py).
+            "phases": {"fit_seconds": round(time.perf_counter() - fit_started, 3),
+                       **{name: round(result.info.get(name, 0.0), 3)
+                          for name in ("setup_seconds", "warmup_seconds", "checkpoint_seconds")}},
             **hardware(),
             "trainable_parameters": count_parameters(result.model, trainable_only=True),
         }

@@ -30,7 +30,11 @@ def test_one_call_returns_one_archive_that_merges_and_a_second_call_trains_nothi
     result, out = gpu_report(tmp_path, cifar_root)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     files = sorted(p.name for p in out.rglob("*") if p.is_file())
-    assert files == ["gpu_report.log", "results.tar.gz"]  # a device call returns at most 8 files
+    assert files == ["gpu_report.log", "ledger.json", "results.tar.gz"]  # a device call returns at most 8 files
+    ledger = json.loads((out / "ledger.json").read_text())  # where the call's seconds went
+    assert ledger["runs"] == 3 and ledger["training_flops"] > 0 and ledger["card"] == "cpu"
+    assert ledger["phases"]["training steps"] > 0 and "sweep overhead" in ledger["phases"]
+    assert abs(sum(ledger["phases"].values()) - ledger["wall_seconds"]) < 0.01 * ledger["wall_seconds"] + 0.01
     log = (out / "gpu_report.log").read_text()
     assert "gpu_selftest: skipped, CUDA is not available" in log and "3 computed, 0 already stored, 0 left" in log
     with tarfile.open(out / "results.tar.gz") as archive:
@@ -59,7 +63,7 @@ def test_a_small_budget_starts_no_run_and_ends_cleanly(tmp_path, cifar_root):
 def test_the_probe_step_needs_no_data_and_returns_its_json(tmp_path):
     result, out = gpu_report(tmp_path, tmp_path / "no-data", PROBE_ARGS="--cpu --sections lenet5_wrn", step="probe")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["gpu_report.log", "probe.json"]
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["gpu_report.log", "ledger.json", "probe.json"]
     log = (out / "gpu_report.log").read_text()
     assert "gpu_selftest: skipped, CUDA is not available" in log and "probe exit status 0" in log
     records = json.loads((out / "probe.json").read_text())["records"]
@@ -122,3 +126,30 @@ def test_workers_and_mps_are_chosen_from_the_probe(tmp_path):
     path.write_text(json.dumps({"records": rows[:3]}))
     workers, mps, why = choose_workers(path)
     assert (workers, mps) == (4, False) and why.startswith("4 workers: 15000 images/s of resnet18 (97% of the best)")
+
+
+def test_a_call_ledger_scales_overlapping_runs_to_the_wall_time_they_shared():
+    from ledger import call_ledger, slot_ledger, summary
+
+    run = {"config": {"model": "lenet5", "n_train": 1000, "epochs": 2}, "history": [
+        {"epoch": 1, "seconds": 10.0, "eval_seconds": 2.0}, {"epoch": 2, "seconds": 10.0, "eval_seconds": 2.0}],
+        "meta": {"resumed_from_epoch": 1, "phases": {"fit_seconds": 16.0, "setup_seconds": 3.0,
+                                                      "warmup_seconds": 0.0, "checkpoint_seconds": 1.0}}}
+    marks = [("start", 0.0), ("self-test", 5.0), ("sweep", 10.0), ("end", 30.0)]
+    # Two such runs side by side (each trained epoch 2 here: 10 s of steps) in a sweep of 20 s, 2 s of packing.
+    ledger = call_ledger(marks, [run, run], {"packing_seconds": 2.0}, "NVIDIA H200", 989e12)
+    phases = ledger["phases"]
+    assert ledger["concurrency"] == round(32 / 18, 2) and phases["packing"] == 2.0
+    assert phases["training steps"] == round(20 / (32 / 18), 3) and phases["other in runs"] == 0.0
+    assert phases["start-up"] == 5.0 and phases["self-test"] == 5.0 and phases["idle"] == 0.0
+    assert abs(sum(phases.values()) - 30.0) < 1e-6
+    from cifarnb.study.estimate import training_flops
+    from cifarnb.train import TrainConfig
+
+    one_epoch = training_flops(TrainConfig(model="lenet5", n_train=1000, epochs=2))  # 3 passes of 1,000 images
+    assert ledger["training_flops"] == 2 * one_epoch  # one epoch trained here by each of the two runs
+    assert ledger["mfu_training"] == round(2 * one_epoch / (phases["training steps"] * 989e12), 4)
+    slot = slot_ledger([ledger, ledger], idle_between=4.0)
+    assert slot["wall_seconds"] == 64.0 and slot["phases"]["idle"] == 4.0
+    assert slot["training_share"] == round(2 * phases["training steps"] / 64.0, 4)
+    assert summary(slot).startswith("NVIDIA H200: 64 s of device time, training steps")

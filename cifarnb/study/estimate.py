@@ -115,9 +115,18 @@ class Estimator:
 def epoch_flops(config: TrainConfig) -> float:
     """FLOPs of one epoch of ``config``: training (forward + backward ~ 3 forward passes) and evaluation (1 pass,
     2 with TTA); 2 FLOPs per multiply-add."""
-    n_train, n_test = config.n_train or 50_000, config.n_test or 10_000
-    macs = _macs_per_image(config.model, tuple(sorted(config.model_kwargs().items())))
-    return 2 * macs * (3 * n_train + n_test * (2 if config.tta_flip else 1))
+    n_test = config.n_test or 10_000
+    return training_flops(config) + 2 * macs_per_image(config) * n_test * (2 if config.tta_flip else 1)
+
+
+def training_flops(config: TrainConfig) -> float:
+    """FLOPs of one epoch's training steps of ``config`` (forward + backward ~ 3 forward passes)."""
+    return 2 * macs_per_image(config) * 3 * (config.n_train or 50_000)
+
+
+def macs_per_image(config: TrainConfig) -> float:
+    """Forward multiply-adds of ``config``'s model on one 32x32 image (what benchmarks/flops.py counts)."""
+    return _macs_per_image(config.model, tuple(sorted(config.model_kwargs().items())))
 
 
 def guessed_epoch_seconds(config: TrainConfig, device_type: str) -> float:

@@ -64,7 +64,6 @@ class FitResult:
         return self.diverged_epoch is not None
 
 
-
 def fit(
     config: TrainConfig,
     data: CIFAR10 | None = None,
@@ -113,7 +112,7 @@ def fit(
             torch.cuda.set_rng_state(state["rng_cuda"].cpu())
         history, start_epoch, wall_before = state["history"], state["epoch"], state["wall_seconds"]
     info = {"setup_seconds": synchronized_clock(device) - setup_started,
-            "precision": resolved_precision(config, device)}
+            "precision": resolved_precision(config, device), "checkpoint_seconds": 0.0}
     if warmup_steps > 0 and start_epoch < config.epochs:
         info["warmup_seconds"] = _warm_up(parts, warmup_steps)
 
@@ -154,8 +153,9 @@ def fit(
             if bar is not None:
                 bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.3f}", test_acc=f"{row['test_acc']:.2f}")
             if checkpoint_path is not None and cadence.due():
-                _save_checkpoint(checkpoint_path, model, optimizer, schedule, scaler, ema, history, epoch + 1,
-                                 wall_before + time.perf_counter() - started, device)
+                wall = wall_before + time.perf_counter() - started
+                info["checkpoint_seconds"] += _save_checkpoint(checkpoint_path, model, optimizer, schedule, scaler,
+                                                               ema, history, epoch + 1, wall, device)
                 cadence.written()
             if on_epoch is not None:
                 on_epoch(row)
@@ -441,7 +441,8 @@ def _check_fit(state: dict, parts: Parts) -> None:
         raise _Misfit(f"its optimizer has parameter groups of sizes {saved_groups}, this run {own_groups}")
 
 
-def _save_checkpoint(path: Path, model, optimizer, schedule, scaler, ema, history, epoch, wall, device) -> None:
+def _save_checkpoint(path: Path, model, optimizer, schedule, scaler, ema, history, epoch, wall, device) -> float:
+    started = time.perf_counter()  # returns the seconds it took: a slot's ledger counts them
     state = {
         "epoch": epoch,
         "model": model.state_dict(),
@@ -455,4 +456,5 @@ def _save_checkpoint(path: Path, model, optimizer, schedule, scaler, ema, histor
         "wall_seconds": wall,
     }
     atomic_write(path, lambda out: torch.save(state, out))  # a crash mid-write keeps the previous checkpoint
+    return time.perf_counter() - started
 
