@@ -4,6 +4,7 @@
 #
 #   OUT=$OUT bash benchmarks/gpu_report.sh probe    # call 1: self-test if due, then benchmarks/probe.py
 #   OUT=$OUT bash benchmarks/gpu_report.sh          # last call ("sweep"): then, here: cifarnb merge <files_at>/results.tar.gz
+#   bash benchmarks/gpu_report.sh rehearse          # here: the slot's calls (slot_plan.py) on the CPU (rehearse.py)
 #
 # Both steps print card, driver, torch, python, and run the fast-path self-test (benchmarks/gpu_selftest.py, ~1 min;
 # it stops the script with one line if a branch is broken) only when the fast path changed since the pass recorded
@@ -37,12 +38,13 @@
 #   PROBE_ARGS  more arguments for benchmarks/probe.py (probe), e.g. "--sections resnet18_eager workers" or "--cpu"
 set -uo pipefail
 cd "$(dirname "$0")/.."
-: "${OUT:?set OUT to the folder for results.tar.gz and gpu_report.log}"
 STEP=${1:-sweep}
 case "$STEP" in
     probe|sweep) ;;
-    *) echo "gpu_report: the step is probe or sweep (the default), not '$STEP'"; exit 2 ;;
+    rehearse) exec "${PYTHON:-python3}" benchmarks/rehearse.py "${@:2}" ;;  # the whole slot, here on the CPU
+    *) echo "gpu_report: the step is probe, sweep (the default) or rehearse, not '$STEP'"; exit 2 ;;
 esac
+: "${OUT:?set OUT to the folder for results.tar.gz and gpu_report.log}"
 started=$(date +%s)
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu_report.log") 2>&1
@@ -68,8 +70,10 @@ MPS_STARTED=0
 on_exit() {
     [ "$MPS_STARTED" = "1" ] && echo quit | nvidia-cuda-mps-control
     mark end
+    card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
     $PY benchmarks/ledger.py --marks "$MARKS" --store "$STORE" --since "$started" --sweep "$SWEEP_LEDGER" \
-        --out "$OUT/ledger.json" || echo "gpu_report: no ledger (benchmarks/ledger.py stopped with status $?)"
+        --card "${card:-cpu}" --out "$OUT/ledger.json" \
+        || echo "gpu_report: no ledger (benchmarks/ledger.py stopped with status $?)"
     rm -f "$MARKS" "$SWEEP_LEDGER"
 }
 trap on_exit EXIT

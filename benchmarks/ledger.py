@@ -7,8 +7,8 @@ end of every call, and the slot's sum of them (`--slot`).
 A call's phases, in wall seconds that add up to the call's wall time:
 
 * the script's own steps, from the marks it wrote at each step's start (``unpack``, ``self-test``, ``probe``,
-  ``store copy``, ``speed figures``, ``sweep``, ``ledger``); ``start-up`` is what came before the first step
-  (printing the card, torch's import);
+  ``store copy``, ``speed figures``, ``sweep``); ``start-up`` is what came before the first step (printing the
+  card, torch's import), ``ledger`` this script's own seconds until it writes the ledger;
 * within the sweep, from the runs it trained (their run.json, written after ``--since``): ``training steps`` and
   ``evaluation`` (the epochs' own ``seconds`` and ``eval_seconds``), ``set-up`` (data upload, model build),
   ``compile/warm-up``, ``checkpoint``, ``other in runs``; ``packing`` (rewriting the results archive, from the
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 RUN_PHASES = ("training steps", "evaluation", "set-up", "compile/warm-up", "checkpoint", "other in runs")
@@ -76,9 +77,16 @@ def run_phases(run: dict) -> tuple[dict[str, float], float]:
 
 
 def call_ledger(marks: list[tuple[str, float]], runs: list[dict], sweep: dict | None, card: str,
-                peak: float | None) -> dict:
+                peak: float | None, clock=None) -> dict:
+    """``clock``: read once the runs are counted (their FLOPs need torch), just before the ledger is written; the
+    time since the ``end`` mark is then the ledger's own phase."""
+    counted = [run_phases(run) for run in runs]
     start, end = marks[0][1], marks[-1][1]
     steps = [(name, stamp) for name, stamp in marks[1:-1]]
+    now = clock() if clock is not None else None
+    if now is not None and now > end:
+        steps.append(("ledger", end))
+        end = now
     phases: dict[str, float] = {"start-up": (steps[0][1] if steps else end) - start}
     for (name, stamp), (_, following) in zip(steps, [*steps[1:], ("end", end)]):
         phases[name] = phases.get(name, 0.0) + following - stamp
@@ -87,8 +95,7 @@ def call_ledger(marks: list[tuple[str, float]], runs: list[dict], sweep: dict | 
         sweep_wall = phases.pop("sweep")
         packing = min(sweep_wall, (sweep or {}).get("packing_seconds", 0.0))
         in_runs = {name: 0.0 for name in RUN_PHASES}
-        for run in runs:
-            seconds, run_flops = run_phases(run)
+        for seconds, run_flops in counted:
             flops += run_flops
             for name, value in seconds.items():
                 in_runs[name] += value
@@ -102,7 +109,7 @@ def call_ledger(marks: list[tuple[str, float]], runs: list[dict], sweep: dict | 
     wall = end - start
     phases["idle"] = max(0.0, wall - sum(phases.values()))
     training = phases.get("training steps", 0.0)
-    return {"card": card, "wall_seconds": round(wall, 3),
+    return {"card": card, "wall_seconds": round(wall, 3), "started": start, "ended": end,
             "phases": {name: round(value, 3) for name, value in phases.items()},
             "runs": len(runs), "concurrency": round(concurrency, 2), "training_flops": flops,
             "peak_flops": peak, **_mfu(flops, training, wall, peak)}
@@ -115,14 +122,15 @@ def _mfu(flops: float, training: float, wall: float, peak: float | None) -> dict
             "mfu_wall": round(flops / (wall * peak), 4) if wall else None}
 
 
-def slot_ledger(calls: list[dict], idle_between: float = 0.0) -> dict:
-    """The calls' ledgers summed, with the device time spent between calls (the machine held, waiting) as idle."""
-    phases: dict[str, float] = {}
+def slot_ledger(calls: list[dict], idle_between: float = 0.0, data_calls: float = 0.0) -> dict:
+    """The calls' ledgers summed, with the wall seconds of the calls that only carried data (no gpu_report.sh, no
+    ledger of their own) and the device time spent between calls (the machine held, waiting) as idle."""
+    phases: dict[str, float] = {"data calls": data_calls} if data_calls else {}
     for call in calls:
         for name, value in call["phases"].items():
             phases[name] = phases.get(name, 0.0) + value
     phases["idle"] = phases.get("idle", 0.0) + idle_between
-    wall = sum(call["wall_seconds"] for call in calls) + idle_between
+    wall = sum(call["wall_seconds"] for call in calls) + data_calls + idle_between
     flops = sum(call["training_flops"] for call in calls)
     peak = next((call["peak_flops"] for call in calls if call.get("peak_flops")), None)
     training = phases.get("training steps", 0.0)
@@ -153,13 +161,16 @@ def table(ledger: dict) -> str:
     return "\n".join(lines)
 
 
-def _card() -> tuple[str, float | None]:
-    import torch
+def _card(name: str | None) -> tuple[str, float | None]:
+    """The card (as gpu_report.sh's nvidia-smi names it, else torch's) and its dense bf16 peak; "cpu" and None."""
+    if name is None:
+        import torch
+
+        name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return name, None
     from probe import dense_bf16_peak  # benchmarks/probe.py: the cards' dense bf16 peaks
 
-    if not torch.cuda.is_available():
-        return "cpu", None
-    name = torch.cuda.get_device_name()
     return name, dense_bf16_peak(name)
 
 
@@ -170,18 +181,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--since", type=float, default=0.0, help="the call's start (seconds since the epoch)")
     parser.add_argument("--sweep", type=Path, help="the sweep's --ledger file, if it ran")
     parser.add_argument("--out", type=Path, help="where to write the call's ledger.json")
+    parser.add_argument("--card", default=None, help="the device's name (\"cpu\" for none; default: torch's)")
     parser.add_argument("--slot", type=Path, nargs="+", help="sum these calls' ledgers instead")
     parser.add_argument("--idle-seconds", type=float, default=0.0, help="with --slot: device time between calls")
+    parser.add_argument("--data-call-seconds", type=float, default=0.0, help="with --slot: the wall seconds of the "
+                        "calls that only carried data")
     args = parser.parse_args(argv)
     if args.slot:
-        ledger = slot_ledger([json.loads(path.read_text()) for path in args.slot], args.idle_seconds)
+        ledger = slot_ledger([json.loads(path.read_text()) for path in args.slot], args.idle_seconds,
+                             args.data_call_seconds)
     else:
         if args.marks is None or args.out is None:
             parser.error("one call's ledger needs --marks and --out (or give --slot)")
-        card, peak = _card()
+        card, peak = _card(args.card)
         sweep = json.loads(args.sweep.read_text()) if args.sweep and args.sweep.exists() else None
         runs = trained_runs(args.store, args.since) if args.store and args.store.is_dir() else []
-        ledger = call_ledger(read_marks(args.marks), runs, sweep, card, peak)
+        ledger = call_ledger(read_marks(args.marks), runs, sweep, card, peak, clock=time.time)
         args.out.write_text(json.dumps(ledger, indent=1))
     print(table(ledger))
     print("ledger: " + summary(ledger))

@@ -74,7 +74,7 @@ def test_the_probe_step_needs_no_data_and_returns_its_json(tmp_path):
 def test_an_unknown_step_is_one_line(tmp_path):
     result, _ = gpu_report(tmp_path, tmp_path, step="report")
     assert result.returncode == 2
-    assert result.stdout.strip() == "gpu_report: the step is probe or sweep (the default), not 'report'"
+    assert result.stdout.strip() == "gpu_report: the step is probe, sweep (the default) or rehearse, not 'report'"
 
 
 def test_the_self_test_runs_again_only_when_the_fast_path_card_or_torch_changed(tmp_path):
