@@ -4,8 +4,9 @@ Nothing is lost by stopping: finished runs are in the store, a run in progress r
 (``fit`` writes one after every epoch), and a claim file goes with the process that held it. What stopping needs
 is the words: which run was stopped in which epoch, and where the same command will pick it up.
 
-* :func:`terminate_raises` makes SIGTERM raise :class:`Interrupted` as Ctrl-C raises ``KeyboardInterrupt``, so
-  both unwind the same way (``finally`` blocks run: claim files go, atomic writes leave no half file).
+* :func:`terminate_raises` makes SIGTERM (and SIGINT) raise :class:`Interrupted`, so both unwind the same way
+  (``finally`` blocks run: claim files go, atomic writes leave no half file), and remembers the stop
+  (:func:`pending`): an error a library makes of the interruption is still a stop.
 * The store turns an interruption during training into :class:`TrainingInterrupted` (run, epoch, checkpoint).
 * The command line prints :func:`describe`'s line and exits :func:`exit_status` (130 for SIGINT, 143 for SIGTERM).
 """
@@ -49,18 +50,30 @@ def exit_status(stop: BaseException) -> int:
     return 128 + signal_of(stop)
 
 
+_PENDING: list[int] = []  # the signals that stopped this process; a stop is final, so never cleared
+
+
 def _raise_interrupted(signal_number: int, frame) -> None:
+    _PENDING.append(signal_number)
     raise Interrupted(signal_number)
 
 
+def pending() -> int | None:
+    """The signal that stopped this process, if one did: library code (torch.save, a DataLoader) may turn the
+    KeyboardInterrupt into an error of its own, and the caller must still see a stop, not a failure."""
+    return _PENDING[0] if _PENDING else None
+
+
 @contextlib.contextmanager
-def terminate_raises() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`Interrupted` (SIGINT already raises KeyboardInterrupt)."""
-    earlier = signal.signal(signal.SIGTERM, _raise_interrupted)
+def terminate_raises(sigint: bool = True) -> Iterator[None]:
+    """Within the block, SIGTERM (and SIGINT, unless ``sigint`` is False) raise :class:`Interrupted`."""
+    numbers = (signal.SIGTERM, signal.SIGINT) if sigint else (signal.SIGTERM,)
+    earlier = {number: signal.signal(number, _raise_interrupted) for number in numbers}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, earlier)
+        for number, handler in earlier.items():
+            signal.signal(number, handler)
 
 
 def leave_sigint_to_parent() -> None:

@@ -40,7 +40,7 @@ except ImportError:  # Windows
 from .atomic import atomic_write
 from .data import CIFAR10, is_official, resolve_root
 from .device import hardware, software_versions
-from .interrupt import TrainingInterrupted, signal_of
+from .interrupt import TrainingInterrupted, pending, signal_of
 from .models import count_parameters
 from .run_schema import check_run_file
 from .train import TrainConfig, fit
@@ -300,6 +300,11 @@ class ResultStore:
             result = fit(config, data, checkpoint_path=checkpoint, progress=progress, on_epoch=finished)
         except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM under interrupt.terminate_raises
             raise TrainingInterrupted(folder.name, epoch[0], _checkpointed_epoch(checkpoint), signal_of(stop)) from None
+        except Exception:
+            if pending() is None:
+                raise
+            # A stop that torch.save (say) turned into an error of its own: still a stop, said the same way.
+            raise TrainingInterrupted(folder.name, epoch[0], _checkpointed_epoch(checkpoint), pending()) from None
         meta = {
             **software_versions(),
             "device": result.device,

@@ -221,7 +221,7 @@ def test_report_as_committed_needs_papermill_metadata(tmp_path, capsys):
 def test_every_option_says_what_it_does_and_its_default():
     import argparse
 
-    from cifarnb.cli import _FIELD_HELP
+    from cifarnb.train.field_help import FIELD_HELP as _FIELD_HELP
     from cifarnb.train import TrainConfig
 
     assert not [f.name for f in dataclasses.fields(TrainConfig) if not _FIELD_HELP.get(f.name, "").strip()

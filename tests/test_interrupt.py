@@ -59,7 +59,8 @@ def test_train_stopped_mid_epoch_says_where_in_one_line_and_resumes_exactly(numb
     assert not list(store.rglob(f"*{CLAIM_SUFFIX}")) and (store / run / "checkpoint.pt").exists()
 
     again = subprocess.run([sys.executable, "-m", "cifarnb.cli", "train", *TRAIN_ARGS, "--results", str(store),
-                            "--quiet"], capture_output=True, text=True, env={**os.environ, "CIFARNB_DATA": str(cifar_root)})
+                            "--quiet"], capture_output=True, text=True,
+                           env={**os.environ, "CIFARNB_DATA": str(cifar_root)})
     assert again.returncode == 0, again.stderr
     assert f"finished (resumed from epoch {resumes}): " in again.stdout
     resumed = ResultStore(store).load(CONFIG)

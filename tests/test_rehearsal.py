@@ -18,7 +18,8 @@ import slot_plan  # noqa: E402
 
 def test_the_readme_states_the_procedure_the_rehearsal_runs():
     readme = (ROOT / "benchmarks" / "README.md").read_text()
-    assert slot_plan.markdown() in readme, "benchmarks/README.md's procedure drifted: paste `python benchmarks/slot_plan.py`"
+    assert slot_plan.markdown() in readme, ("benchmarks/README.md's procedure drifted: paste `python "
+                                            "benchmarks/slot_plan.py`")
     calls = [step for step in slot_plan.slot_plan() if step.is_call]
     assert all(len(step.command) <= rehearse.COMMAND_CHARS for step in calls)
     assert all(slot_plan.WHEELS in step.carry for step in calls)  # every call can import the run schema
@@ -35,8 +36,8 @@ def test_the_device_guard_refuses_what_the_device_lacks(tmp_path):
     guard, root = tmp_path / "guard", tmp_path / "device"
     guard.mkdir(), root.mkdir()
     (guard / "sitecustomize.py").write_text(rehearse.GUARD)
-    (root / "job.py").write_text("import numpy, torch, pydantic\ntry:\n    import papermill\nexcept ImportError as error:\n"
-                                 "    print('refused:', error)\nimport importlib.util\n"
+    (root / "job.py").write_text("import numpy, torch, pydantic\ntry:\n    import papermill\n"
+                                 "except ImportError as error:\n    print('refused:', error)\nimport importlib.util\n"
                                  "print('probe:', importlib.util.find_spec('nbformat'))\n")
     log = tmp_path / "violations.log"
     environment = {**os.environ, "PYTHONPATH": f"{guard}:{root}", "REHEARSAL_ROOT": str(root),

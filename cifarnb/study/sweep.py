@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..data import load_cifar10
-from ..interrupt import Interrupted, describe, leave_sigint_to_parent, signal_of, terminate_raises
+from ..interrupt import Interrupted, describe, leave_sigint_to_parent, pending, signal_of, terminate_raises
 from ..results import ResultStore
 from .estimate import Estimator
 from .profiles import Profile
@@ -71,6 +71,8 @@ def work(tasks: list[Task], store: ResultStore, deadline: float | None = None,
         try:
             how = task.compute(store, wait=wait)
         except Exception:  # noqa: BLE001 - one broken task must not cost the rest of a device session
+            if pending() is not None:  # a stop a library turned into an error of its own: stop, do not go on
+                raise Interrupted(pending()) from None
             outcomes[task.identity] = FAILED
             log(f"[{number}/{len(tasks)}] {task.label}: FAILED\n{traceback.format_exc()}")
             return True
@@ -221,7 +223,7 @@ def _worker(tasks, root, keep_weights, deadline, on_finished, log, prefix) -> tu
     def prefixed(line: str) -> None:
         log(prefix + line)
 
-    with terminate_raises():  # the parent relays a stop as SIGTERM (SIGINT is left to it)
+    with terminate_raises(sigint=False):  # the parent relays a stop as SIGTERM (SIGINT is left to it)
         try:
             store = ResultStore(root, keep_weights=keep_weights, note=prefixed)
             return work(tasks, store, deadline, on_finished, prefixed), None
