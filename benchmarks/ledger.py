@@ -169,7 +169,7 @@ def _card(name: str | None) -> tuple[str, float | None]:
         name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     if name == "cpu":
         return name, None
-    from probe import dense_bf16_peak  # benchmarks/probe.py: the cards' dense bf16 peaks
+    from cifarnb.study.probes import dense_bf16_peak
 
     return name, dense_bf16_peak(name)
 

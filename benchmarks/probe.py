@@ -72,13 +72,11 @@ from cifarnb.study.tasks import RunTask  # noqa: E402
 from cifarnb.train import TrainConfig, evaluate  # noqa: E402
 from cifarnb.train.engine import _save_checkpoint  # noqa: E402
 from cifarnb.train.fastpath import execution_mode, sweep_execution  # noqa: E402
+from cifarnb.study.probes import dense_bf16_peak  # noqa: E402
 from cifarnb.train.timing import TrainingSteps  # noqa: E402
 from flops import training_flops  # noqa: E402
 
 EPOCH_IMAGES = 50_000
-# Dense (no sparsity) bf16 tensor-core FLOP/s from the vendors' datasheets, by a name the card's name contains;
-# the first match wins. A bf16 matrix product measured on this project's H200 reached about 790 (device notes).
-DENSE_BF16_PEAK = (("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312e12), ("L40S", 362e12))
 
 
 @dataclass(frozen=True)
@@ -123,10 +121,6 @@ def synthetic(n_train: int, n_test: int) -> CIFAR10:
 def card_slug(name: str) -> str:
     """"NVIDIA H200" -> "nvidia-h200": the card's part of a committed probe's file name."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
-def dense_bf16_peak(name: str) -> float | None:
-    return next((peak for part, peak in DENSE_BF16_PEAK if part in name), None)
 
 
 def _first_line(error: BaseException) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import statistics
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from cifarnb.cli import main
 from cifarnb.results import ResultStore
 from cifarnb.study import profiles
 from cifarnb.study.probes import model_family
+from cifarnb.train import TrainConfig
 from cifarnb.study.estimate import (GUESSED_FLOPS, SAFETY, SETUP_SECONDS, SLOT_SWEEP_SECONDS, Probe, epoch_flops,
                                     estimate, estimate_lines)
 from cifarnb.study.sections import model_zoo
@@ -81,12 +84,13 @@ def test_the_command_line_prints_sources_slots_and_efficiency(tmp_path, smoke, c
                              f"{slots} slot")
     assert "of 15 minutes" in out[1]
     assert out[2] == "every figure includes 15 s of set-up a run and x1.25 on its epochs (assumed margins)"
-    assert out[3] == (f"efficiency from {path.name} (a sweep there runs {SWEEP_MODE}): lenet: lenet5 at batch 128, "
+    assert out[3].startswith("what dominates: model_zoo, ") and "(100%)" in out[3]
+    assert out[4] == (f"efficiency from {path.name} (a sweep there runs {SWEEP_MODE}): lenet: lenet5 at batch 128, "
                       f"{SWEEP_MODE}, 0.2% MFU; resnet: resnet18 at batch 128, {SWEEP_MODE}, 17.2% MFU")
     # Without a probe of the card, the estimate says its figures are the store's or assumed.
     lines = estimate_lines(["model_zoo"], smoke, ResultStore(tmp_path / "store"), "NVIDIA H200")
     assert lines[0].endswith("; assumed, from FLOPs at 20 TFLOP/s and 15 ms a step: alexnet, lenet5, resnet18")
-    assert lines[-1].startswith("no probe of NVIDIA H200") and "guessed at 20 TFLOP/s" in lines[-1]
+    assert lines[-1].startswith("no probe of NVIDIA H200") and lines[-1].endswith("the store's or assumed")
 
 
 def test_a_section_measured_on_the_card_says_so():
@@ -97,6 +101,25 @@ def test_a_section_measured_on_the_card_says_so():
     (line,) = estimate_lines(["fastresnet9"], profiles.get("quick"), store, "NVIDIA H200")[:1]
     assert "GPU-minutes" in line and "measured (the store's epochs on this device): " in line
     assert "assumed" not in line
+    # The zoo's models nothing measured run at the FLOP bound at the MFU the store's H200 runs reach.
+    zoo = estimate_lines(["model_zoo"], profiles.get("quick"), store, "NVIDIA H200")
+    mfu = float(re.search(r"assumed, FLOPs at ([\d.]+)% MFU \(the median of the store's \d+ timings on this card\)",
+                          zoo[0]).group(1))
+    assert 0.5 < mfu < 50 and zoo[3].startswith("what dominates: model_zoo, ")
+
+
+def test_the_assumed_mfu_is_the_median_of_the_cards_measured_timings(tmp_path):
+    from cifarnb.study.estimate import Estimator, epoch_flops
+
+    store = ResultStore(Path(__file__).resolve().parents[1] / "results")
+    estimator = Estimator(store, "NVIDIA H200", "cuda", assume_store_mfu=True)
+    rates = sorted(epoch_flops(TrainConfig(model=model, batch_size=batch, n_train=n)) / seconds / 989e12
+                   for (device, model, batch, n), seconds in estimator.times.means.items() if device == "NVIDIA H200")
+    assert estimator.timings == len(rates) >= 1 and estimator.assumed_mfu == statistics.median(rates)
+    wideresnet = TrainConfig(model="wideresnet28x10", batch_size=128)
+    assert estimator.source(wideresnet)[0] == "guessed"  # nothing measured it on this card ...
+    assert estimator.epoch_seconds(wideresnet) == epoch_flops(wideresnet) / (estimator.assumed_mfu * 989e12)
+    assert Estimator(store, "NVIDIA H200", "cuda").assumed_mfu is None  # the budget keeps its slow guess
 
 
 def test_the_newest_probe_of_the_card_is_found_and_a_bad_one_named(tmp_path):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 from dataclasses import dataclass, field
 
 from ..device import device_name, resolve_device
@@ -29,7 +30,7 @@ from ..results import ResultStore
 from ..train import TrainConfig
 from ..train.fastpath import execution_mode, sweep_execution
 from . import profiles
-from .probes import LENT_CARD, Probe
+from .probes import LENT_CARD, Probe, dense_bf16_peak
 from .profiles import Profile
 from .sections import SECTIONS, plan
 
@@ -73,11 +74,23 @@ class Estimator:
     "NVIDIA H200" or "cpu"): from ``probe`` when it knows the model's family, else from the store's
     :class:`EpochTimes`, else guessed (module docstring); :meth:`refresh` after a run finished there."""
 
-    def __init__(self, store: ResultStore, device_label: str, device_type: str, probe: Probe | None = None):
+    def __init__(self, store: ResultStore, device_label: str, device_type: str, probe: Probe | None = None,
+                 assume_store_mfu: bool = False):
+        """``assume_store_mfu`` (``--estimate``): a model nothing measured runs at the median MFU the store's runs
+        on this card reach (:meth:`store_mfu`), not at the budget's deliberately slow guess."""
         self.store, self.device_label, self.probe = store, device_label, probe
         self.device_type = device_type if device_type in GUESSED_FLOPS else "cpu"
         self.mode = execution_mode(TrainConfig(**sweep_execution(self.device_type)))  # how a sweep runs there
         self.times = EpochTimes.read(store)
+        self.peak = dense_bf16_peak(device_label) if self.device_type == "cuda" else None
+        self.assumed_mfu, self.timings = self.store_mfu() if assume_store_mfu and self.peak else (None, 0)
+
+    def store_mfu(self) -> tuple[float | None, int]:
+        """The median MFU (epoch FLOPs / seconds / the card's peak) of the store's measured epochs on this card,
+        and over how many (model, batch size, data size) timings."""
+        rates = [epoch_flops(TrainConfig(model=model, batch_size=batch, n_train=n_train)) / seconds / self.peak
+                 for (device, model, batch, n_train), seconds in self.times.means.items() if device == self.device_label]
+        return (statistics.median(rates) if rates else None), len(rates)
 
     @classmethod
     def on(cls, store: ResultStore, device: str) -> Estimator:
@@ -106,7 +119,11 @@ class Estimator:
             if found is not None:
                 return epoch_flops(config) / found[0]  # the measured rate includes each step's fixed costs
         per_epoch = self.times.per_epoch(config, self.device_label)
-        return guessed_epoch_seconds(config, self.device_type) if per_epoch is None else per_epoch
+        if per_epoch is not None:
+            return per_epoch
+        if self.assumed_mfu:
+            return epoch_flops(config) / (self.assumed_mfu * self.peak)  # the FLOP bound at the store's MFU
+        return guessed_epoch_seconds(config, self.device_type)
 
     def run_seconds(self, config: TrainConfig) -> float:
         return SETUP_SECONDS + SAFETY * config.epochs * self.epoch_seconds(config)
@@ -156,6 +173,8 @@ class SectionEstimate:
     hours: float
     sources: dict[str, set[str]] = field(default_factory=dict)  # "probe" / "store" / "guessed" -> models
     probe_records: dict[tuple, dict] = field(default_factory=dict)  # the probe's records used, by (model, batch, mode)
+    model_hours: dict[str, float] = field(default_factory=dict)  # what each model's runs take
+    assumed: str = ""  # how a figure nothing measured is made, in words
 
     def models(self, source: str) -> list[str]:
         return sorted(self.sources.get(source, ()))
@@ -167,15 +186,25 @@ def estimate(sections, profile: Profile, store: ResultStore, device_label: str, 
     from scratch (:meth:`estimate_seconds` of each task), or with ``missing_only`` those of the tasks ``store``
     lacks (what it takes to fill a section); and where each model's seconds per epoch came from (module
     docstring). A feature-maps task counts the training of the run it draws only when that run is not stored."""
-    estimator = Estimator(store, device_label, "cpu" if device_label == "cpu" else "cuda", probe)
+    estimator = Estimator(store, device_label, "cpu" if device_label == "cpu" else "cuda", probe,
+                          assume_store_mfu=True)
+    if estimator.assumed_mfu:
+        assumed = (f"assumed, FLOPs at {100 * estimator.assumed_mfu:.1f}% MFU (the median of the store's "
+                   f"{estimator.timings} timings on this card)")
+    else:
+        kind = estimator.device_type
+        assumed = (f"assumed, from FLOPs at {GUESSED_FLOPS[kind] / 1e12:g} TFLOP/s and "
+                   f"{GUESSED_STEP_SECONDS[kind] * 1000:g} ms a step")
     estimates: dict[str, SectionEstimate] = {}
     for section in sections:
-        result = estimates[section] = SectionEstimate(0.0)
+        result = estimates[section] = SectionEstimate(0.0, assumed=assumed)
         for task in plan([section], profile, seeds):
             if missing_only and task.stored(store):
                 continue
-            result.hours += task.estimate_seconds(store, estimator) / 3600
+            hours = task.estimate_seconds(store, estimator) / 3600
+            result.hours += hours
             config = task.timing_config()
+            result.model_hours[config.model] = result.model_hours.get(config.model, 0.0) + hours
             source, record = estimator.source(config)
             result.sources.setdefault(source, set()).add(config.model)
             if record is not None:
@@ -196,10 +225,9 @@ def estimate_lines(sections, profile: Profile, store: ResultStore, device_label:
     GPU the number of 15-minute slots it takes, and the probe's efficiency per family (or that there is none)."""
     estimates = estimate(sections, profile, store, device_label, seeds, probe)
     kind, device_type = ("CPU", "cpu") if device_label == "cpu" else ("GPU", "cuda")
-    guess = (f"assumed, from FLOPs at {GUESSED_FLOPS[device_type] / 1e12:g} TFLOP/s and "
-             f"{GUESSED_STEP_SECONDS[device_type] * 1000:g} ms a step")
+    assumed = next(iter(estimates.values())).assumed if estimates else ""
     wording = {"store": "measured (the store's epochs on this device)", "probe": "measured (the probe's efficiency)",
-               "guessed": guess}
+               "guessed": assumed}
     lines = []
     for section, result in estimates.items():
         sources = "; ".join(f"{wording[source]}: {', '.join(result.models(source))}"
@@ -215,12 +243,13 @@ def estimate_lines(sections, profile: Profile, store: ResultStore, device_label:
     lines.append(line)
     lines.append(f"every figure includes {SETUP_SECONDS:g} s of set-up a run and x{SAFETY:g} on its epochs "
                  "(assumed margins)")
+    if total > 0:
+        lines.append("what dominates: " + dominance(estimates, kind))
     if probe is None and device_type == "cpu":
         return lines
     if probe is None:
         lines.append(f"no probe of {device_label} (benchmarks/probe.py on that card writes one, committed as "
-                     f"benchmarks/probe-<card>-<date>.json): every figure is the store's or guessed at "
-                     f"{GUESSED_FLOPS['cuda'] / 1e12:g} TFLOP/s")
+                     f"benchmarks/probe-<card>-<date>.json): every figure is the store's or assumed")
         return lines
     mode = execution_mode(TrainConfig(**sweep_execution("cpu" if device_label == "cpu" else "cuda")))
     used = {key: record for result in estimates.values() for key, record in result.probe_records.items()}
@@ -228,6 +257,15 @@ def estimate_lines(sections, profile: Profile, store: ResultStore, device_label:
                            f"{record['mode']}, {_efficiency(record)}" for _, record in sorted(used.items()))
     lines.append(f"efficiency from {probe.path.name} (a sweep there runs {mode}): {efficiency or 'none used'}")
     return lines
+
+
+def dominance(estimates: dict[str, SectionEstimate], kind: str) -> str:
+    """The largest section's share of the total, and its three largest models'."""
+    total = sum(result.hours for result in estimates.values())
+    section, result = max(estimates.items(), key=lambda item: item[1].hours)
+    models = sorted(result.model_hours.items(), key=lambda item: -item[1])[:3]
+    return (f"{section}, {result.hours * 60:,.0f} of {total * 60:,.0f} {kind}-minutes ({100 * result.hours / total:.0f}%)"
+            + (": " + ", ".join(f"{model} {hours * 60:,.0f}" for model, hours in models) if models else ""))
 
 
 def duration(hours: float, kind: str) -> str:

@@ -17,6 +17,9 @@ from ..train import TrainConfig
 PROBE_FOLDER = Path(__file__).resolve().parents[2] / "benchmarks"  # where probes of each card are committed
 # Short names of the cards the project knows -> the name a run records (torch's, as nvidia-smi prints it).
 CARD_NAMES = {"H200": "NVIDIA H200", "H100": "NVIDIA H100 80GB HBM3", "A100": "NVIDIA A100-SXM4-80GB", "CPU": "cpu"}
+# Dense (no sparsity) bf16 tensor-core FLOP/s from the vendors' datasheets, by a name the card's name contains;
+# the first match wins. A bf16 matrix product measured on this project's H200 reached about 790 (device notes).
+DENSE_BF16_PEAK = (("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312e12), ("L40S", 362e12))
 LENT_CARD = CARD_NAMES["H200"]  # the card the project's GPU sessions are lent (benchmarks/README.md): estimates name it
 
 
@@ -106,3 +109,8 @@ class Probe:
                                                       -r["achieved_flops"]))
                 return best["achieved_flops"], best
         return None
+
+
+def dense_bf16_peak(name: str) -> float | None:
+    """The card's dense bf16 peak FLOP/s (:data:`DENSE_BF16_PEAK`), None for a card not listed (or a CPU)."""
+    return next((peak for part, peak in DENSE_BF16_PEAK if part in name), None)
