@@ -64,16 +64,20 @@ def pending() -> int | None:
     return _PENDING[0] if _PENDING else None
 
 
-@contextlib.contextmanager
-def terminate_raises(sigint: bool = True) -> Iterator[None]:
+def terminate_raises(sigint: bool = True) -> contextlib.AbstractContextManager:
     """Within the block, SIGTERM (and SIGINT, unless ``sigint`` is False) raise :class:`Interrupted`."""
-    numbers = (signal.SIGTERM, signal.SIGINT) if sigint else (signal.SIGTERM,)
-    earlier = {number: signal.signal(number, _raise_interrupted) for number in numbers}
+    return signal_handlers(_raise_interrupted, (signal.SIGTERM, signal.SIGINT) if sigint else (signal.SIGTERM,))
+
+
+@contextlib.contextmanager
+def signal_handlers(handler, numbers) -> Iterator[None]:
+    """``handler`` for the signals ``numbers`` within the block, the earlier handlers restored after it."""
+    earlier = {number: signal.signal(number, handler) for number in numbers}
     try:
         yield
     finally:
-        for number, handler in earlier.items():
-            signal.signal(number, handler)
+        for number, previous in earlier.items():
+            signal.signal(number, previous)
 
 
 def leave_sigint_to_parent() -> None:

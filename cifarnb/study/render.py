@@ -14,7 +14,7 @@ import weakref
 from pathlib import Path
 from typing import Iterator
 
-from ..interrupt import Interrupted
+from ..interrupt import Interrupted, signal_handlers
 from . import profiles
 from .sections import ALIASES, NUMBERS, SECTIONS, resolve
 
@@ -146,12 +146,8 @@ def _stops_relayed_to_kernels(stopped: list[int]) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
         yield
         return
-    earlier = {number: signal.signal(number, relay) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with signal_handlers(relay, (signal.SIGINT, signal.SIGTERM)):
         yield
-    finally:
-        for number, handler in earlier.items():
-            signal.signal(number, handler)
 
 
 def _kernel_options() -> dict:
