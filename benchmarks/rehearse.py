@@ -41,6 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ledger  # noqa: E402
 import slot_plan  # noqa: E402
+from stage_parts import path_bytes, travelling_files  # noqa: E402
 
 MIB = 1024 * 1024
 CALL_BYTES = 64 * MIB
@@ -141,16 +142,6 @@ def site_view(folder: Path, allowed: set[str]) -> Path:
     return folder
 
 
-def travelling(tree: Path) -> list[Path]:
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=tree,
-                            capture_output=True, check=True).stdout.split(b"\0")
-    return [Path(name.decode()) for name in listed if name and (tree / name.decode()).is_file()]
-
-
-def size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-
-
 class Rehearsal:
     def __init__(self, checkout: Path, work: Path, data: Path):
         self.checkout, self.work, self.data = checkout, work, data
@@ -165,7 +156,7 @@ class Rehearsal:
         """Step 'here' before the slot: a copy of the checkout as it is (uncommitted changes too), the wheels, the
         staged data."""
         subprocess.run(["git", "clone", "-q", str(self.checkout), str(self.here)], check=True)
-        for name in travelling(self.checkout):  # the working tree as it is, not only as committed
+        for name in travelling_files(self.checkout):  # the working tree as it is, not only as committed
             target = self.here / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(self.checkout / name, target)
@@ -236,7 +227,7 @@ class Rehearsal:
         timeout = int(step.timeout_s.replace("<T>", str(SWEEP_DEVICE_SECONDS)))
         if len(command) > COMMAND_CHARS:
             self.problems.append(f"{step.where}: the command has {len(command)} characters, over {COMMAND_CHARS}")
-        files = travelling(self.here)
+        files = travelling_files(self.here)
         sent = sum((self.here / name).stat().st_size for name in files)
         for name in files:  # the working tree travels with every call
             target = self.device / name
@@ -249,7 +240,7 @@ class Rehearsal:
             elif target.exists():
                 target.unlink()
             if source.exists():
-                sent += size(source)
+                sent += path_bytes(source)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
         if sent > CALL_BYTES:

@@ -20,16 +20,23 @@ from pathlib import Path
 MIB = 1024 * 1024
 
 
-def travelling_bytes(repository: Path) -> int:
-    """Bytes of the working tree a device call sends: tracked files and untracked ones git does not ignore."""
+def travelling_files(repository: Path) -> list[Path]:
+    """The working tree's files a device call sends (relative): tracked ones and untracked ones git does not ignore."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=repository,
                             capture_output=True, check=True).stdout.split(b"\0")
-    return sum((repository / name.decode()).stat().st_size for name in listed
-               if name and (repository / name.decode()).is_file())
+    return [Path(name.decode()) for name in listed if name and (repository / name.decode()).is_file()]
 
 
-def folder_bytes(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else 0
+def travelling_bytes(repository: Path) -> int:
+    """Bytes of the working tree a device call sends."""
+    return sum((repository / name).stat().st_size for name in travelling_files(repository))
+
+
+def path_bytes(path: Path) -> int:
+    """Bytes of a carried path: a file's size, a folder's files' together, 0 for none."""
+    if path.is_dir():
+        return sum(inner.stat().st_size for inner in path.rglob("*") if inner.is_file())
+    return path.stat().st_size if path.exists() else 0
 
 
 def parts(stage: Path) -> list[Path]:
@@ -66,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     tree = travelling_bytes(Path.cwd())
     tool = args.stage / "stage-cifar10"
     packages = Path(".device-wheels")  # what the device lacks (benchmarks/device_packages.sh): carried every call
-    room = (int((args.limit_mib - args.margin_mib) * MIB) - tree - folder_bytes(packages)
+    room = (int((args.limit_mib - args.margin_mib) * MIB) - tree - path_bytes(packages)
             - (tool.stat().st_size if tool.exists() else 0))
     try:
         written = resplit(args.stage, room)

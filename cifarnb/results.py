@@ -290,21 +290,19 @@ class ResultStore:
         # This process holds the run's claim, so no other process is writing here: what is left is garbage.
         for leftover in folder.glob("*.partial"):
             leftover.unlink(missing_ok=True)
-        epoch = [_checkpointed_epoch(checkpoint) + 1]  # the epoch in progress, for the line an interruption prints
-
-        def finished(row: dict) -> None:
-            epoch[0] = min(row["epoch"] + 1, config.epochs)
-
+        finished = [0]  # the last epoch this call finished, for the line an interruption prints
         fit_started = time.perf_counter()
         try:
-            result = fit(config, data, checkpoint_path=checkpoint, progress=progress, on_epoch=finished)
-        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM under interrupt.terminate_raises
-            raise TrainingInterrupted(folder.name, epoch[0], _checkpointed_epoch(checkpoint), signal_of(stop)) from None
-        except Exception:
-            if pending() is None:
+            result = fit(config, data, checkpoint_path=checkpoint, progress=progress,
+                         on_epoch=lambda row: finished.append(row["epoch"]))
+        except BaseException as stop:
+            # Ctrl-C, SIGTERM under interrupt.terminate_raises, or an error torch.save (say) made of either.
+            signal_number = signal_of(stop) if isinstance(stop, KeyboardInterrupt) else pending()
+            if signal_number is None:
                 raise
-            # A stop that torch.save (say) turned into an error of its own: still a stop, said the same way.
-            raise TrainingInterrupted(folder.name, epoch[0], _checkpointed_epoch(checkpoint), pending()) from None
+            resumes_from = _checkpointed_epoch(checkpoint)
+            in_progress = min(max(finished[-1], resumes_from) + 1, config.epochs)
+            raise TrainingInterrupted(folder.name, in_progress, resumes_from, signal_number) from None
         meta = {
             **software_versions(),
             "device": result.device,

@@ -251,7 +251,7 @@ def estimate_lines(sections, profile: Profile, store: ResultStore, device_label:
         lines.append(f"no probe of {device_label} (benchmarks/probe.py on that card writes one, committed as "
                      f"benchmarks/probe-<card>-<date>.json): every figure is the store's or assumed")
         return lines
-    mode = execution_mode(TrainConfig(**sweep_execution("cpu" if device_label == "cpu" else "cuda")))
+    mode = execution_mode(TrainConfig(**sweep_execution(device_type)))
     used = {key: record for result in estimates.values() for key, record in result.probe_records.items()}
     efficiency = "; ".join(f"{record.get('family', '?')}: {record['model']} at batch {record['batch_size']}, "
                            f"{record['mode']}, {_efficiency(record)}" for _, record in sorted(used.items()))
