@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# The device calls of a GPU session: the probe first (no data needed), then the sweep that fills the results store
-# and brings it back as ONE archive.
+# The device calls of a GPU session, each beside a part of the data (benchmarks/slot_plan.py): the decisions first
+# (no data needed), then the compile ahead, then the sweep that fills the results store and brings it back as ONE
+# archive.
 #
-#   OUT=$OUT bash benchmarks/gpu_report.sh probe    # call 1: self-test if due, then benchmarks/probe.py
+#   OUT=$OUT bash benchmarks/gpu_report.sh probe    # call 1: self-test if due, then probe.py --decide (<= 90 s)
+#   OUT=$OUT bash benchmarks/gpu_report.sh warm     # middle calls: warm.py (compile ahead), then probe.py's families
 #   OUT=$OUT bash benchmarks/gpu_report.sh          # last call ("sweep"): then, here: cifarnb merge <files_at>/results.tar.gz
 #   bash benchmarks/gpu_report.sh rehearse          # here: the slot's calls (slot_plan.py) on the CPU (rehearse.py)
 #
-# Both steps print card, driver, torch, python, and run the fast-path self-test (benchmarks/gpu_selftest.py, ~1 min;
-# it stops the script with one line if a branch is broken) only when the fast path changed since the pass recorded
-# in benchmarks/selftest-passed.json (a pass writes $OUT/selftest-passed.json: commit it there).
-# probe: benchmarks/probe.py on synthetic images, $OUT/probe.json rewritten after every record.
+# Every step prints card, driver, torch, python; probe and sweep run the fast-path self-test (benchmarks/gpu_selftest.py,
+# ~2 min: each fast path against eager) only when the fast path changed since the checks recorded in
+# benchmarks/selftest.json ($OUT/selftest.json: commit it there; the sweep keeps what failed off, model by model); a
+# broken branch without a fallback stops the script with one line.
+# probe: benchmarks/probe.py --decide on synthetic images (each first-section model's fast path, workers, MPS),
+# $OUT/probe.json rewritten after every record. warm: benchmarks/warm.py compiles the graphs the sweep's first section
+# will use into .compile-cache/ (TORCHINDUCTOR_CACHE_DIR; a warm machine keeps it), then the probe's families
+# section with what is left of the budget, extending the card's committed probe ($OUT/probe.json).
 # sweep: unpack staged data (.stage/part-*) if needed; optionally the speed figures alone on the device
 # (TIMING=1: benchmarks/speed.py); then `cifarnb sweep` over the sections in priority order, the first seed of
 # every run before any second seed, WORKERS processes sharing the device (with MPS if chosen), starting no run that
@@ -17,7 +23,7 @@
 # (atomically) with every result file new relative to the committed results/ (run.json, tables, arrays; never
 # weights or checkpoints), so whatever cuts the call off, the finished runs come back.
 # $OUT holds at most 6 files (a device call returns 8): gpu_report.log, ledger.json (where the call's seconds went:
-# benchmarks/ledger.py), selftest-passed.json, and probe.json (probe) or results.tar.gz with TIMING=1's speed.json
+# benchmarks/ledger.py), selftest.json, and probe.json (probe) or results.tar.gz with TIMING=1's speed.json
 # and histories.json (sweep).
 #
 # Environment (all optional but OUT):
@@ -35,14 +41,16 @@
 #   SELFTEST  auto (default): only when the fast path changed since its recorded pass; 1: always; 0: never
 #   COMMIT    the commit the checkout is at (default: git's HEAD, where git is there), named by a recorded pass
 #   TIMING    1 measures ResNet18's seconds per epoch and the fast recipe's time to 94%, alone on the device
-#   PROBE_ARGS  more arguments for benchmarks/probe.py (probe), e.g. "--sections resnet18_eager workers" or "--cpu"
+#   PROBE_ARGS  arguments for benchmarks/probe.py in the probe step (default --decide; e.g. "--cpu --decide", or
+#             "--sections resnet18_eager workers"); in the warm step they follow "--sections families --extend auto"
+#   FAST_PATHS  auto (default): each model's fast path from the card's probe and self-test (cifarnb sweep --fast-paths)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 STEP=${1:-sweep}
 case "$STEP" in
-    probe|sweep) ;;
+    probe|warm|sweep) ;;
     rehearse) exec "${PYTHON:-python3}" benchmarks/rehearse.py "${@:2}" ;;  # the whole slot, here on the CPU
-    *) echo "gpu_report: the step is probe, sweep (the default) or rehearse, not '$STEP'"; exit 2 ;;
+    *) echo "gpu_report: the step is probe, warm, sweep (the default) or rehearse, not '$STEP'"; exit 2 ;;
 esac
 : "${OUT:?set OUT to the folder for results.tar.gz and gpu_report.log}"
 started=$(date +%s)
@@ -59,6 +67,10 @@ WORKERS=${WORKERS:-auto}
 MPS=${MPS:-0}
 DEVICE=${DEVICE:-auto}
 COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+FIRST_SECTION=${SECTIONS%% *}
+# Compiled kernels (inductor, triton) in an ignored folder of the checkout: a warm machine keeps it between calls.
+export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$PWD/.compile-cache}
+export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-$TORCHINDUCTOR_CACHE_DIR/triton}
 left() { echo $(( BUDGET_S - ($(date +%s) - started) )); }
 # The ledger ($OUT/ledger.json, benchmarks/ledger.py): each step marks its start; at the exit, whatever ends the
 # call, the marks and the runs it trained become seconds by phase, training FLOPs and MFU.
@@ -101,15 +113,21 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>
 $PY -c "import platform, torch; print('python', platform.python_version(), '| torch', torch.__version__, '| cuda', torch.version.cuda, '| device', torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
 
 # --- the fast-path self-test (CUDA only; it says so and passes elsewhere) ------------------------------------
-selftest=(timeout 150 "$PY" benchmarks/gpu_selftest.py --record "$OUT/selftest-passed.json" --commit "$COMMIT")
+selftest=(timeout 150 "$PY" benchmarks/gpu_selftest.py --record "$OUT/selftest.json" --commit "$COMMIT"
+          --first-section "$FIRST_SECTION" --budget-s 120)
 case "${SELFTEST:-auto}" in
     0) echo "gpu_selftest: skipped (SELFTEST=0)" ;;
     1) ;;
-    *) selftest+=(--unless-passed benchmarks/selftest-passed.json) ;;
+    *) selftest+=(--unless-recorded benchmarks/selftest.json) ;;
 esac
+# Rehearsals: SELFTEST_CPU=1 runs the checks a CPU can; SELFTEST_BREAK="compiled ..." makes those checks fail.
+[ "${SELFTEST_CPU:-0}" = "1" ] && selftest+=(--cpu)
+# shellcheck disable=SC2206
+[ -n "${SELFTEST_BREAK:-}" ] && selftest+=(--break $SELFTEST_BREAK)
 mark self-test
-if [ "${SELFTEST:-auto}" != "0" ] && ! "${selftest[@]}"; then
-    echo "gpu_report: stopping: a fast-path branch is broken on this device (the FAILED line above names it)"
+# The warm step's calls come after call 1's self-test: its record is in the tree by then (slot_plan.py).
+if [ "$STEP" != "warm" ] && [ "${SELFTEST:-auto}" != "0" ] && ! "${selftest[@]}"; then
+    echo "gpu_report: stopping: a branch without a fallback is broken on this device (the FAILED line above names it)"
     exit 1
 fi
 
@@ -117,11 +135,38 @@ fi
 if [ "$STEP" = "probe" ]; then
     mark probe
     # shellcheck disable=SC2086
-    timeout "$(( $(left) > 1 ? $(left) : 1 ))" "$PY" benchmarks/probe.py --out "$OUT/probe.json" ${PROBE_ARGS:-}
+    timeout "$(( $(left) > 1 ? $(left) : 1 ))" "$PY" benchmarks/probe.py --out "$OUT/probe.json" \
+        --first-section "$FIRST_SECTION" ${PROBE_ARGS:---decide}
     status=$?
     echo "== gpu_report probe: $(( $(date +%s) - started )) s wall, probe exit status $status; files in $OUT:"
     ls -l "$OUT"
     exit $status
+fi
+
+# --- how many processes share the device, and MPS: the probe's choice ---------------------------------------
+if [ "$WORKERS" = "auto" ]; then
+    if choice=$($PY benchmarks/probe.py --choose); then
+        read -r WORKERS MPS <<< "$choice"
+    else
+        WORKERS=4
+        echo "gpu_report: no probe of this card to choose from: $WORKERS workers, no MPS"
+    fi
+fi
+
+# --- warm: compile ahead what the sweep's first section runs compiled, then time the other families ----------
+if [ "$STEP" = "warm" ]; then
+    mark "compile/warm-up"
+    timeout "$(( $(left) > 1 ? $(left) : 1 ))" "$PY" benchmarks/warm.py --first-section "$FIRST_SECTION" \
+        --profile "$PROFILE" --device "$DEVICE" --workers "$WORKERS" --budget-s "$(( $(left) / 2 ))" \
+        || echo "gpu_report: warm.py stopped with status $?"
+    mark probe
+    more=${PROBE_ARGS:-}
+    # shellcheck disable=SC2086
+    timeout "$(( $(left) > 1 ? $(left) : 1 ))" "$PY" benchmarks/probe.py --out "$OUT/probe.json" \
+        --sections families --extend auto --budget-s "$(( $(left) - 5 ))" ${more/--decide/}
+    echo "== gpu_report warm: $(( $(date +%s) - started )) s wall; files in $OUT:"
+    ls -l "$OUT"
+    exit 0
 fi
 
 # --- data: staged parts are joined once; a warm machine keeps data/ between calls ---------------------------
@@ -148,15 +193,6 @@ if [ "${TIMING:-0}" = "1" ]; then
         || echo "gpu_report: speed.py stopped with status $?"
 fi
 
-# --- how many processes share the device, and MPS: the probe's choice ---------------------------------------
-if [ "$WORKERS" = "auto" ]; then
-    if choice=$($PY benchmarks/probe.py --choose); then
-        read -r WORKERS MPS <<< "$choice"
-    else
-        WORKERS=4
-        echo "gpu_report: no probe of this card to choose from: $WORKERS workers, no MPS"
-    fi
-fi
 if [ "$MPS" = "1" ]; then
     if nvidia-cuda-mps-control -d; then
         MPS_STARTED=1
@@ -175,7 +211,7 @@ seeds_args=()
 mark sweep
 $PY -m cifarnb.cli sweep --section $SECTIONS --profile "$PROFILE" --results "$STORE" --device "$DEVICE" \
     --workers "$WORKERS" --budget-s $(( $(left) - 10 )) --archive "$OUT/results.tar.gz" --baseline results \
-    --ledger "$SWEEP_LEDGER" "${seeds_args[@]}"
+    --ledger "$SWEEP_LEDGER" --fast-paths "${FAST_PATHS:-auto}" "${seeds_args[@]}"
 status=$?
 echo "== gpu_report: $(( $(date +%s) - started )) s wall, sweep exit status $status; files in $OUT:"
 ls -l "$OUT"

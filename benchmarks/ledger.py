@@ -16,6 +16,7 @@ A call's phases, in wall seconds that add up to the call's wall time:
   the runs overlap, so their phases are scaled to the wall time the runs shared (``concurrency`` says by how much);
 * ``idle``: what is left of the call's wall time.
 
+``compile_seconds_by_model``: each model's compiled runs' seconds compiling (their warm-up), summed.
 Training FLOPs are the trained epochs' (``cifarnb.study.estimate.training_flops``: forward + backward = 3 forward
 passes, as benchmarks/flops.py counts them); MFU is over the card's dense bf16 peak (none on a CPU), over the
 training seconds and over the whole call (or slot).
@@ -76,6 +77,18 @@ def run_phases(run: dict) -> tuple[dict[str, float], float]:
     return seconds, len(epochs) * training_flops(config)
 
 
+def compile_seconds_by_model(runs: list[dict]) -> dict[str, float]:
+    """The seconds each model's compiled runs spent compiling (and recording CUDA graphs) before their first step,
+    summed over its runs: what ``cifarnb.study.fast_paths`` weighs against the seconds compiling saves."""
+    seconds: dict[str, float] = {}
+    for run in runs:
+        if run["config"].get("compile"):
+            model = run["config"]["model"]
+            seconds[model] = round(seconds.get(model, 0.0) + run.get("meta", {}).get("phases", {}).get(
+                "warmup_seconds", 0.0), 3)
+    return seconds
+
+
 def call_ledger(marks: list[tuple[str, float]], runs: list[dict], sweep: dict | None, card: str,
                 peak: float | None, clock=None) -> dict:
     """``clock``: read once the runs are counted (their FLOPs need torch), just before the ledger is written; the
@@ -112,6 +125,7 @@ def call_ledger(marks: list[tuple[str, float]], runs: list[dict], sweep: dict | 
     return {"card": card, "wall_seconds": round(wall, 3), "started": start, "ended": end,
             "phases": {name: round(value, 3) for name, value in phases.items()},
             "runs": len(runs), "concurrency": round(concurrency, 2), "training_flops": flops,
+            "compile_seconds_by_model": compile_seconds_by_model(runs),
             "peak_flops": peak, **_mfu(flops, training, wall, peak)}
 
 
@@ -132,11 +146,15 @@ def slot_ledger(calls: list[dict], idle_between: float = 0.0, data_calls: float 
     phases["idle"] = phases.get("idle", 0.0) + idle_between
     wall = sum(call["wall_seconds"] for call in calls) + data_calls + idle_between
     flops = sum(call["training_flops"] for call in calls)
+    compiles: dict[str, float] = {}
+    for call in calls:
+        for model, seconds in call.get("compile_seconds_by_model", {}).items():
+            compiles[model] = round(compiles.get(model, 0.0) + seconds, 3)
     peak = next((call["peak_flops"] for call in calls if call.get("peak_flops")), None)
     training = phases.get("training steps", 0.0)
     return {"card": calls[0]["card"] if calls else "?", "calls": len(calls), "wall_seconds": round(wall, 3),
             "phases": {name: round(value, 3) for name, value in phases.items()}, "training_flops": flops,
-            "peak_flops": peak, "training_share": round(training / wall, 4) if wall else 0.0,
+            "compile_seconds_by_model": compiles, "peak_flops": peak, "training_share": round(training / wall, 4) if wall else 0.0,
             **_mfu(flops, training, wall, peak)}
 
 

@@ -4,6 +4,8 @@
     python benchmarks/probe.py --cpu --out probe-cpu.json   # every section at tiny sizes on a CPU (~1 minute; CI)
     python benchmarks/probe.py --sections resnet18_eager workers
     python benchmarks/probe.py --choose [FILE]              # "WORKERS MPS" for a sweep, from a probe of this card
+    python benchmarks/probe.py --decide --first-section fastresnet9 --out $OUT/probe.json   # a slot's call 1: <= 90 s
+    python benchmarks/probe.py --sections families --extend benchmarks/probe-<card>-<date>.json --out $OUT/probe.json
 
 No data staging: the images are random (a step's speed does not depend on them). Every timing runs the sweep's
 own configs (the runs ``plan`` makes for the ``quick`` profile on this device, so with ``sweep_execution``'s speed
@@ -22,9 +24,17 @@ returns what it measured. Sections, most important first:
 5. ``ghost_bn``: the FastResNet9 ladder's distinct models at batch 512 (ResNet9, + pool before BN, FastResNet9) and
    ghost BN alone on ResNet9 with pool before BN; where the sweep's ResNet18 normalises per DataParallel shard
    (``bn_shards``), that against plain BN; each record names the normalisation classes its model holds.
-6. ``workers``: aggregate images/s of ResNet18 with 1, 4 and 8 worker processes, without and with MPS.
-7. ``lenet5_wrn``: LeNet5 eager against CUDA graphs (launch-bound); WideResNet28-10 (compute-bound reference).
-8. ``families``: every other model the sweep trains, so ``cifarnb sweep --estimate`` has each family's MFU.
+6. ``modes``: the first section's models (``--first-section``) eager, compiled and compiled with CUDA graphs, with
+   the seconds compiling cost: what ``cifarnb sweep --fast-paths auto`` chooses each model's fast path from
+   (``cifarnb.study.fast_paths``).
+7. ``workers``: aggregate images/s of the first section's first run with 1, 4 and 8 worker processes, without and
+   with MPS.
+8. ``lenet5_wrn``: LeNet5 eager against CUDA graphs (launch-bound); WideResNet28-10 (compute-bound reference).
+9. ``families``: every other model the sweep trains, so ``cifarnb sweep --estimate`` has each family's MFU.
+
+``--decide`` runs only ``modes`` and ``workers`` (1, 2, 4, 8 processes), within 90 s: what a slot's first call
+measures before its sweep; what the budget leaves is recorded as skipped. ``--extend`` goes on from an earlier probe
+of the card (a later call adds sections to the same file).
 
 Every record carries model, family, batch size, mode (``fastpath.execution_mode``), workers, ms per step, images/s,
 seconds per epoch of 50,000 images, training FLOPs per image (``flops.training_flops``), achieved FLOP/s, MFU (over
@@ -38,13 +48,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import multiprocessing
 import os
 import platform
 import queue
-import re
 import shutil
 import subprocess
 import sys
@@ -66,7 +76,8 @@ from cifarnb.data import CIFAR10  # noqa: E402
 from cifarnb.device import cpu_name, device_name  # noqa: E402
 from cifarnb.study import profiles  # noqa: E402
 from cifarnb.study.precision import report_precision  # noqa: E402
-from cifarnb.study.probes import model_family  # noqa: E402
+from cifarnb.study.probes import card_slug, model_family  # noqa: E402
+from cifarnb.study.fast_paths import MODES as FAST_PATH_MODES  # noqa: E402
 from cifarnb.study.sections import SECTIONS, plan  # noqa: E402
 from cifarnb.study.tasks import RunTask  # noqa: E402
 from cifarnb.train import TrainConfig, evaluate  # noqa: E402
@@ -118,11 +129,6 @@ def synthetic(n_train: int, n_test: int) -> CIFAR10:
     return CIFAR10(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:])
 
 
-def card_slug(name: str) -> str:
-    """"NVIDIA H200" -> "nvidia-h200": the card's part of a committed probe's file name."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
 def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: " + (str(error).strip().splitlines() or [""])[0][:300]
 
@@ -130,8 +136,11 @@ def _first_line(error: BaseException) -> str:
 class Probe:
     """The probe's state: where it runs, the sweep's configs, the records so far and the JSON they go to."""
 
-    def __init__(self, out: Path, cpu: bool):
-        self.out, self.cpu = out, cpu
+    def __init__(self, out: Path, cpu: bool, first_section: str = next(iter(SECTIONS)), budget_s: float | None = None,
+                 extend: Path | None = None):
+        self.out, self.cpu, self.first_section = out, cpu, first_section
+        # Past the budget, the measures left are recorded as skipped (a decision probe fits its call: --decide).
+        self.deadline = None if budget_s is None else time.monotonic() + budget_s
         self.device = "cpu" if cpu else "cuda"
         self.sizes = CPU if cpu else GPU
         self.card = "cpu" if cpu else device_name(torch.device("cuda"))
@@ -140,6 +149,9 @@ class Probe:
         profile = profiles.get("quick", device=self.device)
         self.runs = [(task.label, task.config) for task in plan(list(SECTIONS), profile, seeds=[0])
                      if isinstance(task, RunTask)]
+        # What a sweep trains first (gpu_report.sh: the first of SECTIONS): the fast paths and workers it decides.
+        self.first_runs = [task.config for task in plan([first_section], profile, seeds=[0])
+                           if isinstance(task, RunTask)]
         self.header = {
             "probe": 1, "kind": "cpu smoke run (tiny sizes: not a measurement)" if cpu else "gpu",
             "device": self.card, "card": card_slug(self.card),
@@ -150,6 +162,12 @@ class Probe:
         }
         self.header["commit_as"] = f"benchmarks/probe-{self.header['card']}-{self.header['date']}.json"
         self.records: list[dict] = []
+        if extend is not None:  # a probe of this card made in an earlier call: its records go on, with these
+            earlier = json.loads(extend.read_text())
+            if earlier.get("device") != self.card:
+                raise ValueError(f"--extend {extend} probed {earlier.get('device')}, not this {self.card}")
+            self.header["sections"] = earlier.get("sections", {})
+            self.records = earlier.get("records", [])
         self.write()
 
     def write(self) -> None:
@@ -183,6 +201,8 @@ class Probe:
     def attempt(self, section: str, label: str, measure: Callable[[], dict | None]) -> None:
         """Run one measure; a Skip or an error is recorded in its place and the probe goes on."""
         try:
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise Skip("over the probe's budget (--budget-s)")
             measure()
         except Skip as reason:
             self.add(section, label, skipped=str(reason))
@@ -375,9 +395,11 @@ def precision(probe: Probe) -> None:
 
 
 def workers(probe: Probe) -> None:
-    """Aggregate images/s of ResNet18 with 1, 4, 8 processes sharing the device (images over the span from the
-    first worker's start to the last one's end), without and then with MPS."""
-    config = probe.config("resnet18", lambda c: c.batch_size == 128 and not c.compile)
+    """Aggregate images/s of the first section's first run (eager, at its batch size) with 1, 4, 8 processes (1, 2,
+    4, 8 with --decide) sharing the device (images over the span from the first worker's start to the last one's
+    end), without and then with MPS (where nvidia-cuda-mps-control exists)."""
+    config = probe.first_runs[0].replace(compile=False)
+    config = config.replace(batch_size=probe.sizes.batch(config.batch_size))
     for mps in (False, True):
         def measure(mps=mps):
             if mps and probe.cpu:
@@ -494,6 +516,31 @@ def lenet5_wrn(probe: Probe) -> None:
                   lambda: probe.time("lenet5_wrn", "WideResNet28-10 eager (compute-bound reference)", wide))
 
 
+def modes(probe: Probe) -> None:
+    """The first section's models (each model and batch size once, in the sweep's order), eager and in each compiled
+    mode: ms per step and the seconds compiling cost (the warm-up: compiling and recording CUDA graphs), from which
+    ``cifarnb.study.fast_paths`` chooses each model's fast path. Eager first, then CUDA graphs, the likelier gain.
+    On a CPU: LeNet5 alone (the cheapest to compile), without CUDA graphs."""
+    distinct: dict[tuple, TrainConfig] = {}
+    for config in [probe.config(probe.sizes.compiled_model)] if probe.cpu else probe.first_runs:
+        distinct.setdefault((config.model, config.batch_size), config)
+    for config in distinct.values():
+        config = config.replace(batch_size=probe.sizes.batch(config.batch_size))
+        for fast_path in ("eager", "compiled+cuda_graphs", "compiled"):
+            label = f"{config.model} at batch {config.batch_size}, {fast_path}"
+
+            def measure(fast_path=fast_path, label=label, config=config):
+                if fast_path == "compiled+cuda_graphs" and probe.cpu:
+                    raise Skip("CUDA graphs: needs CUDA")
+                record, _ = probe.time("modes", label, config.replace(**FAST_PATH_MODES[fast_path]),
+                                       fast_path=fast_path)
+                if fast_path != "eager":
+                    record["compile_seconds"] = record["warmup_seconds"]
+                probe.write()
+
+            probe.attempt("modes", label, measure)
+
+
 TIMED_EARLIER = ("resnet18", "resnet9", "fastresnet9", "lenet5", "wideresnet28x10")
 
 
@@ -538,7 +585,11 @@ def newest_probe(folder: Path, card: str) -> Path | None:
 
 
 SECTION_FUNCTIONS = {f.__name__: f for f in (resnet18_eager, precision, resnet18_compiled, fixed_costs, ghost_bn,
-                                             workers, lenet5_wrn, families)}
+                                             modes, workers, lenet5_wrn, families)}
+# The decisions a sweep needs, in a slot's first call (--decide): each model's fast path, the worker count and MPS.
+DECISIONS = ("modes", "workers")
+DECISION_BUDGET_S = 90
+DECISION_WORKERS = {"gpu": (1, 2, 4, 8), "cpu": (1, 2)}
 
 
 def _summary(record: dict) -> str:
@@ -562,7 +613,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--choose", nargs="?", const="", default=None, metavar="FILE",
                         help="print the sweep's 'WORKERS MPS' from FILE's workers section (default: the newest "
                         "benchmarks/probe-<card>-<date>.json of this device's card) and exit")
+    parser.add_argument("--decide", action="store_true", help="only what a sweep decides from (sections "
+                        f"{' '.join(DECISIONS)}, 1/2/4/8 workers), within --budget-s (default {DECISION_BUDGET_S})")
+    parser.add_argument("--first-section", default=next(iter(SECTIONS)), choices=list(SECTIONS),
+                        help="the section a sweep trains first, whose runs modes and workers time (default: "
+                        "%(default)s)")
+    parser.add_argument("--budget-s", type=float, default=None, help="past this many seconds the measures left are "
+                        "recorded as skipped (default: none; with --decide "
+                        f"{DECISION_BUDGET_S})")
+    parser.add_argument("--extend", type=Path, default=None, metavar="FILE",
+                        help="go on from FILE, a probe of this card made earlier (auto: the newest committed one, if "
+                        "any): its records, then these sections'")
     args = parser.parse_args(argv)
+    if args.decide:
+        args.sections = list(DECISIONS) if args.sections == list(SECTION_FUNCTIONS) else args.sections
+        args.budget_s = DECISION_BUDGET_S if args.budget_s is None else args.budget_s
     if args.choose is not None:
         card = device_name(torch.device("cuda")) if torch.cuda.is_available() else "cpu"
         path = Path(args.choose) if args.choose else newest_probe(Path(__file__).resolve().parent, card)
@@ -578,7 +643,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.cpu:
         torch.set_num_threads(1)  # a smoke run: one thread stays fast beside other jobs (OpenMP's waits do not)
-    probe = Probe(Path(args.out), args.cpu)
+    if args.extend == Path("auto"):  # the newest committed probe of this card, if there is one
+        args.extend = newest_probe(Path(__file__).resolve().parent, "cpu" if args.cpu else device_name(
+            torch.device("cuda")))
+    probe = Probe(Path(args.out), args.cpu, args.first_section, args.budget_s, args.extend)
+    if args.decide:
+        probe.sizes = dataclasses.replace(probe.sizes, workers=DECISION_WORKERS["cpu" if args.cpu else "gpu"])
     print(f"probe: {probe.card}, torch {torch.__version__}, peak {probe.peak or 'unknown'}; writing {args.out}",
           flush=True)
     for name in [name for name in SECTION_FUNCTIONS if name in args.sections]:

@@ -13,6 +13,8 @@ constraints, and reports each that is broken:
 * the staged parts (the checkout's `.stage/part-*` if the stage tool made them, else the same tar packed here at a
   fast xz preset) unpack on the device to the exact data set;
 * a tiny profile (smoke, the zoo's three models at one seed, two workers) instead of `quick`, on the CPU;
+* the self-test's checks a CPU can run, one made to fail (`SELFTEST_BREAK=compiled`): the sweep must keep that
+  model eager and say so;
 * the results archive merges back into a scratch store;
 * the slot's ledger (benchmarks/ledger.py) is printed, and its phases must add up to the rehearsal's device time
   (from the first call's start to the last call's end) within a few percent.
@@ -50,7 +52,9 @@ FILES_BACK, FILE_BYTES, FOLDERS_DEEP = 8, 16 * MIB, 2
 DEVICE_PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "tqdm", "pytest")
 # The tiny profile: environment set before each device call's command (the command itself is the plan's).
 TINY = {"PROFILE": "smoke", "SECTIONS": "model_zoo", "SEEDS": "5", "DEVICE": "cpu",
-        "PROBE_ARGS": "--cpu --sections lenet5_wrn"}
+        "PROBE_ARGS": "--cpu --decide", "SELFTEST_CPU": "1", "SELFTEST_BREAK": "compiled"}
+# What the sweep's log must say of the check made to fail: the model it covered runs eagerly.
+FALLBACK_LINE = "lenet5 at batch 16: eager (the self-test's compiled check failed on this card"
 SWEEP_DEVICE_SECONDS = 240  # the rehearsal's <T>: the sweep call's timeout
 LEDGER_TOLERANCE = 0.05  # the slot's phases against the rehearsal's device time
 
@@ -183,22 +187,27 @@ class Rehearsal:
         if tool is None:
             raise SystemExit("rehearse: no stage-cifar10 tool (../shared/tools/stage-cifar10) to unpack the data with")
         shutil.copy2(tool, stage / "stage-cifar10")
+        self._here(["python", "benchmarks/stage_parts.py", ".stage"])  # parts that fit a call beside the tree
         self.device.mkdir()
         (self.work / "guard").mkdir()
         (self.work / "guard" / "sitecustomize.py").write_text(GUARD)
 
-    def after_probe(self) -> int:
-        """Step 'here' after call 1: what came back into the checkout; the data re-cut. Returns the parts."""
-        back = self.here / ".slot/call-1"
+    def parts(self) -> int:
+        return len(list((self.here / ".stage").glob("part-*")))
+
+    def after_call(self, number: int) -> None:
+        """Step 'here' after a call before the last: the probe (and the self-test's record) it brought back become
+        files of the checkout, so the next calls carry them."""
+        back = self.here / f".slot/call-{number}"
         probe = back / "probe.json"
         if probe.exists():
             content = json.loads(probe.read_text())
             card = re.sub(r"[^a-z0-9]+", "-", str(content.get("card", "cpu")).lower()).strip("-")
             shutil.copy2(probe, self.here / f"benchmarks/probe-{card}-{content.get('date', 'today')}.json")
-        if (back / "selftest-passed.json").exists():
-            shutil.copy2(back / "selftest-passed.json", self.here / "benchmarks/selftest-passed.json")
-        self._here(["python", "benchmarks/stage_parts.py", ".stage"])
-        return len(list((self.here / ".stage").glob("part-*")))
+        elif number == 1:
+            self.problems.append("call 1 brought back no probe.json")
+        if (back / "selftest.json").exists():
+            shutil.copy2(back / "selftest.json", self.here / "benchmarks/selftest.json")
 
     def merge(self, last: int) -> None:
         """Step 'here' after the last call: the archive into a scratch store."""
@@ -298,6 +307,19 @@ class Rehearsal:
             if not other.exists() or _digest(other) != _digest(path):
                 self.problems.append(f"the unpacked {path.name} differs from the data set's")
 
+    def check_fallbacks(self) -> None:
+        """The self-test's check made to fail (SELFTEST_BREAK) is recorded, and the sweep takes its fallback."""
+        record = self.here / "benchmarks" / "selftest.json"
+        failed = [c["name"] for c in json.loads(record.read_text())["checks"] if c.get("ok") is False] \
+            if record.exists() else []
+        if not failed:
+            self.problems.append("call 1's self-test recorded no failed check, though one was made to fail")
+        sweep_log = self.work / f"call-{len(self.calls)}.log"
+        if FALLBACK_LINE not in sweep_log.read_text():
+            self.problems.append(f"the sweep's log does not say the fallback ('{FALLBACK_LINE}...')")
+        else:
+            print(f"fallback: the self-test's failed {', '.join(failed)} kept it off in the sweep: {FALLBACK_LINE}...")
+
     def check_imports(self) -> None:
         if self.violations.exists():
             for line in sorted(set(self.violations.read_text().splitlines())):
@@ -305,7 +327,7 @@ class Rehearsal:
 
     def slot_ledger(self) -> dict:
         gaps = sum(later["start"] - earlier["end"] for earlier, later in zip(self.calls, self.calls[1:]))
-        data_calls = sum(call["end"] - call["start"] for call in self.calls if call["ledger"] is None)
+        data_calls = sum(call["end"] - call["start"] for call in self.calls if call["ledger"] is None)  # none now
         slot = ledger.slot_ledger([call["ledger"] for call in self.calls if call["ledger"]], gaps, data_calls)
         device_time = self.calls[-1]["end"] - self.calls[0]["start"]
         counted = sum(slot["phases"].values())
@@ -328,15 +350,14 @@ def rehearse(checkout: Path, work: Path, data: Path) -> int:
     run.prepare()
     carried = [wheel.name.split("-")[0] for wheel in (run.here / slot_plan.WHEELS).glob("*.whl")]
     allowed = allowed_modules(carried or ["pydantic"])  # no wheels made here: pydantic counts as carried
-    plan = slot_plan.slot_plan()
-    first_call = next(step for step in plan if step.is_call)
-    run.call(first_call, 1, allowed)
-    parts = run.after_probe()
-    calls = [step for step in slot_plan.slot_plan(parts) if step.is_call]  # the plan for the parts there are
-    for number, step in enumerate(calls[1:], start=2):
+    calls = [step for step in slot_plan.slot_plan(run.parts()) if step.is_call]  # the plan for the parts there are
+    for number, step in enumerate(calls, start=1):
         run.call(step, number, allowed)
+        if number < len(calls):
+            run.after_call(number)
     run.merge(len(calls))
     run.check_data()
+    run.check_fallbacks()
     run.check_imports()
     run.slot_ledger()
     for note in run.notes:

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 
 SLOT_SECONDS = 15 * 60  # one slot's device time, start-up included
 START_UP_SECONDS = 120  # a fresh machine's start, which the first call pays
-PROBE_BUDGET_S = 420  # the self-test when due (~2 min) and the probe (~4 min)
+SELFTEST_BUDGET_S = 150  # the fast-path self-test, only when due (gpu_selftest.py --unless-recorded)
+DECIDE_BUDGET_S = 90  # probe.py --decide: each first-section model's fast path, workers, MPS
+WARM_BUDGET_S = 60  # a middle call's work: warm.py (compile ahead), then the probe's families with what is left
+TRANSFER_SECONDS = 30  # a call's data part (up to 64 MiB) there and its files back, about
 DATA_PARTS = 3  # what stage_parts.py cuts the staged data into beside the tree and the wheels today
 WHEELS = ".device-wheels"  # pydantic for the device's Python (benchmarks/device_packages.sh), in every call
 STAGE_TOOL = ".stage/stage-cifar10"
@@ -40,48 +43,66 @@ def part(number: int) -> str:
     return f".stage/part-{number}"
 
 
-def slot_plan(parts: int = DATA_PARTS) -> list[Step]:
-    probe_ends = (START_UP_SECONDS + PROBE_BUDGET_S + 30) / 60
+def slot_plan(parts: int = DATA_PARTS, selftest_due: bool = True) -> list[Step]:
+    """The slot's steps when the data is cut into ``parts``: every call carries one part and does work beside it
+    (call 1 the self-test when due and the decisions, the middle ones the compile ahead, the last the sweep)."""
+    probe_s = (SELFTEST_BUDGET_S if selftest_due else 0) + DECIDE_BUDGET_S
+    minute = (START_UP_SECONDS + TRANSFER_SECONDS + probe_s) / 60
     steps = [
-        Step("here", "Before the slot, in the background (about 4 minutes): pack the data; first, in seconds, the "
-                     "device's missing wheels (once per checkout: `echo .stage/ >> .git/info/exclude`).",
-             command="bash benchmarks/device_packages.sh && (../shared/tools/stage-cifar10 pack ../shared/cifar10 "
-                     ".stage && cp ../shared/tools/stage-cifar10 .stage/) &"),
-        Step("call 1", "The self-test when due, then the probe (no data needed: it runs while the data is packed).",
-             command=f"COMMIT=<COMMIT> OUT=$OUT BUDGET_S={PROBE_BUDGET_S} bash benchmarks/gpu_report.sh probe",
-             carry=(WHEELS,), timeout_s=str(PROBE_BUDGET_S + 30), ends_by_minute=round(probe_ends, 1)),
-        Step("here", "At once: keep what came back in .slot/call-1/; the probe and a self-test pass become files of "
-                     "the checkout (so the next calls carry them: the sweep takes its workers and MPS from the "
-                     "probe and skips the self-test); re-cut the data to fit beside the tree and the wheels.",
+        Step("here", "Before the slot (about 4 minutes, no device time): the device's missing wheels (once per "
+                     "checkout: `echo .stage/ >> .git/info/exclude`), the data packed and cut into parts that each "
+                     "fit one call beside the tree and the wheels. Start the slot when this is done.",
+             command="bash benchmarks/device_packages.sh && ../shared/tools/stage-cifar10 pack ../shared/cifar10 "
+                     ".stage && cp ../shared/tools/stage-cifar10 .stage/ && python benchmarks/stage_parts.py .stage"),
+        Step("call 1", f"Data part 1 of {parts}; the self-test when due, then the decisions "
+                       f"(probe.py --decide, <= {DECIDE_BUDGET_S} s: each first-section model eager, compiled or "
+                       "CUDA-graphed; 1/2/4/8 workers, MPS where it exists).",
+             command="COMMIT=<COMMIT> OUT=$OUT bash benchmarks/gpu_report.sh probe",
+             carry=(WHEELS, part(1), STAGE_TOOL), timeout_s=str(probe_s + 60), ends_by_minute=round(minute, 1)),
+        Step("here", "At once: keep what came back in .slot/call-1/; the probe and the self-test's record become "
+                     "files of the checkout (so the next calls carry them: the sweep takes its fast paths, workers "
+                     "and MPS from them and skips the self-test).",
              command="mkdir -p .slot/call-1 && cp <files_at>/* .slot/call-1/ && cp .slot/call-1/probe.json "
-                     "benchmarks/probe-<card>-<date>.json && (cp .slot/call-1/selftest-passed.json benchmarks/ || "
-                     "true) && python benchmarks/stage_parts.py .stage"),
+                     "benchmarks/probe-<card>-<date>.json && (cp .slot/call-1/selftest.json benchmarks/ || true)"),
     ]
-    minute = probe_ends
-    for number in range(1, parts):
-        minute += 0.5
-        carry = (WHEELS, part(number), *((STAGE_TOOL,) if number == 1 else ()))
-        steps.append(Step(f"call {number + 1}", f"Data part {number} of {parts}, nothing else to wait for.",
-                          command="ls -l .stage", carry=carry, timeout_s="60", ends_by_minute=round(minute, 1)))
+    for number in range(2, parts):
+        minute += (WARM_BUDGET_S + TRANSFER_SECONDS) / 60
+        steps += [
+            Step(f"call {number}", f"Data part {number} of {parts}; the compile ahead (warm.py: the first section's "
+                                   "graphs chosen compiled, into .compile-cache/, which a warm machine keeps), then "
+                                   "the probe's families with what is left.",
+                 command=f"COMMIT=<COMMIT> OUT=$OUT BUDGET_S={WARM_BUDGET_S} bash benchmarks/gpu_report.sh warm",
+                 carry=(WHEELS, part(number)), timeout_s=str(WARM_BUDGET_S + 30), ends_by_minute=round(minute, 1)),
+            Step("here", "At once: keep what came back; the extended probe replaces the checkout's.",
+                 command=f"mkdir -p .slot/call-{number} && cp <files_at>/* .slot/call-{number}/ && cp "
+                         f".slot/call-{number}/probe.json benchmarks/probe-<card>-<date>.json"),
+        ]
     steps += [
-        Step(f"call {parts + 1}", f"The last data part, then the sweep of every section in fill order until "
-                                  "the budget, the results archive rewritten after every finished run.",
+        Step(f"call {parts}", f"Data part {parts} of {parts}, then at once the sweep of every section in fill order "
+                              "until the budget (fast paths from the probe and self-test), the results archive "
+                              "rewritten after every finished run.",
              command="COMMIT=<COMMIT> OUT=$OUT BUDGET_S=<T - 20> bash benchmarks/gpu_report.sh",
              carry=(WHEELS, part(parts), *((STAGE_TOOL,) if parts == 1 else ())), timeout_s="<T>",
              ends_by_minute=SLOT_SECONDS / 60 - 1),
         Step("here", "`give_back` at once; keep what came back; merge the runs into the store; the slot's ledger "
-                     "(the data calls' wall seconds; the lease's held seconds beyond all calls' wall seconds, "
-                     "the machine's start included, as idle) and its line for RESULTS.md.",
-             command=f"mkdir -p .slot/call-{parts + 1} && cp <files_at>/* .slot/call-{parts + 1}/ && cifarnb merge "
-                     f".slot/call-{parts + 1}/results.tar.gz && python benchmarks/ledger.py --slot "
-                     f".slot/call-1/ledger.json .slot/call-{parts + 1}/ledger.json --data-call-seconds <sum of the "
-                     "data calls' wall_s> --idle-seconds <held_s - every call's wall_s>"),
-        Step("here", "Commit the probe JSON and the self-test stamp; record the probe and the slot's ledger line in "
-                     "RESULTS.md (targets met or not, by how much); re-execute the notebooks whose sections are "
+                     "(the lease's held seconds beyond all calls' wall seconds, the machine's start included, as "
+                     "idle) and its line for RESULTS.md.",
+             command=f"mkdir -p .slot/call-{parts} && cp <files_at>/* .slot/call-{parts}/ && cifarnb merge "
+                     f".slot/call-{parts}/results.tar.gz && python benchmarks/ledger.py --slot "
+                     + " ".join(f".slot/call-{n}/ledger.json" for n in range(1, parts + 1))
+                     + " --idle-seconds <held_s - every call's wall_s>"),
+        Step("here", "Commit the probe JSON and the self-test record; record the probe and the slot's ledger line "
+                     "in RESULTS.md (targets met or not, by how much); re-execute the notebooks whose sections are "
                      "complete at `-p profile quick` (with `-y 'seeds: [0]'` while only the first seed is stored); "
                      "commit."),
     ]
     return steps
+
+
+def planned_sweep_seconds(parts: int = DATA_PARTS, selftest_due: bool = True) -> float:
+    """The device seconds the plan leaves the last call's sweep (its start-up and unpacking included)."""
+    before = [step for step in slot_plan(parts, selftest_due) if step.is_call][-2]
+    return SLOT_SECONDS - 60 - before.ends_by_minute * 60 - TRANSFER_SECONDS
 
 
 def markdown(parts: int = DATA_PARTS) -> str:
@@ -95,6 +116,10 @@ def markdown(parts: int = DATA_PARTS) -> str:
         lines.append(f"{head}: {step.what}")
         if step.command:
             lines.append(f"   `{step.command}`")
+    first, later = planned_sweep_seconds(parts), planned_sweep_seconds(parts, selftest_due=False)
+    lines.append(f"\nPlanned: the sweep has {first / 60:.1f} of the slot's {SLOT_SECONDS // 60} minutes "
+                 f"({first / SLOT_SECONDS:.0%}) while the self-test is due, {later / 60:.1f} ({later / SLOT_SECONDS:.0%}) "
+                 "once its record is committed; the ledger says how much of that trained.")
     return "\n".join(lines)
 
 

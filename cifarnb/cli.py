@@ -191,6 +191,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from .archive import cut_runs_travel
+
+    # Stopped (Ctrl-C, SIGTERM): --archive is rewritten once more, with the cut runs' checkpoints that fit.
+    with cut_runs_travel(args.results, args.baseline, args.archive):
+        return _run_sweep(args)
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
     import functools
 
     from .results import ResultStore
@@ -239,9 +247,10 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.backend == "ray":
         from .study.cluster import MissingExtra, sweep_on_ray
 
-        if args.workers != 1 or args.budget_s is not None:
-            raise ValueError("--workers and --budget-s work with --backend local; with --backend ray the cluster's "
-                             "CPUs and GPUs (--cpus-per-run, --gpus-per-run) decide how many runs train at once")
+        if args.workers != 1 or args.budget_s is not None or args.fast_paths != "off":
+            raise ValueError("--workers, --budget-s and --fast-paths work with --backend local; with --backend ray "
+                             "the cluster's CPUs and GPUs (--cpus-per-run, --gpus-per-run) decide how many runs train "
+                             "at once")
         try:
             report = sweep_on_ray(sections, profile, store, seeds=args.seeds, address=args.address,
                                   gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run,
@@ -252,8 +261,15 @@ def _sweep(args: argparse.Namespace) -> int:
     else:
         if args.address is not None:
             raise ValueError("--address needs --backend ray (a Ray cluster's address)")
+        fast_paths = None
+        if args.fast_paths == "auto":
+            from .device import device_name, resolve_device
+            from .study.fast_paths import FastPaths
+
+            fast_paths = FastPaths.read(device_name(resolve_device(args.device)))
         report = sweep(sections, profile, store, seeds=args.seeds, workers=args.workers,
-                       budget_seconds=args.budget_s, on_finished=on_finished, log=functools.partial(print, flush=True))
+                       budget_seconds=args.budget_s, on_finished=on_finished, log=functools.partial(print, flush=True),
+                       fast_paths=fast_paths)
     if on_finished is not None:
         on_finished()
     if args.ledger:
@@ -273,7 +289,9 @@ def _merge(args: argparse.Namespace) -> int:
         for path in report.conflicts:
             print(f"  {path}", file=sys.stderr)
         return 1
-    print(f"merged {len(report.added)} new file(s) into {args.results} ({len(report.unchanged)} already there)")
+    resume = len(report.checkpoints)  # cut runs' checkpoints: the next sweep resumes them
+    print(f"merged {len(report.added)} new file(s) into {args.results} ({len(report.unchanged)} already there)"
+          + (f"; {resume} checkpoint{'s' * (resume > 1)} to resume" if resume else ""))
     return 0
 
 
@@ -322,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--ledger", default=None, metavar="FILE", help="write the sweep's wall seconds and those "
                        "spent rewriting --archive to this JSON file (benchmarks/ledger.py adds it to a GPU slot's "
                        "ledger) (default: none)")
+    sweep.add_argument("--fast-paths", default="off", choices=("off", "auto"),
+                       help="auto: compile or CUDA-graph each model where the card's committed probe shows it pays "
+                       "and its self-test passed (benchmarks/probe-<card>-<date>.json, benchmarks/selftest.json); "
+                       "off: the profile's execution settings (default: %(default)s)")
     sweep.add_argument("--estimate", default=None, metavar="DEVICE",
                        help="print each section's hours on DEVICE, and train nothing: a card as runs record it "
                        "('NVIDIA H200', 'cpu') or a short form (H200, H100, A100); an unknown card is refused "

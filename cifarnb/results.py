@@ -293,8 +293,10 @@ class ResultStore:
         finished = [0]  # the last epoch this call finished, for the line an interruption prints
         fit_started = time.perf_counter()
         try:
+            # A compiled run compiles (and records its CUDA graphs) in untimed steps first, so its epochs' seconds
+            # are training alone and the compile's are its own phase (a GPU slot's ledger: compile seconds by model).
             result = fit(config, data, checkpoint_path=checkpoint, progress=progress,
-                         on_epoch=lambda row: finished.append(row["epoch"]))
+                         on_epoch=lambda row: finished.append(row["epoch"]), warmup_steps=3 if config.compile else 0)
         except BaseException as stop:
             # Ctrl-C, SIGTERM under interrupt.terminate_raises, or an error torch.save (say) made of either.
             signal_number = signal_of(stop) if isinstance(stop, KeyboardInterrupt) else pending()

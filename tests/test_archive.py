@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import io
 import json
@@ -12,12 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from cifarnb import archive
-from cifarnb.archive import merge, new_files, pack
+from cifarnb.archive import cut_runs_travel, merge, new_files, pack
 from cifarnb.atomic import atomic_write
-from cifarnb.results import CHECKPOINT_FILE, RUN_FILE, WEIGHTS_FILE, Run, content_key, atomic_write_json
-from cifarnb.train import TrainConfig
+from cifarnb.cli import main
+from cifarnb.interrupt import TrainingInterrupted
+from cifarnb.results import (CHECKPOINT_FILE, RUN_FILE, WEIGHTS_FILE, ResultStore, Run, atomic_write_json,
+                             content_key)
+from cifarnb.train import TrainConfig, fit
 
 CONFIG = TrainConfig(model="lenet5", epochs=1, device="cpu", n_train=32, n_test=32)
 HISTORY = [{"epoch": 1, "train_loss": 2.3, "train_acc": 11.0, "lr": 0.01, "seconds": 0.5, "test_loss": 2.2,
@@ -27,6 +32,12 @@ TABLE_CONFIG = {"models": ["vgg_a"], "lr": 0.15000000000000002}
 
 def run_bytes(config: TrainConfig = CONFIG, status: str = "finished", history: list = HISTORY) -> bytes:
     return json.dumps(Run(config, history, status, meta={"device": "cpu"}).to_json(), indent=1).encode()
+
+
+def torch_bytes(content) -> bytes:
+    out = io.BytesIO()
+    torch.save(content, out)
+    return out.getvalue()
 
 
 def npz_bytes(**arrays) -> bytes:
@@ -145,6 +156,13 @@ BAD_ARCHIVES = {  # case: (member, what the error must say)
     "pickled npz": (entry(f"arrays/maps-{'0' * 16}.npz", npz_bytes(a=np.array([{"x": 1}], dtype=object))),
                     "allow_pickle"),
     "too big": (entry(GOOD_RUN, b" " * (archive.MAX_MEMBER_BYTES + 1)), "limit"),
+    "corrupt checkpoint": (entry(f"lenet5-{CONFIG.key()}/{CHECKPOINT_FILE}", b"half a checkpoint"),
+                           "bad checkpoint file: not a loadable torch checkpoint"),
+    "pickled checkpoint": (entry(f"lenet5-{CONFIG.key()}/{CHECKPOINT_FILE}",
+                                 torch_bytes({"epoch": 1, "model": {}, "code": argparse.Namespace()})),
+                           "not a loadable torch checkpoint (UnpicklingError)"),  # weights_only: no objects
+    "checkpoint of nothing": (entry(f"lenet5-{CONFIG.key()}/{CHECKPOINT_FILE}", torch_bytes({"epoch": 0, "model": {}})),
+                              "its epoch is 0"),
 }
 
 
@@ -283,3 +301,152 @@ def test_a_merge_whose_writes_fail_midway_leaves_the_store_as_it_was(step, store
     assert len(calls) == 2 and snapshot(target) == before  # no file, no partial, no folder added
     monkeypatch.setattr(archive, step, real)
     assert len(merge(tmp_path / "a.tar.gz", target).added) == 3  # and the same merge then goes through
+
+
+# A run cut by the slot's end: its checkpoint travels when it fits, and the merge lets the next sweep resume it.
+
+CUT = TrainConfig(model="lenet5", epochs=2, batch_size=16, lr=0.05, device="cpu", n_train=32, n_test=32)
+
+
+def without_timings(history):
+    return [{k: v for k, v in row.items() if "seconds" not in k} for row in history]
+
+
+def cut_run(root: Path, config: TrainConfig, data) -> Path:
+    """``config`` trained into the store at ``root`` and stopped after epoch 1, as a slot's end stops it (the
+    store's folder then holds the checkpoint and no run.json); the checkpoint's path."""
+    checkpoint = root / f"{config.model}-{config.key()}" / CHECKPOINT_FILE
+
+    def stop(row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, data, checkpoint_path=checkpoint, progress=False, on_epoch=stop)
+    assert checkpoint.is_file() and not (checkpoint.parent / RUN_FILE).exists()
+    return checkpoint
+
+
+@pytest.fixture
+def cut_store(store, tiny) -> tuple[Path, Path, Path]:
+    """The store with two cut runs, LeNet5's checkpoint much smaller than AlexNet's: (store, small, big)."""
+    small, big = cut_run(store, CUT, tiny), cut_run(store, CUT.replace(model="alexnet"), tiny)
+    assert small.stat().st_size * 2 < big.stat().st_size
+    return store, small, big
+
+
+def test_a_stopped_sweeps_pack_takes_the_checkpoints_that_fit_and_names_those_left_out(cut_store, tmp_path,
+                                                                                         monkeypatch):
+    store, small, big = cut_store
+    plain = tmp_path / "plain.tar.gz"
+    assert pack(store, None, plain) == 3  # a plain pack never takes a checkpoint
+    limit = small.stat().st_size + 2**16  # room for the small checkpoint and the results, not 16 MiB of files
+    monkeypatch.setattr(archive, "CHECKPOINT_TRAVELS_MAX_BYTES", limit)
+    lines = []
+    assert pack(store, None, tmp_path / "cut.tar.gz", include_checkpoints=True, log=lines.append) == 4
+    with tarfile.open(tmp_path / "cut.tar.gz") as tar:
+        names = tar.getnames()
+        assert tar.extractfile(small.relative_to(store).as_posix()).read() == small.read_bytes()
+    assert names == sorted(names) and small.relative_to(store).as_posix() in names
+    # Neither the big checkpoint nor the stale one beside the fixture's finished run travels.
+    assert sum(Path(name).name == CHECKPOINT_FILE for name in names) == 1
+    kept, left_out = sorted(lines, key=lambda line: line.startswith(big.parent.name))
+    assert kept.startswith(f"{small.parent.name}: checkpoint of ") and "(epoch 1 done) in the archive" in kept
+    sizes = [archive._size(size) for size in (big.stat().st_size, limit)]  # "45.2 MiB" (tested below)
+    assert left_out == (f"{big.parent.name}: checkpoint of {sizes[0]} left out of the archive (over {sizes[1]}); "
+                        "the run restarts from epoch 1 on the next sweep")
+
+
+def test_checkpoints_that_fit_alone_but_not_together_leave_the_archive_within_the_limit(cut_store, tiny, tmp_path,
+                                                                                       monkeypatch):
+    store, small, _ = cut_store
+    other = cut_run(store, CUT.replace(seed=1), tiny)  # as large as ``small``: one of the two fits beside the results
+    monkeypatch.setattr(archive, "CHECKPOINT_TRAVELS_MAX_BYTES", max(small.stat().st_size, other.stat().st_size)
+                        + 2**16)
+    lines = []
+    pack(store, None, tmp_path / "cut.tar.gz", include_checkpoints=True, log=lines.append)
+    assert (tmp_path / "cut.tar.gz").stat().st_size <= archive.CHECKPOINT_TRAVELS_MAX_BYTES
+    with tarfile.open(tmp_path / "cut.tar.gz") as tar:
+        assert sum(Path(name).name == CHECKPOINT_FILE for name in tar.getnames()) == 1
+    assert sum("(with it the archive would pass " in line for line in lines) == 1
+
+
+def test_the_limit_is_16_mib_and_said_so():
+    assert archive.CHECKPOINT_TRAVELS_MAX_BYTES == 16 * 2**20
+    assert archive._size(archive.CHECKPOINT_TRAVELS_MAX_BYTES) == "16 MiB"
+    assert archive._size(int(45.2 * 2**20)) == "45.2 MiB"
+
+
+def test_a_merged_checkpoint_resumes_on_the_next_run(cut_store, tiny, tmp_path, capsys):
+    store, small, _ = cut_store
+    pack(store, None, tmp_path / "cut.tar.gz", include_checkpoints=True, log=lambda line: None)
+    target = tmp_path / "target"
+    assert main(["merge", str(tmp_path / "cut.tar.gz"), "--results", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().endswith("; 1 checkpoint to resume")
+    placed = target / small.relative_to(store)
+    assert placed.read_bytes() == small.read_bytes() and not list(target.rglob("*.partial"))
+    resumed = ResultStore(target).run(CUT, data=tiny, progress=False)
+    assert resumed.meta["resumed_from_epoch"] == 1 and resumed.finished and not placed.exists()
+    alone = ResultStore(tmp_path / "alone").run(CUT, data=tiny, progress=False)
+    assert without_timings(resumed.history) == without_timings(alone.history)
+    # Merged again, the checkpoint is no news beside the finished run: refused, and the run stays as it is.
+    with pytest.raises(ValueError, match="finished"):
+        merge(tmp_path / "cut.tar.gz", target)
+
+
+def test_a_checkpoint_beside_a_finished_run_is_refused_in_one_line(tmp_path):
+    checkpoint = f"lenet5-{CONFIG.key()}/{CHECKPOINT_FILE}"
+    path = tarball(tmp_path / "cut.tar.gz", entry(checkpoint, torch_bytes({"epoch": 1, "model": {}})))
+    target = tmp_path / "target"
+    finished = write_run(target, CONFIG)
+    before = snapshot(target)
+    with pytest.raises(ValueError) as error:
+        merge(path, target)
+    message = str(error.value)
+    assert "\n" not in message and repr(checkpoint) in message and str(path) in message
+    assert "the store holds this run finished" in message and "never goes beside a finished run" in message
+    assert snapshot(target) == before and finished.exists()
+    # Nor may the archive itself bring the finished run beside it.
+    both = tarball(tmp_path / "both.tar.gz", entry(GOOD_RUN, run_bytes()),
+                   entry(checkpoint, torch_bytes({"epoch": 1, "model": {}})))
+    with pytest.raises(ValueError, match="the archive holds this run finished"):
+        merge(both, tmp_path / "fresh")
+    assert result_files(tmp_path / "fresh") == set()
+
+
+def test_a_stop_inside_the_block_rewrites_the_archive_with_the_cut_runs_then_goes_on(cut_store, tmp_path):
+    store, small, big = cut_store
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        with cut_runs_travel(store, None, tmp_path / "cut.tar.gz", log=lines.append):
+            raise TrainingInterrupted(small.parent.name, 2, 1)
+    with tarfile.open(tmp_path / "cut.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert small.relative_to(store).as_posix() in names and big.relative_to(store).as_posix() not in names
+    assert big.stat().st_size > 16 * 2**20 and "(over 16 MiB)" in lines[1] and len(lines) == 2  # AlexNet's: ~20 MB
+    with cut_runs_travel(store, None, tmp_path / "quiet.tar.gz", log=lines.append):
+        pass  # no stop: no pack
+    with pytest.raises(KeyboardInterrupt), cut_runs_travel(store, None, None, log=lines.append):
+        raise KeyboardInterrupt  # no archive asked for: nothing written
+    assert not (tmp_path / "quiet.tar.gz").exists() and len(lines) == 2
+
+
+def test_a_stopped_sweep_command_leaves_the_cut_runs_checkpoint_in_its_archive(cut_store, tmp_path, capsys,
+                                                                              monkeypatch):
+    store, small, _ = cut_store
+
+    def stopped(args):
+        raise TrainingInterrupted(small.parent.name, 2, 1, signal_number=15)
+
+    monkeypatch.setattr("cifarnb.cli._run_sweep", stopped)
+    baseline = tmp_path / "baseline"
+    shutil.copytree(store, baseline)
+    shutil.rmtree(baseline / small.parent.name)  # the baseline lacks the cut runs, as the committed store does
+    status = main(["sweep", "--results", str(store), "--archive", str(tmp_path / "slot.tar.gz"),
+                   "--baseline", str(baseline)])
+    captured = capsys.readouterr()
+    assert status == 143 and captured.err.strip() == (f"interrupted in epoch 2 of {small.parent.name}; the same "
+                                                      "command resumes from epoch 1")
+    assert f"{small.parent.name}: checkpoint of " in captured.out
+    with tarfile.open(tmp_path / "slot.tar.gz") as tar:
+        assert small.relative_to(store).as_posix() in tar.getnames()

@@ -60,43 +60,74 @@ def test_a_small_budget_starts_no_run_and_ends_cleanly(tmp_path, cifar_root):
         assert archive.getnames() == []
 
 
-def test_the_probe_step_needs_no_data_and_returns_its_json(tmp_path):
-    result, out = gpu_report(tmp_path, tmp_path / "no-data", PROBE_ARGS="--cpu --sections lenet5_wrn", step="probe")
+def test_the_probe_step_needs_no_data_and_returns_the_decisions(tmp_path):
+    result, out = gpu_report(tmp_path, tmp_path / "no-data", PROBE_ARGS="--cpu --decide", step="probe")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["gpu_report.log", "ledger.json", "probe.json"]
     log = (out / "gpu_report.log").read_text()
     assert "gpu_selftest: skipped, CUDA is not available" in log and "probe exit status 0" in log
-    records = json.loads((out / "probe.json").read_text())["records"]
-    assert [r["label"] for r in records] == ["LeNet5 eager", "LeNet5, CUDA graphs",
-                                             "WideResNet28-10 eager (compute-bound reference)"]
+    probe = json.loads((out / "probe.json").read_text())
+    assert list(probe["sections"]) == ["modes", "workers"]  # --decide: what a sweep decides from, nothing else
+    assert [r["label"] for r in probe["records"]] == [
+        "lenet5 at batch 2, eager", "lenet5 at batch 2, compiled+cuda_graphs", "lenet5 at batch 2, compiled",
+        "1 worker, no MPS", "2 workers, no MPS", "MPS"]
+    compiled = probe["records"][2]
+    assert compiled["fast_path"] == "compiled" and compiled["compile_seconds"] > 0
+    assert json.loads((out / "ledger.json").read_text())["phases"]["probe"] > 0
+
+
+def test_past_its_budget_the_probe_records_what_is_left_as_skipped(tmp_path):
+    out = tmp_path / "probe.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "probe.py"), "--cpu", "--decide",
+                             "--budget-s", "0", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    records = json.loads(out.read_text())["records"]
+    assert records and all(r.get("skipped") == "over the probe's budget (--budget-s)" for r in records)
 
 
 def test_an_unknown_step_is_one_line(tmp_path):
     result, _ = gpu_report(tmp_path, tmp_path, step="report")
     assert result.returncode == 2
-    assert result.stdout.strip() == "gpu_report: the step is probe, sweep (the default) or rehearse, not 'report'"
+    assert result.stdout.strip() == ("gpu_report: the step is probe, warm, sweep (the default) or rehearse, "
+                                     "not 'report'")
 
 
 def test_the_self_test_runs_again_only_when_the_fast_path_card_or_torch_changed(tmp_path):
     import torch
 
-    from gpu_selftest import fingerprint, passed_before
+    from gpu_selftest import fingerprint, recorded_before
 
     for name, text in (("cifarnb/train/engine.py", "a"), ("benchmarks/gpu_selftest.py", "b"), ("README.md", "c")):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
-    stamp = tmp_path / "selftest-passed.json"
+    stamp = tmp_path / "selftest.json"
+    checks = [{"name": "compiled lenet5@16", "fast_path": "compiled", "model": "lenet5", "ok": False, "error": "x"}]
     stamp.write_text(json.dumps({"fingerprint": fingerprint(tmp_path), "commit": "abc1234", "device": "NVIDIA H200",
-                                 "torch": torch.__version__, "date": "2026-12-01"}))
-    assert passed_before(stamp, "NVIDIA H200", tmp_path) == (
-        "gpu_selftest: not needed, the fast path is unchanged since it passed at commit abc1234 (NVIDIA H200, "
-        f"torch {torch.__version__}, 2026-12-01)")
-    assert passed_before(stamp, "NVIDIA H100 80GB HBM3", tmp_path) is None  # another card
+                                 "torch": torch.__version__, "date": "2026-12-01", "checks": checks}))
+    assert recorded_before(stamp, "NVIDIA H200", tmp_path) == (
+        "gpu_selftest: not needed, the fast path is unchanged since its checks at commit abc1234 (NVIDIA H200, "
+        f"torch {torch.__version__}, 2026-12-01); failed then, so the sweep keeps them off: compiled lenet5@16")
+    assert recorded_before(stamp, "NVIDIA H100 80GB HBM3", tmp_path) is None  # another card
     (tmp_path / "README.md").write_text("changed")  # not the fast path
-    assert passed_before(stamp, "NVIDIA H200", tmp_path) is not None
+    assert recorded_before(stamp, "NVIDIA H200", tmp_path) is not None
     (tmp_path / "cifarnb/train/engine.py").write_text("changed")
-    assert passed_before(stamp, "NVIDIA H200", tmp_path) is None
-    assert passed_before(tmp_path / "absent.json", "NVIDIA H200", tmp_path) is None
+    assert recorded_before(stamp, "NVIDIA H200", tmp_path) is None
+    assert recorded_before(tmp_path / "absent.json", "NVIDIA H200", tmp_path) is None
+
+
+def test_each_fast_path_is_checked_against_eager_and_a_broken_one_is_recorded(tmp_path):
+    """On the CPU: LeNet5 compiled against eager, two workers against one; a check made to fail is recorded as
+    failed with its fallback, and the script still exits 0 (nothing without a fallback broke)."""
+    record = tmp_path / "selftest.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_selftest.py"), "--cpu", "--record",
+                             str(record), "--break", "workers"], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    checks = {check["name"]: check for check in json.loads(record.read_text())["checks"]}
+    assert checks["compiled lenet5@16"]["ok"] is True and checks["workers"]["ok"] is False
+    assert checks["cuda_graphs"]["skipped"] == "CUDA graphs: needs CUDA"
+    assert "FAILED  workers" in result.stdout and "(the sweep's fallback: one process)" in result.stdout
+    assert "1 fast path(s) failed against eager and stay off in the sweep: workers" in result.stdout
 
 
 def test_staged_parts_are_recut_into_the_fewest_that_fit_a_call(tmp_path):
@@ -137,7 +168,10 @@ def test_a_call_ledger_scales_overlapping_runs_to_the_wall_time_they_shared():
                                                       "warmup_seconds": 0.0, "checkpoint_seconds": 1.0}}}
     marks = [("start", 0.0), ("self-test", 5.0), ("sweep", 10.0), ("end", 30.0)]
     # Two such runs side by side (each trained epoch 2 here: 10 s of steps) in a sweep of 20 s, 2 s of packing.
-    ledger = call_ledger(marks, [run, run], {"packing_seconds": 2.0}, "NVIDIA H200", 989e12)
+    compiled = {**run, "config": {**run["config"], "compile": True},
+                "meta": {**run["meta"], "phases": {**run["meta"]["phases"], "warmup_seconds": 0.0}}}
+    ledger = call_ledger(marks, [run, compiled], {"packing_seconds": 2.0}, "NVIDIA H200", 989e12)
+    assert ledger["compile_seconds_by_model"] == {"lenet5": 0.0}  # the compiled run's warm-up, by model
     phases = ledger["phases"]
     assert ledger["concurrency"] == round(32 / 18, 2) and phases["packing"] == 2.0
     assert phases["training steps"] == round(20 / (32 / 18), 3) and phases["other in runs"] == 0.0
@@ -149,7 +183,8 @@ def test_a_call_ledger_scales_overlapping_runs_to_the_wall_time_they_shared():
     one_epoch = training_flops(TrainConfig(model="lenet5", n_train=1000, epochs=2))  # 3 passes of 1,000 images
     assert ledger["training_flops"] == 2 * one_epoch  # one epoch trained here by each of the two runs
     assert ledger["mfu_training"] == round(2 * one_epoch / (phases["training steps"] * 989e12), 4)
-    slot = slot_ledger([ledger, ledger], idle_between=4.0)
+    slot = slot_ledger([ledger, {**ledger, "compile_seconds_by_model": {"lenet5": 7.5, "resnet9": 30.0}}], 4.0)
     assert slot["wall_seconds"] == 64.0 and slot["phases"]["idle"] == 4.0
+    assert slot["compile_seconds_by_model"] == {"lenet5": 7.5, "resnet9": 30.0}
     assert slot["training_share"] == round(2 * phases["training steps"] / 64.0, 4)
     assert summary(slot).startswith("NVIDIA H200: 64 s of device time, training steps")

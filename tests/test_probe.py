@@ -11,7 +11,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ["resnet18_eager", "precision", "resnet18_compiled", "fixed_costs", "ghost_bn", "workers", "lenet5_wrn", "families"]
+SECTIONS = ["resnet18_eager", "precision", "resnet18_compiled", "fixed_costs", "ghost_bn", "modes", "workers", "lenet5_wrn",
+            "families"]
 EVERY_RECORD = ("section", "label", "model", "family", "batch_size", "mode", "workers", "device", "torch", "date")
 
 
@@ -35,7 +36,8 @@ def test_the_probe_runs_every_section_on_the_cpu_and_says_what_it_skipped(tmp_pa
     skipped = {record["label"]: record["skipped"] for record in records if "skipped" in record}
     assert skipped == {"eager, cuDNN autotuning on": "cuDNN autotuning: needs CUDA",
                        "CUDA graphs": "CUDA graphs: needs CUDA", "MPS": "MPS: needs CUDA",
-                       "LeNet5, CUDA graphs": "CUDA graphs: needs CUDA"}
+                       "LeNet5, CUDA graphs": "CUDA graphs: needs CUDA",
+                       "lenet5 at batch 2, compiled+cuda_graphs": "CUDA graphs: needs CUDA"}
     eager = next(record for record in records if record["label"] == "eager, cuDNN autotuning off")
     assert eager["aten_calls_per_step"] > 0 and eager["gpu_busy_fraction"] == {"skipped": "CUDA kernels: needs CUDA"}
     compiled = next(record for record in records if record["label"] == "compiled")

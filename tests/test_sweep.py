@@ -240,6 +240,6 @@ def test_ray_backend_without_ray_says_how_to_install_it(tmp_path, monkeypatch, c
 def test_local_only_flags_are_refused_with_ray_and_ray_flags_without_it(tmp_path, capsys):
     base = ["sweep", "--section", "batchnorm", "--profile", "smoke", "--results", str(tmp_path)]
     assert main([*base, "--backend", "ray", "--workers", "2"]) == 2
-    assert "--workers and --budget-s work with --backend local" in capsys.readouterr().err
+    assert "--workers, --budget-s and --fast-paths work with --backend local" in capsys.readouterr().err
     assert main([*base, "--address", "10.0.0.1:6379"]) == 2
     assert "--address needs --backend ray" in capsys.readouterr().err

@@ -41,6 +41,11 @@ def resolve_card(name: str, seen: set[str] = frozenset()) -> str:
                      + (f", and the store's {', '.join(others)}" if others else ""))
 
 
+def card_slug(name: str) -> str:
+    """"NVIDIA H200" -> "nvidia-h200": the card's part of a committed probe's file name."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
 @functools.cache
 def model_family(model: str) -> str:
     """The module of :mod:`cifarnb.models` that registers ``model``: its family ("resnet" for resnet18/34/50,
@@ -78,8 +83,7 @@ class Probe:
     @classmethod
     def newest(cls, device_label: str, folder: Path = PROBE_FOLDER) -> Probe | None:
         """The newest committed probe of ``device_label``'s card (``probe-<card>-<date>.json``), or None."""
-        card = re.sub(r"[^a-z0-9]+", "-", device_label.lower()).strip("-")
-        paths = sorted(Path(folder).glob(f"probe-{card}-[0-9]*.json"))  # ISO dates: the last is the newest
+        paths = sorted(Path(folder).glob(f"probe-{card_slug(device_label)}-[0-9]*.json"))  # ISO dates: the last is the newest
         return cls.read(paths[-1]) if paths else None
 
     def precision_cost(self, model: str, precision: str) -> float | None:

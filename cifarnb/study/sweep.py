@@ -30,6 +30,8 @@ from ..data import load_cifar10
 from ..interrupt import Interrupted, describe, leave_sigint_to_parent, pending, signal_of, terminate_raises
 from ..results import ResultStore
 from .estimate import Estimator
+from .fast_paths import FastPaths
+from .fast_paths import apply as apply_fast_paths
 from .profiles import Profile
 from .sections import plan
 from .tasks import Task
@@ -166,17 +168,25 @@ def merge_outcomes(outcomes: list[dict[tuple, str]]) -> dict[tuple, str]:
 
 def sweep(sections, profile: Profile, store: ResultStore, seeds=None, workers: int = 1,
           budget_seconds: float | None = None, on_finished: Callable[[], None] | None = None,
-          log: Callable[[str], None] = print) -> SweepReport:
+          log: Callable[[str], None] = print, fast_paths: FastPaths | None = None) -> SweepReport:
     """Every task of ``sections`` (:func:`plan`) through ``store``, by ``workers`` processes sharing the
     profile's device.
 
     ``budget_seconds``: no task starts that would not end within this many seconds from now. With several
     workers, ``on_finished`` and ``log`` must be picklable (module-level functions or partials of them).
     A data set that is missing or damaged stops the sweep before any task, with the loader's one-line error.
+    ``fast_paths``: each model's fast path from the card's probe and self-test (:mod:`.fast_paths`; None: the
+    profile's execution fields as they are); a failed check of concurrent workers makes the sweep one process.
     """
     if workers < 1:
         raise ValueError(f"workers={workers} must be at least 1")
     tasks = plan(sections, profile, seeds)
+    if fast_paths is not None:
+        if workers > 1 and "workers" in fast_paths.broken:
+            log(f"one worker, not {workers}: the self-test's workers check failed on this card "
+                f"({next(iter(fast_paths.broken['workers'].values()))})")
+            workers = 1
+        tasks = apply_fast_paths(tasks, fast_paths, workers, lambda task: task.stored(store), log)
     before = {task: task.stored(store) for task in tasks}
     if not all(before.values()):
         # Read once here: a missing or damaged copy is one error now, not one traceback per task. (Kept in memory,

@@ -65,7 +65,16 @@ def resolve(names, note: Callable[[str], None] | None = None, aliases: dict[str,
 
 def plan(sections, profile: Profile, seeds=None) -> list[Task]:
     """Every task of ``sections`` (names or aliases) at ``profile``: sections in the order given, seed by seed
-    (the first seed of every run before any second seed); a result two sections need is planned once."""
+    (the first seed of every run before any second seed); a result two sections need is planned once.
+
+    Within a section and seed the tasks come table by table (each section's ``tasks`` emits them so; a table's
+    runs that an earlier table already planned are not repeated), so a slot cut off at any point leaves whole
+    tables and one table in progress, not one run of each (tests/test_fill_order.py holds each section to it).
+    """
+    # The tables go in the report's order (its notebook's), a superseded earlier reading last, rather than
+    # cheapest first: the report's own tables are what its claims read (Tables 8-9 before our trick ladders),
+    # the tables of one section cost about the same per row (Tables 1-5: every row one ResNet18 run), and the
+    # order stays one a reader can follow and that does not move with a card's measured speeds.
     names = resolve(sections)
     seeds = tuple(profile.seeds if seeds is None else seeds)
     tasks: list[Task] = []
