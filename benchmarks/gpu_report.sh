@@ -132,6 +132,15 @@ if [ "$STEP" != "warm" ] && [ "${SELFTEST:-auto}" != "0" ] && ! "${selftest[@]}"
 fi
 
 # --- probe: throughput on synthetic images, no data needed ---------------------------------------------------
+# A later slot whose card's probe (committed, this torch) already holds the decisions does the warm step's work.
+if [ "$STEP" = "probe" ]; then
+    mark probe
+    # shellcheck disable=SC2086
+    if "$PY" benchmarks/probe.py --decided --first-section "$FIRST_SECTION" ${PROBE_ARGS:---decide}; then
+        STEP=warm
+        BUDGET_S=$(( $(date +%s) - started + ${WARM_S:-60} ))
+    fi
+fi
 if [ "$STEP" = "probe" ]; then
     mark probe
     # shellcheck disable=SC2086

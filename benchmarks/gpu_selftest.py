@@ -74,7 +74,8 @@ def synthetic(n_train: int = 256, n_test: int = 128) -> CIFAR10:
 def check_finite(result) -> None:
     last = result.history[-1]
     if result.diverged or not all(math.isfinite(last[k]) for k in ("train_loss", "test_loss", "test_acc")):
-        raise RuntimeError(f"non-finite result: {last}")
+        raise RuntimeError(f"non-finite result: train loss {last['train_loss']:.3g}, test loss "
+                           f"{last['test_loss']:.3g}, test accuracy {last['test_acc']:.3g}")
 
 
 # --- without a fallback (CUDA only) -------------------------------------------------------------------------

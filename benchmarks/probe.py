@@ -516,16 +516,45 @@ def lenet5_wrn(probe: Probe) -> None:
                   lambda: probe.time("lenet5_wrn", "WideResNet28-10 eager (compute-bound reference)", wide))
 
 
+def modes_configs(first_runs: list[TrainConfig], runs: list[tuple[str, TrainConfig]], sizes: Sizes,
+                  cpu: bool) -> list[TrainConfig]:
+    """What ``modes`` times: the first section's runs, each model and batch size once, at the probe's batch size (on a
+    CPU: the sweep's first run of LeNet5 alone)."""
+    chosen = [next(c for _, c in runs if c.model == sizes.compiled_model)] if cpu else first_runs
+    distinct: dict[tuple, TrainConfig] = {}
+    for config in chosen:
+        distinct.setdefault((config.model, config.batch_size), config.replace(batch_size=sizes.batch(config.batch_size)))
+    return list(distinct.values())
+
+
+def decided(path: Path | None, first_section: str, cpu: bool) -> tuple[bool, str]:
+    """Whether the probe at ``path`` (this card's newest) already holds a sweep's decisions for ``first_section``
+    under this torch: each of its models timed eager and compiled (``modes``) and a workers record; and why not."""
+    if path is None:
+        return False, "no probe of this card is committed"
+    content = json.loads(path.read_text())
+    if content.get("torch") != torch.__version__:
+        return False, f"{path.name} was made with torch {content.get('torch')}, this is {torch.__version__}"
+    profile = profiles.get("quick", device="cpu" if cpu else "cuda")
+    runs = [(task.label, task.config) for task in plan(list(SECTIONS), profile, seeds=[0]) if isinstance(task, RunTask)]
+    first = [task.config for task in plan([first_section], profile, seeds=[0]) if isinstance(task, RunTask)]
+    timed = {(r.get("model"), r.get("batch_size"), r.get("fast_path")) for r in content.get("records", [])
+             if r.get("section") == "modes" and "ms_per_step" in r}
+    for config in modes_configs(first, runs, CPU if cpu else GPU, cpu):
+        for fast_path in ("eager", "compiled"):
+            if (config.model, config.batch_size, fast_path) not in timed:
+                return False, f"{path.name} has no {fast_path} timing of {config.model} at batch {config.batch_size}"
+    if not any(r.get("section") == "workers" and "images_per_second" in r for r in content.get("records", [])):
+        return False, f"{path.name} has no workers records"
+    return True, f"{path.name} holds the decisions for {first_section} (modes, workers) under this torch"
+
+
 def modes(probe: Probe) -> None:
     """The first section's models (each model and batch size once, in the sweep's order), eager and in each compiled
     mode: ms per step and the seconds compiling cost (the warm-up: compiling and recording CUDA graphs), from which
     ``cifarnb.study.fast_paths`` chooses each model's fast path. Eager first, then CUDA graphs, the likelier gain.
     On a CPU: LeNet5 alone (the cheapest to compile), without CUDA graphs."""
-    distinct: dict[tuple, TrainConfig] = {}
-    for config in [probe.config(probe.sizes.compiled_model)] if probe.cpu else probe.first_runs:
-        distinct.setdefault((config.model, config.batch_size), config)
-    for config in distinct.values():
-        config = config.replace(batch_size=probe.sizes.batch(config.batch_size))
+    for config in modes_configs(probe.first_runs, probe.runs, probe.sizes, probe.cpu):
         for fast_path in ("eager", "compiled+cuda_graphs", "compiled"):
             label = f"{config.model} at batch {config.batch_size}, {fast_path}"
 
@@ -615,6 +644,8 @@ def main(argv: list[str] | None = None) -> int:
                         "benchmarks/probe-<card>-<date>.json of this device's card) and exit")
     parser.add_argument("--decide", action="store_true", help="only what a sweep decides from (sections "
                         f"{' '.join(DECISIONS)}, 1/2/4/8 workers), within --budget-s (default {DECISION_BUDGET_S})")
+    parser.add_argument("--decided", action="store_true", help="exit 0 if the newest committed probe of this card "
+                        "already holds --decide's decisions for --first-section under this torch, else 1; say why")
     parser.add_argument("--first-section", default=next(iter(SECTIONS)), choices=list(SECTIONS),
                         help="the section a sweep trains first, whose runs modes and workers time (default: "
                         "%(default)s)")
@@ -628,6 +659,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.decide:
         args.sections = list(DECISIONS) if args.sections == list(SECTION_FUNCTIONS) else args.sections
         args.budget_s = DECISION_BUDGET_S if args.budget_s is None else args.budget_s
+    if args.decided:
+        card = "cpu" if args.cpu else device_name(torch.device("cuda"))
+        done, why = decided(newest_probe(Path(__file__).resolve().parent, card), args.first_section, args.cpu)
+        print(f"probe: {'decisions not needed: ' if done else 'decisions needed: '}{why}")
+        return 0 if done else 1
     if args.choose is not None:
         card = device_name(torch.device("cuda")) if torch.cuda.is_available() else "cpu"
         path = Path(args.choose) if args.choose else newest_probe(Path(__file__).resolve().parent, card)

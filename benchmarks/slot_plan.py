@@ -43,10 +43,12 @@ def part(number: int) -> str:
     return f".stage/part-{number}"
 
 
-def slot_plan(parts: int = DATA_PARTS, selftest_due: bool = True) -> list[Step]:
+def slot_plan(parts: int = DATA_PARTS, first_slot: bool = True) -> list[Step]:
     """The slot's steps when the data is cut into ``parts``: every call carries one part and does work beside it
-    (call 1 the self-test when due and the decisions, the middle ones the compile ahead, the last the sweep)."""
-    probe_s = (SELFTEST_BUDGET_S if selftest_due else 0) + DECIDE_BUDGET_S
+    (call 1 the self-test when due and the decisions, the middle ones the compile ahead, the last the sweep).
+    ``first_slot`` False: the card's self-test record and probe decisions are committed, so call 1 compiles ahead
+    instead (gpu_report.sh probe finds them: probe.py --decided); only the minutes differ."""
+    probe_s = SELFTEST_BUDGET_S + DECIDE_BUDGET_S if first_slot else WARM_BUDGET_S
     minute = (START_UP_SECONDS + TRANSFER_SECONDS + probe_s) / 60
     steps = [
         Step("here", "Before the slot (about 4 minutes, no device time): the device's missing wheels (once per "
@@ -56,7 +58,8 @@ def slot_plan(parts: int = DATA_PARTS, selftest_due: bool = True) -> list[Step]:
                      ".stage && cp ../shared/tools/stage-cifar10 .stage/ && python benchmarks/stage_parts.py .stage"),
         Step("call 1", f"Data part 1 of {parts}; the self-test when due, then the decisions "
                        f"(probe.py --decide, <= {DECIDE_BUDGET_S} s: each first-section model eager, compiled or "
-                       "CUDA-graphed; 1/2/4/8 workers, MPS where it exists).",
+                       "CUDA-graphed; 1/2/4/8 workers, MPS where it exists). Once the card's probe holds the "
+                       "decisions under this torch, the compile ahead instead (as call 2).",
              command="COMMIT=<COMMIT> OUT=$OUT bash benchmarks/gpu_report.sh probe",
              carry=(WHEELS, part(1), STAGE_TOOL), timeout_s=str(probe_s + 60), ends_by_minute=round(minute, 1)),
         Step("here", "At once: keep what came back in .slot/call-1/; the probe and the self-test's record become "
@@ -99,9 +102,9 @@ def slot_plan(parts: int = DATA_PARTS, selftest_due: bool = True) -> list[Step]:
     return steps
 
 
-def planned_sweep_seconds(parts: int = DATA_PARTS, selftest_due: bool = True) -> float:
+def planned_sweep_seconds(parts: int = DATA_PARTS, first_slot: bool = True) -> float:
     """The device seconds the plan leaves the last call's sweep (its start-up and unpacking included)."""
-    before = [step for step in slot_plan(parts, selftest_due) if step.is_call][-2]
+    before = [step for step in slot_plan(parts, first_slot) if step.is_call][-2]
     return SLOT_SECONDS - 60 - before.ends_by_minute * 60 - TRANSFER_SECONDS
 
 
@@ -116,10 +119,11 @@ def markdown(parts: int = DATA_PARTS) -> str:
         lines.append(f"{head}: {step.what}")
         if step.command:
             lines.append(f"   `{step.command}`")
-    first, later = planned_sweep_seconds(parts), planned_sweep_seconds(parts, selftest_due=False)
+    first, later = planned_sweep_seconds(parts), planned_sweep_seconds(parts, first_slot=False)
     lines.append(f"\nPlanned: the sweep has {first / 60:.1f} of the slot's {SLOT_SECONDS // 60} minutes "
-                 f"({first / SLOT_SECONDS:.0%}) while the self-test is due, {later / 60:.1f} ({later / SLOT_SECONDS:.0%}) "
-                 "once its record is committed; the ledger says how much of that trained.")
+                 f"({first / SLOT_SECONDS:.0%}) in a first slot (self-test and decisions), {later / 60:.1f} "
+                 f"({later / SLOT_SECONDS:.0%}) once the card's self-test record and probe are committed; three calls "
+                 "are the fewest that carry the data (64 MiB each), and the ledger says how much of the sweep trained.")
     return "\n".join(lines)
 
 

@@ -188,3 +188,22 @@ def test_a_call_ledger_scales_overlapping_runs_to_the_wall_time_they_shared():
     assert slot["compile_seconds_by_model"] == {"lenet5": 7.5, "resnet9": 30.0}
     assert slot["training_share"] == round(2 * phases["training steps"] / 64.0, 4)
     assert summary(slot).startswith("NVIDIA H200: 64 s of device time, training steps")
+
+
+def test_a_later_slot_skips_the_decisions_a_committed_probe_already_holds(tmp_path):
+    import torch
+
+    from probe import decided
+
+    path = tmp_path / "probe-cpu-2026-12-03.json"
+    modes = [{"section": "modes", "model": "lenet5", "batch_size": 2, "fast_path": mode, "ms_per_step": 1.0}
+             for mode in ("eager", "compiled")]
+    workers = [{"section": "workers", "images_per_second": 100.0}]
+    path.write_text(json.dumps({"torch": torch.__version__, "records": modes + workers}))
+    assert decided(path, "model_zoo", cpu=True) == (True, f"{path.name} holds the decisions for model_zoo (modes, "
+                                                          "workers) under this torch")
+    path.write_text(json.dumps({"torch": torch.__version__, "records": modes[:1] + workers}))
+    assert decided(path, "model_zoo", cpu=True) == (False, f"{path.name} has no compiled timing of lenet5 at batch 2")
+    path.write_text(json.dumps({"torch": "2.0.0", "records": modes + workers}))
+    assert decided(path, "model_zoo", cpu=True)[1].endswith(f"was made with torch 2.0.0, this is {torch.__version__}")
+    assert decided(None, "model_zoo", cpu=True) == (False, "no probe of this card is committed")
