@@ -97,14 +97,14 @@ def test_apply_sets_execution_fields_only_and_says_each_choice(tmp_path):
 def test_the_card_files_are_read_and_another_cards_self_test_is_not(tmp_path, monkeypatch):
     write_probe(tmp_path, [timing("lenet5", "eager", 1.0), {"section": "workers", "ms_per_step": 3.0}])
     write_probe(tmp_path, [timing("lenet5", "eager", 2.0)], date="2026-11-01")
-    checks = [check("compiled lenet5@16", "compiled", "lenet5", False, "x"), check("workers", "workers", "*", True)]
+    checks = [check("compiled lenet5@2", "compiled", "lenet5", False, "x"), check("workers", "workers", "*", True)]
     (tmp_path / "selftest.json").write_text(json.dumps({"device": "NVIDIA A100-SXM4-80GB", "checks": checks}))
     fast = FastPaths.read(CARD, tmp_path)
     assert fast.sources == ["probe-nvidia-h200-2026-12-03.json"] and fast.broken == {} and fast.checked is None
     assert [r["ms_per_step"] for r in fast.records] == [1.0]  # the newest probe's modes records only
     (tmp_path / "selftest.json").write_text(json.dumps({"device": CARD, "checks": checks}))
     fast = FastPaths.read(CARD, tmp_path)
-    assert fast.broken == {"compiled": {"lenet5": "compiled lenet5@16: x"}} and fast.checked == {("workers", "*")}
+    assert fast.broken == {"compiled": {"lenet5": "compiled lenet5@2: x"}} and fast.checked == {("workers", "*")}
 
 
 def test_the_compile_ahead_compiles_what_the_sweep_will(tmp_path, monkeypatch):
@@ -114,7 +114,7 @@ def test_the_compile_ahead_compiles_what_the_sweep_will(tmp_path, monkeypatch):
     write_probe(tmp_path, [timing("lenet5", "eager", 50.0, batch=16), timing("lenet5", "compiled", 1.0, 0.1,
                                                                              batch=16)], card="cpu")
     (tmp_path / "selftest.json").write_text(json.dumps({"device": "cpu", "checks": [
-        check("compiled lenet5@16", "compiled", "lenet5", True)]}))
+        check("compiled lenet5@2", "compiled", "lenet5", True)]}))
     monkeypatch.setattr(fast_paths, "PROBE_FOLDER", tmp_path)
     lines = []
     chosen = warm.graphs("model_zoo", "smoke", "cpu", workers=1, log=lines.append)

@@ -60,22 +60,6 @@ def test_a_small_budget_starts_no_run_and_ends_cleanly(tmp_path, cifar_root):
         assert archive.getnames() == []
 
 
-def test_the_probe_step_needs_no_data_and_returns_the_decisions(tmp_path):
-    result, out = gpu_report(tmp_path, tmp_path / "no-data", PROBE_ARGS="--cpu --decide", step="probe")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["gpu_report.log", "ledger.json", "probe.json"]
-    log = (out / "gpu_report.log").read_text()
-    assert "gpu_selftest: skipped, CUDA is not available" in log and "probe exit status 0" in log
-    probe = json.loads((out / "probe.json").read_text())
-    assert list(probe["sections"]) == ["modes", "workers"]  # --decide: what a sweep decides from, nothing else
-    assert [r["label"] for r in probe["records"]] == [
-        "lenet5 at batch 2, eager", "lenet5 at batch 2, compiled+cuda_graphs", "lenet5 at batch 2, compiled",
-        "1 worker, no MPS", "2 workers, no MPS", "MPS"]
-    compiled = probe["records"][2]
-    assert compiled["fast_path"] == "compiled" and compiled["compile_seconds"] > 0
-    assert json.loads((out / "ledger.json").read_text())["phases"]["probe"] > 0
-
-
 def test_past_its_budget_the_probe_records_what_is_left_as_skipped(tmp_path):
     out = tmp_path / "probe.json"
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "probe.py"), "--cpu", "--decide",
@@ -101,33 +85,18 @@ def test_the_self_test_runs_again_only_when_the_fast_path_card_or_torch_changed(
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     stamp = tmp_path / "selftest.json"
-    checks = [{"name": "compiled lenet5@16", "fast_path": "compiled", "model": "lenet5", "ok": False, "error": "x"}]
+    checks = [{"name": "compiled lenet5@2", "fast_path": "compiled", "model": "lenet5", "ok": False, "error": "x"}]
     stamp.write_text(json.dumps({"fingerprint": fingerprint(tmp_path), "commit": "abc1234", "device": "NVIDIA H200",
                                  "torch": torch.__version__, "date": "2026-12-01", "checks": checks}))
     assert recorded_before(stamp, "NVIDIA H200", tmp_path) == (
         "gpu_selftest: not needed, the fast path is unchanged since its checks at commit abc1234 (NVIDIA H200, "
-        f"torch {torch.__version__}, 2026-12-01); failed then, so the sweep keeps them off: compiled lenet5@16")
+        f"torch {torch.__version__}, 2026-12-01); failed then, so the sweep keeps them off: compiled lenet5@2")
     assert recorded_before(stamp, "NVIDIA H100 80GB HBM3", tmp_path) is None  # another card
     (tmp_path / "README.md").write_text("changed")  # not the fast path
     assert recorded_before(stamp, "NVIDIA H200", tmp_path) is not None
     (tmp_path / "cifarnb/train/engine.py").write_text("changed")
     assert recorded_before(stamp, "NVIDIA H200", tmp_path) is None
     assert recorded_before(tmp_path / "absent.json", "NVIDIA H200", tmp_path) is None
-
-
-def test_each_fast_path_is_checked_against_eager_and_a_broken_one_is_recorded(tmp_path):
-    """On the CPU: LeNet5 compiled against eager, two workers against one; a check made to fail is recorded as
-    failed with its fallback, and the script still exits 0 (nothing without a fallback broke)."""
-    record = tmp_path / "selftest.json"
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_selftest.py"), "--cpu", "--record",
-                             str(record), "--break", "workers"], capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    checks = {check["name"]: check for check in json.loads(record.read_text())["checks"]}
-    assert checks["compiled lenet5@16"]["ok"] is True and checks["workers"]["ok"] is False
-    assert checks["cuda_graphs"]["skipped"] == "CUDA graphs: needs CUDA"
-    assert "FAILED  workers" in result.stdout and "(the sweep's fallback: one process)" in result.stdout
-    assert "1 fast path(s) failed against eager and stay off in the sweep: workers" in result.stdout
 
 
 def test_staged_parts_are_recut_into_the_fewest_that_fit_a_call(tmp_path):

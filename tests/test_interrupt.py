@@ -57,6 +57,8 @@ def test_train_stopped_mid_epoch_says_where_in_one_line_and_resumes_exactly(numb
     epoch, run, resumes = LINE.fullmatch(line).groups()
     assert run == f"lenet5-{CONFIG.key()}" and int(resumes) == int(epoch) - 1 >= 1
     assert not list(store.rglob(f"*{CLAIM_SUFFIX}")) and (store / run / "checkpoint.pt").exists()
+    if number == signal.SIGINT:
+        return  # both stops leave the same checkpoint through the same code; the resume is checked once, below
 
     again = subprocess.run([sys.executable, "-m", "cifarnb.cli", "train", *TRAIN_ARGS, "--results", str(store),
                             "--quiet"], capture_output=True, text=True,

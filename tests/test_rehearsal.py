@@ -3,6 +3,7 @@ constraints, and the procedure the README states is the one it runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -63,3 +64,22 @@ def test_the_whole_slot_rehearses_on_the_cpu_and_its_ledger_adds_up(tmp_path, ci
     share = float(re.search(r"the ledger's phases add up to [\d.]+ s \(([-+][\d.]+)%\)", out).group(1))
     assert abs(share) <= 100 * rehearse.LEDGER_TOLERANCE
     assert list((tmp_path / "work" / "scratch-store").glob("*/run.json"))  # the archive merged back
+    work = tmp_path / "work"
+    # Call 1 (gpu_report.sh probe, no data needed beside its part): the self-test, then only the decisions.
+    first = (work / "call-1.log").read_text()
+    probe = json.loads((work / "here" / ".slot" / "call-1" / "probe.json").read_text())
+    assert list(probe["sections"]) == ["modes", "workers"]
+    assert [r["label"] for r in probe["records"]] == [
+        "lenet5 at batch 2, eager", "lenet5 at batch 2, compiled+cuda_graphs", "lenet5 at batch 2, compiled",
+        "1 worker, no MPS", "2 workers, no MPS", "MPS"]
+    assert probe["records"][2]["fast_path"] == "compiled" and probe["records"][2]["compile_seconds"] > 0
+    # Each fast path against eager; the one made to fail is recorded and its fallback named, and the slot goes on.
+    checks = {c["name"]: c for c in json.loads((work / "here" / "benchmarks" / "selftest.json").read_text())["checks"]}
+    assert checks["compiled lenet5@2"]["ok"] is False and checks["workers"]["ok"] is True
+    assert checks["cuda_graphs"]["skipped"] == "CUDA graphs: needs CUDA"
+    assert "FAILED  compiled lenet5@2" in first and "(the sweep's fallback: eager)" in first
+    assert "1 fast path(s) failed against eager and stay off in the sweep: compiled lenet5@2" in first
+    # Call 2 compiles ahead (here: nothing chosen compiled, said) and extends the card's probe; call 3 sweeps with
+    # the fallback taken (rehearse.check_fallbacks) and the self-test not run again.
+    assert "warm: nothing to compile" in (work / "call-2.log").read_text()
+    assert "gpu_selftest: not needed" in (work / f"call-{calls[-1]}.log").read_text()
