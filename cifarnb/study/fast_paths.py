@@ -36,6 +36,7 @@ from .probes import PROBE_FOLDER, card_slug
 # The fast paths of a training step, as the probe and the self-test name them, and the config fields of each.
 MODES = {"eager": {"compile": False}, "compiled": {"compile": True, "compile_mode": "default"},
          "compiled+cuda_graphs": {"compile": True, "compile_mode": "reduce-overhead"}}
+COMPILED_MODES = ("compiled", "compiled+cuda_graphs")
 # The fast paths a failed check rules out: CUDA graphs are replayed compiled graphs.
 RULED_OUT = {"compiled": ("compiled", "compiled+cuda_graphs"), "compiled+cuda_graphs": ("compiled+cuda_graphs",)}
 SELFTEST_FILE = "selftest.json"
@@ -65,8 +66,7 @@ class FastPaths:
     @classmethod
     def read(cls, card: str, folder: Path | None = None) -> FastPaths:
         """The newest committed probe of ``card`` and its self-test record in ``folder`` (default: the committed
-        ones, :data:`PROBE_FOLDER`); either may be missing: then nothing is compiled for want of timings, or nothing
-        is ruled out."""
+        ones, :data:`PROBE_FOLDER`); without either, nothing is compiled (for want of timings, or of a check)."""
         folder = PROBE_FOLDER if folder is None else folder
         paths = sorted(Path(folder).glob(f"probe-{card_slug(card)}-[0-9]*.json"))
         fast = cls(card)
@@ -90,17 +90,17 @@ class FastPaths:
         model, batch = config.model, config.batch_size
         # The same model at the same batch size: a step's time, and what compiling saves, depend on both.
         timed = {r["fast_path"]: r for r in self.records if r["model"] == model and r["batch_size"] == batch}
+        if self.checked is None:
+            return Choice(model, batch, "eager", "no self-test of this card to vouch for a compiled mode")
         ruled_out = {}
         for path, failed in self.broken.items():
             why = failed.get(model, failed.get("*"))
             for mode in RULED_OUT.get(path, ()) if why else ():
                 ruled_out.setdefault(mode, f"the self-test's {path} check failed on this card: {why}")
-        for mode in RULED_OUT:  # a fast path is taken only where the self-test saw it agree with eager
-            if self.checked is not None and (mode, model) not in self.checked:
+        for mode in COMPILED_MODES:  # a fast path is taken only where the self-test saw it agree with eager
+            if (mode, model) not in self.checked:
                 ruled_out.setdefault(mode, f"the self-test did not check {mode} for it on this card")
-        if self.checked is None:
-            return Choice(model, batch, "eager", "no self-test of this card to vouch for a compiled mode")
-        if len(ruled_out) == len(RULED_OUT):  # nothing compiled may run: the first reason is the model's
+        if len(ruled_out) == len(COMPILED_MODES):  # nothing compiled may run: the first reason is the model's
             return Choice(model, batch, "eager", ruled_out.get("compiled", next(iter(ruled_out.values()))))
         if "eager" not in timed or len(timed) == 1:
             return Choice(model, batch, "eager", "the probe did not time its compiled modes on this card at this "
