@@ -72,6 +72,7 @@ FIRST_SECTION=${SECTIONS%% *}
 export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$PWD/.compile-cache}
 export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-$TORCHINDUCTOR_CACHE_DIR/triton}
 left() { echo $(( BUDGET_S - ($(date +%s) - started) )); }
+until_budget() { local seconds; seconds=$(left); echo $(( seconds > 1 ? seconds : 1 )); }  # a timeout's argument
 # The ledger ($OUT/ledger.json, benchmarks/ledger.py): each step marks its start; at the exit, whatever ends the
 # call, the marks and the runs it trained become seconds by phase, training FLOPs and MFU.
 MARKS=$(mktemp)
@@ -144,7 +145,7 @@ fi
 if [ "$STEP" = "probe" ]; then
     mark probe
     # shellcheck disable=SC2086
-    timeout "$(( $(left) > 1 ? $(left) : 1 ))" "$PY" benchmarks/probe.py --out "$OUT/probe.json" \
+    timeout "$(until_budget)" "$PY" benchmarks/probe.py --out "$OUT/probe.json" \
         --first-section "$FIRST_SECTION" ${PROBE_ARGS:---decide}
     status=$?
     echo "== gpu_report probe: $(( $(date +%s) - started )) s wall, probe exit status $status; files in $OUT:"
@@ -165,13 +166,13 @@ fi
 # --- warm: compile ahead what the sweep's first section runs compiled, then time the other families ----------
 if [ "$STEP" = "warm" ]; then
     mark "compile/warm-up"
-    timeout "$(( $(left) > 1 ? $(left) : 1 ))" "$PY" benchmarks/warm.py --first-section "$FIRST_SECTION" \
+    timeout "$(until_budget)" "$PY" benchmarks/warm.py --first-section "$FIRST_SECTION" \
         --profile "$PROFILE" --device "$DEVICE" --workers "$WORKERS" --budget-s "$(( $(left) / 2 ))" \
         || echo "gpu_report: warm.py stopped with status $?"
     mark probe
     more=${PROBE_ARGS:-}
     # shellcheck disable=SC2086
-    timeout "$(( $(left) > 1 ? $(left) : 1 ))" "$PY" benchmarks/probe.py --out "$OUT/probe.json" \
+    timeout "$(until_budget)" "$PY" benchmarks/probe.py --out "$OUT/probe.json" \
         --sections families --extend auto --budget-s "$(( $(left) - 5 ))" ${more/--decide/}
     echo "== gpu_report warm: $(( $(date +%s) - started )) s wall; files in $OUT:"
     ls -l "$OUT"

@@ -43,7 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from cifarnb.atomic import atomic_write  # noqa: E402
-from cifarnb.data import CIFAR10  # noqa: E402
+from cifarnb.data import CIFAR10, random_cifar10  # noqa: E402
 from cifarnb.study import profiles  # noqa: E402
 from cifarnb.study.fast_paths import MODES  # noqa: E402
 from cifarnb.study.precision import report_precision  # noqa: E402
@@ -62,13 +62,6 @@ TOLERANCE = {"compiled": 0.02, "compiled+cuda_graphs": 0.02, "precision": 0.05, 
 COMPARED_STEPS = 4
 FALLBACKS = {"workers": "one process", "precision": "the report's precision"}  # else: that model eager
 BROKEN_RATE = 1000.0  # --break: the fast side's learning rate, times the config's (diverges, or far off)
-
-
-def synthetic(n_train: int = 256, n_test: int = 128) -> CIFAR10:
-    generator = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (n_train + n_test, 3, 32, 32), dtype=torch.uint8, generator=generator)
-    labels = torch.randint(0, 10, (n_train + n_test,), generator=generator)
-    return CIFAR10(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:])
 
 
 def check_finite(result) -> None:
@@ -90,7 +83,7 @@ def ghost_bn_ema_tta(data: CIFAR10) -> None:
     """Ghost BN under bf16 autocast at the bag-of-tricks batch (512 = 16 ghost batches), EMA every 5 steps, TTA."""
     config = TrainConfig(model="fastresnet9", **{**FAST, "batch_size": 512, "epochs": 2}, ema_decay=0.99**5,
                          ema_every=5, tta_flip=True, label_smoothing=0.2, model_options={"logit_scale": 0.125})
-    check_finite(fit(config, synthetic(2048, 256), progress=False))
+    check_finite(fit(config, random_cifar10(2048, 256), progress=False))
 
 
 def resume_with_cuda_rng(data: CIFAR10) -> None:
@@ -121,7 +114,7 @@ WITHOUT_FALLBACK = (eager_families, ghost_bn_ema_tta, resume_with_cuda_rng)
 def losses(config: TrainConfig) -> tuple[float, float]:
     """Train loss over :data:`COMPARED_STEPS` steps and test loss after them, from the config's seed: the same
     weights and batches whatever the execution fields (compiled runs compile in untimed steps that are undone)."""
-    data = synthetic(COMPARED_STEPS * config.batch_size, 128)
+    data = random_cifar10(COMPARED_STEPS * config.batch_size, 128)
     result = fit(config, data, progress=False, warmup_steps=3 if config.compile else 0)
     check_finite(result)
     return result.history[-1]["train_loss"], result.history[-1]["test_loss"]
@@ -223,10 +216,13 @@ def against_eager(test: SelfTest, configs: list[TrainConfig], deadline: float, c
             if cpu:
                 test.skip("precision", "precision", "*", "bf16 autocast: needs CUDA")
             else:
-                reference = config.replace(precision=report_precision(config))
-                test.run("precision", "precision", "*", lambda: compare(
-                    "precision", losses(reference), losses(broken("precision", config.replace(precision="bf16"))),
-                    TOLERANCE["precision"]))
+                def precision_check(config=config):
+                    reference = config.replace(precision=report_precision(config))
+                    eager_losses = eager["losses"] if reference == config else losses(reference)  # the sweep's own
+                    compare("precision", eager_losses, losses(broken("precision", config.replace(precision="bf16"))),
+                            TOLERANCE["precision"])
+
+                test.run("precision", "precision", "*", precision_check)
             test.run("workers", "workers", "*", lambda: workers_side_by_side(
                 broken("workers", config), eager["losses"]))
 
@@ -294,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     test = SelfTest(args.record, stamp, set(args.broken))
     fatal = []
     if not args.cpu:
-        data = synthetic()
+        data = random_cifar10(256, 128)
         for check in WITHOUT_FALLBACK:
             if not test.run(check.__name__, None, "*", lambda check=check: check(data)):
                 fatal.append(check.__name__)

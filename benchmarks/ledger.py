@@ -136,15 +136,15 @@ def _mfu(flops: float, training: float, wall: float, peak: float | None) -> dict
             "mfu_wall": round(flops / (wall * peak), 4) if wall else None}
 
 
-def slot_ledger(calls: list[dict], idle_between: float = 0.0, data_calls: float = 0.0) -> dict:
-    """The calls' ledgers summed, with the wall seconds of the calls that only carried data (no gpu_report.sh, no
-    ledger of their own) and the device time spent between calls (the machine held, waiting) as idle."""
-    phases: dict[str, float] = {"data calls": data_calls} if data_calls else {}
+def slot_ledger(calls: list[dict], idle_between: float = 0.0) -> dict:
+    """The calls' ledgers summed (every call of the slot runs gpu_report.sh, which writes one), with the device
+    time spent between calls (the machine held, waiting) as idle."""
+    phases: dict[str, float] = {}
     for call in calls:
         for name, value in call["phases"].items():
             phases[name] = phases.get(name, 0.0) + value
     phases["idle"] = phases.get("idle", 0.0) + idle_between
-    wall = sum(call["wall_seconds"] for call in calls) + data_calls + idle_between
+    wall = sum(call["wall_seconds"] for call in calls) + idle_between
     flops = sum(call["training_flops"] for call in calls)
     compiles: dict[str, float] = {}
     for call in calls:
@@ -154,15 +154,16 @@ def slot_ledger(calls: list[dict], idle_between: float = 0.0, data_calls: float 
     training = phases.get("training steps", 0.0)
     return {"card": calls[0]["card"] if calls else "?", "calls": len(calls), "wall_seconds": round(wall, 3),
             "phases": {name: round(value, 3) for name, value in phases.items()}, "training_flops": flops,
-            "compile_seconds_by_model": compiles, "peak_flops": peak, "training_share": round(training / wall, 4) if wall else 0.0,
-            **_mfu(flops, training, wall, peak)}
+            "compile_seconds_by_model": compiles, "peak_flops": peak,
+            "training_share": round(training / wall, 4) if wall else 0.0, **_mfu(flops, training, wall, peak)}
 
 
 def summary(ledger: dict) -> str:
     """One line: the slot's (or call's) training share of device time and its MFU, for RESULTS.md."""
     training = ledger["phases"].get("training steps", 0.0)
     share = training / ledger["wall_seconds"] if ledger["wall_seconds"] else 0.0
-    mfu = ("MFU n/a (no peak known for this device)" if ledger.get("mfu_training") is None and not ledger.get("peak_flops")
+    unknown = ledger.get("mfu_training") is None and not ledger.get("peak_flops")
+    mfu = ("MFU n/a (no peak known for this device)" if unknown
            else f"MFU {100 * (ledger['mfu_training'] or 0):.1f}% over training, {100 * (ledger['mfu_wall'] or 0):.1f}% "
                 "over the device time")
     top = sorted(ledger["phases"].items(), key=lambda item: -item[1])[:4]
@@ -202,12 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--card", default=None, help="the device's name (\"cpu\" for none; default: torch's)")
     parser.add_argument("--slot", type=Path, nargs="+", help="sum these calls' ledgers instead")
     parser.add_argument("--idle-seconds", type=float, default=0.0, help="with --slot: device time between calls")
-    parser.add_argument("--data-call-seconds", type=float, default=0.0, help="with --slot: the wall seconds of the "
-                        "calls that only carried data")
     args = parser.parse_args(argv)
     if args.slot:
-        ledger = slot_ledger([json.loads(path.read_text()) for path in args.slot], args.idle_seconds,
-                             args.data_call_seconds)
+        ledger = slot_ledger([json.loads(path.read_text()) for path in args.slot], args.idle_seconds)
     else:
         if args.marks is None or args.out is None:
             parser.error("one call's ledger needs --marks and --out (or give --slot)")

@@ -72,18 +72,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cifarnb import models  # noqa: E402
 from cifarnb.atomic import atomic_write  # noqa: E402
-from cifarnb.data import CIFAR10  # noqa: E402
+from cifarnb.data import random_cifar10  # noqa: E402
 from cifarnb.device import cpu_name, device_name  # noqa: E402
 from cifarnb.study import profiles  # noqa: E402
 from cifarnb.study.precision import report_precision  # noqa: E402
-from cifarnb.study.probes import card_slug, model_family  # noqa: E402
+from cifarnb.study.probes import card_slug, dense_bf16_peak, model_family, newest_probe_path  # noqa: E402
 from cifarnb.study.fast_paths import MODES as FAST_PATH_MODES  # noqa: E402
 from cifarnb.study.sections import SECTIONS, plan  # noqa: E402
 from cifarnb.study.tasks import RunTask  # noqa: E402
 from cifarnb.train import TrainConfig, evaluate  # noqa: E402
 from cifarnb.train.engine import _save_checkpoint  # noqa: E402
 from cifarnb.train.fastpath import execution_mode, sweep_execution  # noqa: E402
-from cifarnb.study.probes import dense_bf16_peak  # noqa: E402
 from cifarnb.train.timing import TrainingSteps  # noqa: E402
 from flops import training_flops  # noqa: E402
 
@@ -122,13 +121,6 @@ class Skip(Exception):
     """A measure that cannot run on this machine; its message says why."""
 
 
-def synthetic(n_train: int, n_test: int) -> CIFAR10:
-    generator = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (n_train + n_test, 3, 32, 32), dtype=torch.uint8, generator=generator)
-    labels = torch.randint(0, 10, (n_train + n_test,), generator=generator)
-    return CIFAR10(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:])
-
-
 def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: " + (str(error).strip().splitlines() or [""])[0][:300]
 
@@ -145,7 +137,7 @@ class Probe:
         self.sizes = CPU if cpu else GPU
         self.card = "cpu" if cpu else device_name(torch.device("cuda"))
         self.peak = None if cpu else dense_bf16_peak(self.card)
-        self.data = synthetic(self.sizes.n_train, self.sizes.n_test)
+        self.data = random_cifar10(self.sizes.n_train, self.sizes.n_test)
         profile = profiles.get("quick", device=self.device)
         self.runs = [(task.label, task.config) for task in plan(list(SECTIONS), profile, seeds=[0])
                      if isinstance(task, RunTask)]
@@ -486,7 +478,7 @@ def _collect(results, count: int, deadline: float) -> list:
 def _worker(number, config, n_train, warmup_steps, threads, commands, results) -> None:
     torch.set_num_threads(threads)
     try:
-        runner = TrainingSteps(TrainConfig.from_dict(config), synthetic(n_train, 1))
+        runner = TrainingSteps(TrainConfig.from_dict(config), random_cifar10(n_train, 1))
         runner.run(warmup_steps)
         results.put(("ready", number, None))
         while (steps := commands.get()) is not None:
@@ -523,7 +515,8 @@ def modes_configs(first_runs: list[TrainConfig], runs: list[tuple[str, TrainConf
     chosen = [next(c for _, c in runs if c.model == sizes.compiled_model)] if cpu else first_runs
     distinct: dict[tuple, TrainConfig] = {}
     for config in chosen:
-        distinct.setdefault((config.model, config.batch_size), config.replace(batch_size=sizes.batch(config.batch_size)))
+        distinct.setdefault((config.model, config.batch_size),
+                            config.replace(batch_size=sizes.batch(config.batch_size)))
     return list(distinct.values())
 
 
@@ -608,11 +601,6 @@ def choose_workers(path: Path) -> tuple[int, bool, str]:
         f"({chosen['images_per_second'] / best:.0%} of the best), from {Path(path).name}")
 
 
-def newest_probe(folder: Path, card: str) -> Path | None:
-    paths = sorted(folder.glob(f"probe-{card_slug(card)}-[0-9]*.json"))
-    return paths[-1] if paths else None
-
-
 SECTION_FUNCTIONS = {f.__name__: f for f in (resnet18_eager, precision, resnet18_compiled, fixed_costs, ghost_bn,
                                              modes, workers, lenet5_wrn, families)}
 # The decisions a sweep needs, in a slot's first call (--decide): each model's fast path, the worker count and MPS.
@@ -659,14 +647,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.decide:
         args.sections = list(DECISIONS) if args.sections == list(SECTION_FUNCTIONS) else args.sections
         args.budget_s = DECISION_BUDGET_S if args.budget_s is None else args.budget_s
+    card = "cpu" if args.cpu or not torch.cuda.is_available() else device_name(torch.device("cuda"))
     if args.decided:
-        card = "cpu" if args.cpu else device_name(torch.device("cuda"))
-        done, why = decided(newest_probe(Path(__file__).resolve().parent, card), args.first_section, args.cpu)
+        done, why = decided(newest_probe_path(card), args.first_section, args.cpu)
         print(f"probe: {'decisions not needed: ' if done else 'decisions needed: '}{why}")
         return 0 if done else 1
     if args.choose is not None:
-        card = device_name(torch.device("cuda")) if torch.cuda.is_available() else "cpu"
-        path = Path(args.choose) if args.choose else newest_probe(Path(__file__).resolve().parent, card)
+        path = Path(args.choose) if args.choose else newest_probe_path(card)
         if path is None:
             print(f"probe: no benchmarks/probe-{card_slug(card)}-<date>.json to choose from", file=sys.stderr)
             return 3
@@ -680,8 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu:
         torch.set_num_threads(1)  # a smoke run: one thread stays fast beside other jobs (OpenMP's waits do not)
     if args.extend == Path("auto"):  # the newest committed probe of this card, if there is one
-        args.extend = newest_probe(Path(__file__).resolve().parent, "cpu" if args.cpu else device_name(
-            torch.device("cuda")))
+        args.extend = newest_probe_path(card)
     probe = Probe(Path(args.out), args.cpu, args.first_section, args.budget_s, args.extend)
     if args.decide:
         probe.sizes = dataclasses.replace(probe.sizes, workers=DECISION_WORKERS["cpu" if args.cpu else "gpu"])

@@ -200,10 +200,8 @@ class Rehearsal:
         files of the checkout, so the next calls carry them."""
         back = self.here / f".slot/call-{number}"
         probe = back / "probe.json"
-        if probe.exists():
-            content = json.loads(probe.read_text())
-            card = re.sub(r"[^a-z0-9]+", "-", str(content.get("card", "cpu")).lower()).strip("-")
-            shutil.copy2(probe, self.here / f"benchmarks/probe-{card}-{content.get('date', 'today')}.json")
+        if probe.exists():  # where the probe says to commit it: benchmarks/probe-<card>-<date>.json
+            shutil.copy2(probe, self.here / json.loads(probe.read_text())["commit_as"])
         elif number == 1:
             self.problems.append("call 1 brought back no probe.json")
         if (back / "selftest.json").exists():
@@ -327,8 +325,8 @@ class Rehearsal:
 
     def slot_ledger(self) -> dict:
         gaps = sum(later["start"] - earlier["end"] for earlier, later in zip(self.calls, self.calls[1:]))
-        data_calls = sum(call["end"] - call["start"] for call in self.calls if call["ledger"] is None)  # none now
-        slot = ledger.slot_ledger([call["ledger"] for call in self.calls if call["ledger"]], gaps, data_calls)
+        # A call without its ledger leaves its seconds out: the check below then names the gap.
+        slot = ledger.slot_ledger([call["ledger"] for call in self.calls if call["ledger"]], gaps)
         device_time = self.calls[-1]["end"] - self.calls[0]["start"]
         counted = sum(slot["phases"].values())
         print(ledger.table(slot))

@@ -19,11 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from cifarnb.data import CIFAR10  # noqa: E402
+from cifarnb.data import random_cifar10  # noqa: E402
 from cifarnb.device import device_name, resolve_device  # noqa: E402
 from cifarnb.study import profiles  # noqa: E402
 from cifarnb.study.fast_paths import FastPaths, apply  # noqa: E402
@@ -32,14 +30,6 @@ from cifarnb.train import TrainConfig  # noqa: E402
 from cifarnb.train.timing import TrainingSteps  # noqa: E402
 
 WARMUP_STEPS = 3  # CUDA graphs record on a shape's second call; a third replays it
-
-
-def synthetic(batch: int, batches: int = 4) -> CIFAR10:
-    generator = torch.Generator().manual_seed(0)
-    count = batch * batches
-    images = torch.randint(0, 256, (count + 1, 3, 32, 32), dtype=torch.uint8, generator=generator)
-    labels = torch.randint(0, 10, (count + 1,), generator=generator)
-    return CIFAR10(images[:count], labels[:count], images[count:], labels[count:])
 
 
 def graphs(first_section: str, profile_name: str, device: str, workers: int, log=print) -> list[TrainConfig]:
@@ -75,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warm: the budget left {len(chosen) - number + 1} graph(s) to the sweep's workers")
             break
         began = time.monotonic()
-        steps = TrainingSteps(config, synthetic(config.batch_size))
+        steps = TrainingSteps(config, random_cifar10(WARMUP_STEPS * config.batch_size, 1))
         steps.run(WARMUP_STEPS)
         print(f"warm: {config.model} at batch {config.batch_size} ({config.compile_mode}"
               f"{', ' + json.dumps(config.model_options) if config.model_options else ''}): "

@@ -138,6 +138,15 @@ def _balanced(images: torch.Tensor, labels: torch.Tensor, count: int | None, see
     return images[chosen], labels[chosen]
 
 
+def random_cifar10(n_train: int, n_test: int, seed: int = 0) -> CIFAR10:
+    """Random images and labels in CIFAR-10's shapes and dtypes, for speed measurements and self-tests of the
+    training step (a step's speed and its code paths do not depend on the pixels)."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n_train + n_test, *IMAGE_SHAPE), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, NUM_CLASSES, (n_train + n_test,), generator=generator)
+    return CIFAR10(images[:n_train], labels[:n_train], images[n_train:], labels[n_train:])
+
+
 def resolve_root(data_root: str | os.PathLike | None = None) -> Path:
     """The folder holding ``cifar-10-batches-py/``: ``data_root``, else ``$CIFARNB_DATA``, else ``./data``."""
     if data_root is not None:

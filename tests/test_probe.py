@@ -11,8 +11,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ["resnet18_eager", "precision", "resnet18_compiled", "fixed_costs", "ghost_bn", "modes", "workers", "lenet5_wrn",
-            "families"]
+SECTIONS = ["resnet18_eager", "precision", "resnet18_compiled", "fixed_costs", "ghost_bn", "modes", "workers",
+            "lenet5_wrn", "families"]
 EVERY_RECORD = ("section", "label", "model", "family", "batch_size", "mode", "workers", "device", "torch", "date")
 
 

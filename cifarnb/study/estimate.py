@@ -89,7 +89,8 @@ class Estimator:
         """The median MFU (epoch FLOPs / seconds / the card's peak) of the store's measured epochs on this card,
         and over how many (model, batch size, data size) timings."""
         rates = [epoch_flops(TrainConfig(model=model, batch_size=batch, n_train=n_train)) / seconds / self.peak
-                 for (device, model, batch, n_train), seconds in self.times.means.items() if device == self.device_label]
+                 for (device, model, batch, n_train), seconds in self.times.means.items()
+                 if device == self.device_label]
         return (statistics.median(rates) if rates else None), len(rates)
 
     @classmethod
@@ -148,10 +149,13 @@ def macs_per_image(config: TrainConfig) -> float:
 
 def guessed_epoch_seconds(config: TrainConfig, device_type: str) -> float:
     """One epoch of ``config`` guessed from its FLOPs at :data:`GUESSED_FLOPS` plus a fixed cost per step."""
-    n_train = config.n_train or 50_000
     kind = device_type if device_type in GUESSED_FLOPS else "cpu"
-    steps = math.ceil(n_train / config.batch_size)
-    return epoch_flops(config) / GUESSED_FLOPS[kind] + steps * GUESSED_STEP_SECONDS[kind]
+    return epoch_flops(config) / GUESSED_FLOPS[kind] + steps_per_epoch(config) * GUESSED_STEP_SECONDS[kind]
+
+
+def steps_per_epoch(config: TrainConfig) -> int:
+    """Training steps in one epoch of ``config`` (its last, smaller batch counted)."""
+    return math.ceil((config.n_train or 50_000) / config.batch_size)
 
 
 @functools.cache
@@ -264,7 +268,8 @@ def dominance(estimates: dict[str, SectionEstimate], kind: str) -> str:
     total = sum(result.hours for result in estimates.values())
     section, result = max(estimates.items(), key=lambda item: item[1].hours)
     models = sorted(result.model_hours.items(), key=lambda item: -item[1])[:3]
-    return (f"{section}, {result.hours * 60:,.0f} of {total * 60:,.0f} {kind}-minutes ({100 * result.hours / total:.0f}%)"
+    return (f"{section}, {result.hours * 60:,.0f} of {total * 60:,.0f} {kind}-minutes "
+            f"({100 * result.hours / total:.0f}%)"
             + (": " + ", ".join(f"{model} {hours * 60:,.0f}" for model, hours in models) if models else ""))
 
 

@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from ..train import TrainConfig
+from .estimate import steps_per_epoch
 from .precision import report_precision
-from .probes import PROBE_FOLDER, card_slug
+from .probes import PROBE_FOLDER, newest_probe_path
 
 # The fast paths of a training step, as the probe and the self-test name them, and the config fields of each.
 MODES = {"eager": {"compile": False}, "compiled": {"compile": True, "compile_mode": "default"},
@@ -68,13 +68,13 @@ class FastPaths:
         """The newest committed probe of ``card`` and its self-test record in ``folder`` (default: the committed
         ones, :data:`PROBE_FOLDER`); without either, nothing is compiled (for want of timings, or of a check)."""
         folder = PROBE_FOLDER if folder is None else folder
-        paths = sorted(Path(folder).glob(f"probe-{card_slug(card)}-[0-9]*.json"))
+        probe = newest_probe_path(card, folder)
         fast = cls(card)
-        if paths:
-            content = json.loads(paths[-1].read_text())
+        if probe is not None:
+            content = json.loads(probe.read_text())
             fast.records = [r for r in content.get("records", []) if r.get("section") == "modes"
                             and r.get("ms_per_step") and r.get("fast_path") in MODES]
-            fast.sources.append(paths[-1].name)
+            fast.sources.append(probe.name)
         selftest = Path(folder) / SELFTEST_FILE
         if selftest.exists():
             stamp = json.loads(selftest.read_text())
@@ -140,10 +140,6 @@ def _seconds(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.1f}"
 
 
-def _steps(config: TrainConfig) -> int:
-    return config.epochs * math.ceil((config.n_train or 50_000) / config.batch_size)
-
-
 def choose(tasks: list, fast: FastPaths, workers: int, is_stored: Callable[[object], bool]) -> dict[tuple, Choice]:
     """The fast path of every (model, batch size) the unstored training tasks of ``tasks`` run."""
     groups: dict[tuple, list[TrainConfig]] = defaultdict(list)
@@ -157,7 +153,8 @@ def choose(tasks: list, fast: FastPaths, workers: int, is_stored: Callable[[obje
         for config in configs:
             by_options[json.dumps(config.model_options, sort_keys=True)] += 1
         compiles = sum(min(workers, runs) for runs in by_options.values())
-        choices[(model, batch)] = fast.choose(configs[0], sum(map(_steps, configs)), compiles)
+        steps = sum(config.epochs * steps_per_epoch(config) for config in configs)
+        choices[(model, batch)] = fast.choose(configs[0], steps, compiles)
     return choices
 
 

@@ -46,6 +46,12 @@ def card_slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
+def newest_probe_path(card: str, folder: Path = PROBE_FOLDER) -> Path | None:
+    """The newest ``probe-<card>-<date>.json`` of ``card`` in ``folder`` (ISO dates: the last sorted), or None."""
+    paths = sorted(Path(folder).glob(f"probe-{card_slug(card)}-[0-9]*.json"))
+    return paths[-1] if paths else None
+
+
 @functools.cache
 def model_family(model: str) -> str:
     """The module of :mod:`cifarnb.models` that registers ``model``: its family ("resnet" for resnet18/34/50,
@@ -83,8 +89,8 @@ class Probe:
     @classmethod
     def newest(cls, device_label: str, folder: Path = PROBE_FOLDER) -> Probe | None:
         """The newest committed probe of ``device_label``'s card (``probe-<card>-<date>.json``), or None."""
-        paths = sorted(Path(folder).glob(f"probe-{card_slug(device_label)}-[0-9]*.json"))  # ISO dates: the last is the newest
-        return cls.read(paths[-1]) if paths else None
+        path = newest_probe_path(device_label, folder)
+        return None if path is None else cls.read(path)
 
     def precision_cost(self, model: str, precision: str) -> float | None:
         """How many times bf16 autocast's time a training step takes in ``precision``, from the probe's

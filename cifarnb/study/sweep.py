@@ -181,13 +181,14 @@ def sweep(sections, profile: Profile, store: ResultStore, seeds=None, workers: i
     if workers < 1:
         raise ValueError(f"workers={workers} must be at least 1")
     tasks = plan(sections, profile, seeds)
+    stored = {task.identity: task.stored(store) for task in tasks}  # read once: a fast path keeps the identity
     if fast_paths is not None:
         if workers > 1 and "workers" in fast_paths.broken:
             log(f"one worker, not {workers}: the self-test's workers check failed on this card "
                 f"({next(iter(fast_paths.broken['workers'].values()))})")
             workers = 1
-        tasks = apply_fast_paths(tasks, fast_paths, workers, lambda task: task.stored(store), log)
-    before = {task: task.stored(store) for task in tasks}
+        tasks = apply_fast_paths(tasks, fast_paths, workers, lambda task: stored[task.identity], log)
+    before = {task: stored[task.identity] for task in tasks}
     if not all(before.values()):
         # Read once here: a missing or damaged copy is one error now, not one traceback per task. (Kept in memory,
         # so a sweep in this process does not read it again.)
