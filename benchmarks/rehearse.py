@@ -182,8 +182,10 @@ class Rehearsal:
                 tar.add(self.data / "cifar-10-batches-py", arcname="cifar-10-batches-py")
             (stage / "part-1").write_bytes(lzma.compress(buffer.getvalue(), preset=0))
             self.notes.append("packed the data here at xz preset 0 (the stage tool packs at 9: fewer, smaller parts)")
+        # The stage tool: the checkout's copy, else shared/tools beside the checkout or beside the data it stages.
         tool = next((p for p in (self.checkout / ".stage/stage-cifar10",
-                                 self.checkout.parent / "shared/tools/stage-cifar10") if p.exists()), None)
+                                 self.checkout.parent / "shared/tools/stage-cifar10",
+                                 self.data.parent / "tools/stage-cifar10") if p.exists()), None)
         if tool is None:
             raise SystemExit("rehearse: no stage-cifar10 tool (../shared/tools/stage-cifar10) to unpack the data with")
         shutil.copy2(tool, stage / "stage-cifar10")
