@@ -46,7 +46,7 @@ from cifarnb.atomic import atomic_write  # noqa: E402
 from cifarnb.data import CIFAR10, random_cifar10  # noqa: E402
 from cifarnb.study import profiles  # noqa: E402
 from cifarnb.study.fast_paths import MODES  # noqa: E402
-from cifarnb.study.precision import report_precision  # noqa: E402
+from cifarnb.study.fast_paths import report_precision  # noqa: E402
 from cifarnb.study.sections import SECTIONS, plan  # noqa: E402
 from cifarnb.study.tasks import RunTask  # noqa: E402
 from cifarnb.train import TrainConfig, fit  # noqa: E402

@@ -17,7 +17,7 @@ returns what it measured. Sections, most important first:
    the GPU-busy fraction (torch.profiler: kernel time over step time); host syncs per step (sync debug mode).
 2. ``precision``: ResNet18 (main.py), VGG-A + BN (the VGG scripts) and FastResNet9 (main_fastresnet9.py) in the
    precision the report's code ran them in (TF32 convolutions; fp16) and in bf16 autocast: the sweep keeps the
-   report's unless it costs more than 1.5x (``study.precision``).
+   report's unless it costs more than 1.5x (``study.fast_paths``).
 3. ``resnet18_compiled``: the same compiled with CUDA graphs: compile seconds, ms per step, a second instance's
    warm-up (the graph reused).
 4. ``fixed_costs``: evaluation at batch 1,000 and 5,000, with and without flip TTA; one checkpoint write.
@@ -36,7 +36,7 @@ returns what it measured. Sections, most important first:
 measures before its sweep; what the budget leaves is recorded as skipped. ``--extend`` goes on from an earlier probe
 of the card (a later call adds sections to the same file).
 
-Every record carries model, family, batch size, mode (``fastpath.execution_mode``), workers, ms per step, images/s,
+Every record carries model, family, batch size, mode (``execution.execution_mode``), workers, ms per step, images/s,
 seconds per epoch of 50,000 images, training FLOPs per image (``flops.training_flops``), achieved FLOP/s, MFU (over
 the card's dense bf16 peak; None where that is unknown, as on a CPU), device, torch version and date. What cannot
 run here is recorded as skipped, with why; what fails is recorded as an error and the probe goes on. ``--cpu``
@@ -75,14 +75,14 @@ from cifarnb.atomic import atomic_write  # noqa: E402
 from cifarnb.data import random_cifar10  # noqa: E402
 from cifarnb.device import cpu_name, device_name  # noqa: E402
 from cifarnb.study import profiles  # noqa: E402
-from cifarnb.study.precision import report_precision  # noqa: E402
+from cifarnb.study.fast_paths import report_precision  # noqa: E402
 from cifarnb.study.probes import card_slug, dense_bf16_peak, model_family, newest_probe_path  # noqa: E402
 from cifarnb.study.fast_paths import MODES as FAST_PATH_MODES  # noqa: E402
 from cifarnb.study.sections import SECTIONS, plan  # noqa: E402
 from cifarnb.study.tasks import RunTask  # noqa: E402
 from cifarnb.train import TrainConfig, evaluate  # noqa: E402
 from cifarnb.train.engine import _save_checkpoint  # noqa: E402
-from cifarnb.train.fastpath import execution_mode, sweep_execution  # noqa: E402
+from cifarnb.train.execution import execution_mode, sweep_execution  # noqa: E402
 from cifarnb.train.timing import TrainingSteps  # noqa: E402
 from flops import training_flops  # noqa: E402
 
@@ -374,7 +374,7 @@ PRECISION_RUNS = {"resnet18": lambda c: c.batch_size == 128 and not c.compile,
 
 
 def precision(probe: Probe) -> None:
-    """Each script's precision as the report's code ran it (``study.precision.report_precision``: TF32 convolutions
+    """Each script's precision as the report's code ran it (``study.fast_paths.report_precision``: TF32 convolutions
     for main.py and the VGG scripts, fp16 for FastResNet9) against bf16 autocast, eager: the sweep keeps the report's
     unless it costs more than ``settings.PRECISION_MAX_COST`` times bf16 (``Probe.precision_cost``)."""
     for model, where in PRECISION_RUNS.items():

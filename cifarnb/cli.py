@@ -169,8 +169,11 @@ def _train(args: argparse.Namespace) -> int:
     store = ResultStore(args.results or os.environ.get(RESULTS_ENV_VAR) or SCRATCH_RESULTS)
     run = store.load(config)  # a stored run is printed without reading the data set
     if run is None:
+        from .study.fast_paths import evidence_for
+
         data = load_cifar10(config.data_root, download=args.download)
-        run = store.run(config, data=data, progress=not args.quiet)
+        # Executed as the sweep and the notebooks execute the same run (train.execution.decide, the study's evidence).
+        run = store.run(config, data=data, progress=not args.quiet, evidence=evidence_for(config))
     print(run.frame().to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"{run.status} ({run.origin}): {run.path}")
     return 0 if run.finished else 3

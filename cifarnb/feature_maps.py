@@ -58,14 +58,15 @@ def feature_maps_path(store, config, image_row: int = 0):
 
 
 def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0, wait: bool = True,
-                        compute_missing: bool = True) -> tuple[dict[str, np.ndarray] | None, str]:
+                        compute_missing: bool = True, evidence=None) -> tuple[dict[str, np.ndarray] | None, str]:
     """The maps of ``config``'s trained model for ``image``, computed once and then read from ``store`` (a model
     that must be trained first trains on ``config.device`` from ``config.data_root``).
 
     Returns the maps and how they were obtained ("read from the store", "computed, model loaded from the
     store" or "computed, model trained now"), since training may be what a first call costs. With ``wait=False``
     and another process computing them: ``(None, "claimed by another process")``; with ``compute_missing=False``
-    and no stored maps: ``(None, "not run")``.
+    and no stored maps: ``(None, "not run")``. ``evidence``: how a model trained here executes
+    (``train.execution.Evidence``).
     """
     how = "read from the store"
     if not compute_missing and not feature_maps_path(store, config, image_row).exists():
@@ -76,7 +77,8 @@ def stored_feature_maps(store, config, image: torch.Tensor, image_row: int = 0, 
         stored = store.load(config)
         how = ("computed, model loaded from the store" if stored is not None and stored.has_weights
                else "computed, model trained now")
-        return feature_maps(store.trained_model(config, progress=False), image, config.normalization)
+        return feature_maps(store.trained_model(config, progress=False, evidence=evidence), image,
+                            config.normalization)
 
     maps = store.cached_arrays(*_stored_as(config, image_row), compute, wait=wait)
     return maps, how if maps is not None else "claimed by another process"

@@ -44,6 +44,7 @@ from .interrupt import TrainingInterrupted, pending, signal_of
 from .models import count_parameters
 from .run_schema import check_run_file
 from .train import TrainConfig, fit
+from .train.execution import Evidence
 
 RUN_FILE = "run.json"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -269,8 +270,9 @@ class ResultStore:
         return _claim_file(self.folder(config))
 
     def run(self, config: TrainConfig, data: CIFAR10 | None = None, progress: bool = True,
-            wait: bool = True) -> Run | None:
-        """The stored run for ``config``, training it first if needed (resuming an interrupted one).
+            wait: bool = True, evidence: Evidence | None = None) -> Run | None:
+        """The stored run for ``config``, training it first if needed (resuming an interrupted one), executed as
+        ``train.execution.decide`` chooses from ``evidence``.
 
         While another process trains the same config, waits for it and returns its run; with ``wait=False``
         returns None instead.
@@ -281,9 +283,9 @@ class ResultStore:
         with claim(self.claim_path(config), wait=wait, note=self.note) as claimed:
             if not claimed:
                 return None
-            return self.load(config) or self._train(config, data, progress)
+            return self.load(config) or self._train(config, data, progress, evidence)
 
-    def _train(self, config: TrainConfig, data: CIFAR10 | None, progress: bool) -> Run:
+    def _train(self, config: TrainConfig, data: CIFAR10 | None, progress: bool, evidence: Evidence | None = None) -> Run:
         folder = self.folder(config)
         checkpoint = folder / CHECKPOINT_FILE
         # A process killed while writing a checkpoint (or weights, or run.json) leaves its temporary file behind.
@@ -293,10 +295,9 @@ class ResultStore:
         finished = [0]  # the last epoch this call finished, for the line an interruption prints
         fit_started = time.perf_counter()
         try:
-            # A compiled run compiles (and records its CUDA graphs) in untimed steps first, so its epochs' seconds
-            # are training alone and the compile's are its own phase (a GPU slot's ledger: compile seconds by model).
+            # A compiled run compiles in untimed warm-up steps first (fit), so its epochs' seconds are training alone.
             result = fit(config, data, checkpoint_path=checkpoint, progress=progress,
-                         on_epoch=lambda row: finished.append(row["epoch"]), warmup_steps=3 if config.compile else 0)
+                         on_epoch=lambda row: finished.append(row["epoch"]), evidence=evidence)
         except BaseException as stop:
             # Ctrl-C, SIGTERM under interrupt.terminate_raises, or an error torch.save (say) made of either.
             signal_number = signal_of(stop) if isinstance(stop, KeyboardInterrupt) else pending()
@@ -313,7 +314,7 @@ class ResultStore:
             "resumed_from_epoch": result.resumed_from_epoch,
             # Whether the test set is the official one: then its 10,000-image accuracy is the one to compare.
             "data_official": is_official(resolve_root(config.data_root)),
-            "execution": {k: getattr(config, k) for k in ("device", "loader", "precision", "channels_last", "compile")},
+            "execution": result.info["execution"],  # as it ran (train.execution.decide)
             "precision": result.info.get("precision"),  # what "auto" became on this device
             # Where this call's seconds went beyond the epochs' own (a GPU slot's ledger, benchmarks/ledger.py).
             "phases": {"fit_seconds": round(time.perf_counter() - fit_started, 3),
@@ -338,12 +339,14 @@ class ResultStore:
         checkpoint.unlink(missing_ok=True)
         return run
 
-    def trained_model(self, config: TrainConfig, data: CIFAR10 | None = None, progress: bool = True):
+    def trained_model(self, config: TrainConfig, data: CIFAR10 | None = None, progress: bool = True,
+                      evidence: Evidence | None = None):
         """The trained model of ``config``; retrains it if only the (committed) history is on this machine."""
-        run = self.run(config, data=data, progress=progress)
+        run = self.run(config, data=data, progress=progress, evidence=evidence)
         model = run.load_model()
         if model is None:
-            _save_weights(fit(config, data, progress=progress).model, self.folder(config) / WEIGHTS_FILE)
+            _save_weights(fit(config, data, progress=progress, evidence=evidence).model,
+                          self.folder(config) / WEIGHTS_FILE)
             model = run.load_model()
         return model
 

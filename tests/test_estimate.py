@@ -19,7 +19,7 @@ from cifarnb.study.estimate import (GUESSED_FLOPS, SAFETY, SETUP_SECONDS, SLOT_S
                                     estimate, estimate_lines)
 from cifarnb.study.sections import model_zoo
 
-SWEEP_MODE = "eager+cudnn_benchmark"  # how a sweep runs on CUDA (fastpath.sweep_execution)
+SWEEP_MODE = "eager+cudnn_benchmark"  # how a sweep runs on CUDA (execution.sweep_execution)
 
 
 def record(model: str, rate: float, mode: str = SWEEP_MODE, batch_size: int = 128, **values) -> dict:

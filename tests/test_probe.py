@@ -49,7 +49,7 @@ def test_the_probe_runs_every_section_on_the_cpu_and_says_what_it_skipped(tmp_pa
         (8, False), (8, True), (16, False), (16, True)}
     (checkpoint,) = [record for record in records if record["label"].startswith("checkpoint write")]
     assert checkpoint["megabytes"] > 80  # ResNet18's weights are 45 MB, and SGD's momentum as much again
-    # Each script's report precision against bf16 (study.precision chooses from these on a GPU)
+    # Each script's report precision against bf16 (study.fast_paths chooses from these on a GPU)
     precisions = {record["label"]: record["precision"] for record in timed if record["section"] == "precision"}
     assert precisions == {"resnet18 tf32": "tf32", "resnet18 bf16": "bf16", "vgg_a_bn tf32": "tf32",
                           "vgg_a_bn bf16": "bf16", "fastresnet9 fp16": "fp16", "fastresnet9 bf16": "bf16"}

@@ -167,7 +167,7 @@ def test_plateau_preview_cuts_the_rate_after_patience_and_cooldown():
 
 def test_ema_every_k_steps_averages_only_those_steps(tiny):
     """ema_every=k: the averaged model is updated on steps 0, k, 2k, ... alone (the bag-of-tricks trainer's)."""
-    from cifarnb.train.fastpath import make_ema
+    from cifarnb.train.speed_steps import make_ema
 
     model = torch.nn.Linear(1, 1, bias=False)
     ema = make_ema(model, decay=0.5, every=3)

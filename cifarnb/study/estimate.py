@@ -7,7 +7,7 @@ estimate names which:
 
 1. ``probe`` (``--estimate`` only): a committed probe of the card, ``benchmarks/probe-<card>-<date>.json``
    (``benchmarks/probe.py``): the sustained training FLOP/s (MFU x the card's peak) of the same model, else of its
-   family (:func:`~cifarnb.study.probes.model_family`), in the mode a sweep runs on that device (``fastpath.sweep_execution``), alone on
+   family (:func:`~cifarnb.study.probes.model_family`), in the mode a sweep runs on that device (``execution.sweep_execution``), alone on
    the card, at the nearest batch size; the run's training and evaluation FLOPs at that rate. It comes first
    because it times today's execution path, alone; the store's GPU timings so far were taken with four runs
    sharing the card, on the eager path;
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from ..device import device_name, resolve_device
 from ..results import ResultStore
 from ..train import TrainConfig
-from ..train.fastpath import execution_mode, sweep_execution
+from ..train.execution import execution_mode, sweep_execution
 from . import profiles
 from .probes import LENT_CARD, Probe, dense_bf16_peak
 from .profiles import Profile

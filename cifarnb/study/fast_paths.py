@@ -1,19 +1,21 @@
-"""The fast path each of a sweep's runs takes on a GPU, chosen per model: eager, compiled, or compiled with CUDA
-graphs (``cifarnb sweep --fast-paths auto``; ``benchmarks/gpu_report.sh`` passes it on the device).
+"""What a sweep knows about a card's fast paths, and how each of its runs executes on it: the precision the study
+asks for (the report's code's, :func:`report_precision`), the evidence handed to ``train.execution.decide``
+(:func:`evidence_for`), and each model's compiled mode on a GPU (``cifarnb sweep --fast-paths auto``): eager,
+compiled, or compiled with CUDA graphs.
 
-Two committed files of the card decide, both written on the device in a slot's first call:
+Two files of the card decide, both written on the device (``FastPaths.read``: the folder is an argument):
 
-* its probe (``benchmarks/probe-<card>-<date>.json``, section ``modes``: each of the first section's models timed
-  eager and in each compiled mode on the same batches, ms per step and the seconds compiling cost). A mode is taken
-  only where it pays over the runs it serves: the seconds it saves over their steps exceed what its compiles cost
-  (each worker process compiles a graph once per model, batch size and option set it trains: at most one per run).
-  The compile seconds are the probe's cold ones; a warm machine's compile cache (``gpu_report.sh warm``) makes
-  later compiles cheaper, so the rule errs towards eager.
-* its self-test (``benchmarks/selftest.json``, ``benchmarks/gpu_selftest.py``): each fast path checked against
-  eager on the same batches. A compiled mode is taken only for a model whose check of it agreed with eager on
-  this card; one that failed, or that the self-test's budget left unchecked, keeps the model eager, said in one
-  line; a failed precision check puts bf16 runs back in the report's precision; a failed workers check makes the
-  sweep one process (:func:`cifarnb.study.sweep.sweep`).
+* its probe (``probe-<card>-<date>.json``, section ``modes``: each of the first section's models timed eager and in
+  each compiled mode on the same batches, ms per step and the seconds compiling cost; section ``precision``: the
+  report's precision against bf16). A mode is taken only where it pays over the runs it serves: the seconds it
+  saves over their steps exceed what its compiles cost (each worker process compiles a graph once per model, batch
+  size and option set it trains: at most one per run). The compile seconds are the probe's cold ones, so the rule
+  errs towards eager.
+* its self-test (``selftest.json``): each fast path checked against eager on the same batches. A compiled mode is
+  taken only for a model whose check of it agreed with eager on this card; one that failed, or that the
+  self-test's budget left unchecked, keeps the model eager, said in one line; a failed precision check is evidence
+  that ``decide`` reads (no bf16 where the report's precision differs); a failed workers check makes the sweep one
+  process (:func:`cifarnb.study.sweep.sweep`).
 
 All of these are execution fields (``TrainConfig.EXECUTION_FIELDS``): no run's key changes, a run made compiled is
 the same experiment as one made eagerly.
@@ -29,9 +31,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..train import TrainConfig
-from .estimate import steps_per_epoch
-from .precision import report_precision
-from .probes import PROBE_FOLDER, newest_probe_path
+from ..train.execution import Evidence, training_steps
+from .probes import PROBE_FOLDER, Probe, newest_probe_path
+from .settings import FASTRESNET9_PRECISION, MAIN_PY_PRECISION, PRECISION_MAX_COST
 
 # The fast paths of a training step, as the probe and the self-test name them, and the config fields of each.
 MODES = {"eager": {"compile": False}, "compiled": {"compile": True, "compile_mode": "default"},
@@ -40,6 +42,28 @@ COMPILED_MODES = ("compiled", "compiled+cuda_graphs")
 # The fast paths a failed check rules out: CUDA graphs are replayed compiled graphs.
 RULED_OUT = {"compiled": ("compiled", "compiled+cuda_graphs"), "compiled+cuda_graphs": ("compiled+cuda_graphs",)}
 SELFTEST_FILE = "selftest.json"
+
+
+def report_precision(config: TrainConfig) -> str:
+    """The precision the report's code trained ``config``'s kind of run in: its FastResNet9 code (the one whose
+    optimiser carries the rate in the velocity, ``sgd_velocity``) in fp16; main.py and the VGG scripts in fp32 with
+    TF32 convolutions. On a GPU, "auto" keeps it unless the probe shows it costing more than
+    ``settings.PRECISION_MAX_COST`` times bf16."""
+    return FASTRESNET9_PRECISION if config.optimizer == "sgd_velocity" else MAIN_PY_PRECISION
+
+
+def evidence_for(config: TrainConfig, fast: FastPaths | None = None) -> Evidence:
+    """The evidence ``train.execution.decide`` gets for one of the study's runs: the report's precision as the
+    reference, and, from ``fast`` (a card's probe and self-test; None: none), what the report's precision costs
+    against bf16 for the model and whether bf16 failed its check."""
+    reference = report_precision(config)
+    cost = failed = None
+    if fast is not None:
+        cost = fast.probe.precision_cost(config.model, reference) if fast.probe is not None else None
+        broken = fast.broken.get("precision", {})
+        failed = broken.get(config.model, broken.get("*"))
+    return Evidence(reference_precision=reference, precision_cost=cost, max_precision_cost=PRECISION_MAX_COST,
+                    bf16_failed=failed)
 
 
 @dataclass(frozen=True)
@@ -62,6 +86,7 @@ class FastPaths:
     broken: dict[str, dict[str, str]] = field(default_factory=dict)
     checked: set[tuple[str, str]] | None = None  # (fast path, model) that agreed with eager; None: not self-tested
     sources: list[str] = field(default_factory=list)  # the files read, for the log
+    probe: Probe | None = None  # the whole probe: its precision records give evidence_for its costs
 
     @classmethod
     def read(cls, card: str, folder: Path | None = None) -> FastPaths:
@@ -72,6 +97,7 @@ class FastPaths:
         fast = cls(card)
         if probe is not None:
             content = json.loads(probe.read_text())
+            fast.probe = Probe.read(probe)
             fast.records = [r for r in content.get("records", []) if r.get("section") == "modes"
                             and r.get("ms_per_step") and r.get("fast_path") in MODES]
             fast.sources.append(probe.name)
@@ -153,20 +179,20 @@ def choose(tasks: list, fast: FastPaths, workers: int, is_stored: Callable[[obje
         for config in configs:
             by_options[json.dumps(config.model_options, sort_keys=True)] += 1
         compiles = sum(min(workers, runs) for runs in by_options.values())
-        steps = sum(config.epochs * steps_per_epoch(config) for config in configs)
+        steps = sum(training_steps(config) for config in configs)
         choices[(model, batch)] = fast.choose(configs[0], steps, compiles)
     return choices
 
 
 def apply(tasks: list, fast: FastPaths, workers: int, is_stored: Callable[[object], bool],
           log: Callable[[str], None] = print) -> list:
-    """``tasks`` with each training run's fast path set (:func:`choose`), one line per model and batch size; a
-    precision the self-test found broken goes back to the report's. Tasks without a training config are kept."""
+    """``tasks`` with each training run's fast path set (:func:`choose`), one line per model and batch size, and
+    the card's evidence attached (:func:`evidence_for`: a precision the self-test found broken is not used). Tasks
+    without a training config are kept."""
     choices = choose(tasks, fast, workers, is_stored)
     log(f"fast paths ({fast.card}; from {', '.join(fast.sources) or 'no probe or self-test of this card'}):")
     for choice in choices.values():
         log(f"  {choice.model} at batch {choice.batch_size}: {choice.mode} ({choice.why})")
-    precision_broken = fast.broken.get("precision", {})
     changed = []
     for task in tasks:
         config = getattr(task, "config", None)
@@ -175,10 +201,7 @@ def apply(tasks: list, fast: FastPaths, workers: int, is_stored: Callable[[objec
             changed.append(task)
             continue
         config = config.replace(**MODES[choice.mode])
-        why = precision_broken.get(config.model, precision_broken.get("*"))
-        if why and config.precision == "bf16" and report_precision(config) != "bf16":
-            config = config.replace(precision=report_precision(config))
-        changed.append(dataclasses.replace(task, config=config))
-    for model, why in sorted(precision_broken.items()):
+        changed.append(dataclasses.replace(task, config=config, evidence=evidence_for(config, fast)))
+    for model, why in sorted(fast.broken.get("precision", {}).items()):
         log(f"  {'every model' if model == '*' else model}: no bf16 where the report's precision differs ({why})")
     return changed

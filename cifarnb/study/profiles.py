@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..train import TrainConfig
-from ..train.fastpath import sweep_execution
+from ..train.execution import sweep_execution
 from .settings import (ABLATION_EPOCHS, EARLY_RESNET9_EPOCHS, EARLY_ZOO_EPOCHS, LANDSCAPE_GAP,
                        LANDSCAPE_LEARNING_RATES, REPORT_BATCH_SIZE, REPORT_EPOCHS, VGG_EPOCHS)
 
@@ -53,7 +53,7 @@ class Profile:
     def sizes(self, epochs: int) -> dict:
         """The fields every config built from this profile gets: ``epochs``, its batch size and data subset, and
         its execution settings (device, data folder, memory layout, and the device's speed steps:
-        ``fastpath.sweep_execution``)."""
+        ``execution.sweep_execution``)."""
         return dict(epochs=epochs, batch_size=self.batch_size, n_train=self.n_train, n_test=self.n_test,
                     channels_last=self.channels_last, device=self.device, data_root=self.data_root,
                     **sweep_execution(self.device))

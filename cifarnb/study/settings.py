@@ -151,7 +151,7 @@ LANDSCAPE_GAP = 30
 # default; main_fastresnet9.py converts the data and the model to fp16 (BN layers back to fp32), so its weights,
 # velocity and arithmetic are fp16 (ours: fp16 autocast over fp32 weights, with loss scaling). A sweep on a GPU
 # runs each run in its report precision unless the card's committed probe shows that costing more than
-# PRECISION_MAX_COST times bf16 autocast (study/precision.py).
+# PRECISION_MAX_COST times bf16 autocast (study/fast_paths.py, train/execution.py).
 MAIN_PY_PRECISION = "tf32"
 FASTRESNET9_PRECISION = "fp16"
 PRECISION_MAX_COST = 1.5

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import pandas as pd
@@ -27,7 +27,8 @@ from ..feature_maps import feature_maps_path, stored_feature_maps, stored_test_i
 from ..landscape import LandscapeConfig
 from ..results import ResultStore, Run
 from ..train import TrainConfig
-from .precision import with_sweep_precision
+from ..train.execution import Evidence
+from .fast_paths import evidence_for
 
 
 class Estimator(Protocol):
@@ -46,16 +47,18 @@ def run_line(run: Run, seconds: float | None = None) -> str:
 @dataclass(frozen=True, eq=False)
 class _OneRun:
     """What a task made from one training run's config shares: its identity, device and timing are the run's, and
-    it trains in the precision a sweep trains that run in (:func:`~cifarnb.study.precision.sweep_precision`: the
-    report's code's; an execution field, so the identity stays)."""
+    it executes as ``train.execution.decide`` chooses from its ``evidence`` (default: the study's,
+    :func:`~cifarnb.study.fast_paths.evidence_for`, with the report's precision as the reference)."""
 
     section: str
     label: str
     config: TrainConfig
+    evidence: Evidence | None = field(default=None, kw_only=True)  # a card's probe and self-test, where known
     KIND = ""  # the kind of result, in the identity
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "config", with_sweep_precision(self.config))  # frozen: set once, here
+    @property
+    def run_evidence(self) -> Evidence:
+        return self.evidence if self.evidence is not None else evidence_for(self.config)
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -81,7 +84,7 @@ class RunTask(_OneRun):
 
     def compute(self, store: ResultStore, wait: bool = True) -> str | None:
         started = time.perf_counter()
-        run = store.run(self.config, progress=False, wait=wait)
+        run = store.run(self.config, progress=False, wait=wait, evidence=self.run_evidence)
         return None if run is None else run_line(run, time.perf_counter() - started)
 
     def estimate_seconds(self, store: ResultStore, estimator: Estimator) -> float:
@@ -101,7 +104,8 @@ class FeatureMapsTask(_OneRun):
 
     def compute(self, store: ResultStore, wait: bool = True) -> str | None:
         image, _ = stored_test_image(store, self.image_row, self.config.data_root)
-        maps, how = stored_feature_maps(store, self.config, image, self.image_row, wait=wait)
+        maps, how = stored_feature_maps(store, self.config, image, self.image_row, wait=wait,
+                                        evidence=self.run_evidence)
         return None if maps is None else f"feature maps {how}"
 
     def estimate_seconds(self, store: ResultStore, estimator: Estimator) -> float:

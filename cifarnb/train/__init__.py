@@ -1,8 +1,8 @@
 """Training: a typed config (:class:`TrainConfig`) and one loop (:func:`fit`) for every profile.
 
-``engine`` holds the loop, ``fastpath`` its multi-line speed tricks, ``optim`` the optimizers, schedules and
-losses, ``precision`` the autocast type a run trains in, ``timing`` the throughput and time-to-accuracy measurements
-the benchmarks use.
+``engine`` holds the loop, ``execution`` the one decision of how a run executes (precision, layout, compile),
+``speed_steps`` the loop's multi-line speed tricks, ``optim`` the optimizers, schedules and losses, ``timing`` the
+throughput and time-to-accuracy measurements the benchmarks use.
 """
 
 from .config import TrainConfig

@@ -2,8 +2,9 @@
 
 Each step that exists only for speed is named where it happens:
   * data resident on the device, augmented there (``cifarnb.loaders.TensorLoader``);
-  * autocast to bf16/fp16 on CUDA, channels_last memory format, optional ``torch.compile`` (one graph, for the
-    full training batches: ``fastpath.CompiledFullBatches``; ``compile_mode="reduce-overhead"`` adds CUDA graphs);
+  * the execution :func:`cifarnb.train.execution.decide` chooses: autocast to bf16/fp16 (on CUDA; bf16 on a CPU
+    that has it natively), channels_last memory format, optional ``torch.compile`` (one graph, for the full
+    training batches: ``speed_steps.CompiledFullBatches``; ``compile_mode="reduce-overhead"`` adds CUDA graphs);
   * fused optimizer kernels on CUDA (``optim.build_optimizer``);
   * no host synchronisation inside an epoch: losses and accuracies accumulate on the device and are read once
     per epoch (which is also where divergence is detected);
@@ -11,11 +12,11 @@ Each step that exists only for speed is named where it happens:
   * ``fit(..., warmup_steps=n)``: compilation, autotuning and CUDA-graph recording happen in untimed steps that
     are then undone, so each epoch's ``seconds`` is training alone (``info["warmup_seconds"]`` has the rest).
 
-The multi-line speed tricks live in :mod:`cifarnb.train.fastpath`; :mod:`cifarnb.train.timing` times this loop.
+The multi-line speed tricks live in :mod:`cifarnb.train.speed_steps`; :mod:`cifarnb.train.timing` times this loop.
 
 Resuming: after every epoch a checkpoint (model, optimizer, schedule, EMA, scaler, RNG states, history) is
 written atomically (with ``checkpoint_every_s``, only once that many seconds have passed since the last one:
-``fastpath.CheckpointCadence``). ``fit(..., checkpoint_path=p)`` continues from it, and because the loader's
+``speed_steps.CheckpointCadence``). ``fit(..., checkpoint_path=p)`` continues from it, and because the loader's
 shuffling and augmentation depend only on ``(seed, epoch)``, a resumed run follows the same trajectory as an
 uninterrupted one (the epochs after the last checkpoint are repeated).
 """
@@ -42,9 +43,9 @@ from ..data import CIFAR10, NORMALIZATIONS, load_cifar10
 from ..device import device_name, resolve_device, synchronized_clock, use_tf32_convolutions
 from ..loaders import make_loader
 from .config import TrainConfig
-from .fastpath import BatchStream, CheckpointCadence, CompiledFullBatches, make_ema, uses_cuda_graphs
+from .execution import Evidence, Execution, autocast, bf16_agrees_with_fp32, decide, uses_cuda_graphs
 from .optim import Schedule, build_loss, build_optimizer
-from .precision import autocast, autocast_dtype, resolved_precision
+from .speed_steps import BatchStream, CheckpointCadence, CompiledFullBatches, make_ema
 
 EXACT_TEST_ROWS = 1000  # rows 0-999 of the shared test set are exact; the rest are JPEG approximations
 
@@ -72,6 +73,7 @@ def fit(
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
     warmup_steps: int = 0,
+    evidence: Evidence | None = None,
 ) -> FitResult:
     """Train ``config.model`` and return it with one history row per epoch.
 
@@ -80,14 +82,20 @@ def fit(
     ``warmup_steps`` > 0 first runs that many training steps (plus one of the epoch's last, smaller batch and
     one evaluation batch), then restores model, optimizer, scaler and RNG states: the run is unchanged, but
     ``torch.compile``, cuDNN autotuning and CUDA-graph recording (3+ steps) are done before the first timed
-    epoch.
-    ``info`` gets ``setup_seconds`` (data upload, model build) and ``warmup_seconds``.
+    epoch; a run that :func:`~cifarnb.train.execution.decide` compiles warms up at least 3 steps.
+    ``evidence``: what is known about this device's fast paths (:class:`~cifarnb.train.execution.Evidence`).
+    ``info`` gets ``setup_seconds`` (data upload, model build), ``warmup_seconds`` and the execution decided
+    (``precision``, ``execution``, ``execution_why``).
     """
     config.validate()
     setup_started = time.perf_counter()
     device = resolve_device(config.device)
     data = data_for(config, data)
-    parts = prepare(config, data, device)
+    execution = checked_execution(config, data, device, evidence)
+    config = execution.config
+    if config.compile:
+        warmup_steps = max(warmup_steps, 3)
+    parts = prepare(config, data, device, execution)
     model, step_model, optimizer, schedule = parts.model, parts.step_model, parts.optimizer, parts.schedule
     train_loader, test_loader, loss_fn, ema = parts.train_loader, parts.test_loader, parts.loss_fn, parts.ema
     scaler, half = parts.scaler, parts.half
@@ -111,8 +119,8 @@ def fit(
         if device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"].cpu())
         history, start_epoch, wall_before = state["history"], state["epoch"], state["wall_seconds"]
-    info = {"setup_seconds": synchronized_clock(device) - setup_started,
-            "precision": resolved_precision(config, device), "checkpoint_seconds": 0.0}
+    info = {"setup_seconds": synchronized_clock(device) - setup_started, "precision": execution.precision,
+            "execution": execution.record(), "execution_why": execution.why, "checkpoint_seconds": 0.0}
     if warmup_steps > 0 and start_epoch < config.epochs:
         info["warmup_seconds"] = _warm_up(parts, warmup_steps)
 
@@ -200,11 +208,43 @@ class Parts:
         return self.ema.module if self.ema is not None else self.step_model
 
 
-def prepare(config: TrainConfig, data: CIFAR10, device: torch.device) -> Parts:
+# The CPU check's verdict per (model, options) in this process: it runs once, before the first run that needs it.
+_CPU_CHECKS: dict[tuple[str, str], str | None] = {}
+
+
+def checked_execution(config: TrainConfig, data: CIFAR10, device: torch.device,
+                      evidence: Evidence | None = None) -> Execution:
+    """:func:`decide`, with the CPU fast path checked first: once per model and options in a process, a few SGD
+    steps in bf16 against fp32 on the run's first training images (``execution.bf16_agrees_with_fp32``); a failed
+    check decides again without bf16 and says why in one line."""
+    execution = decide(config, device, evidence)
+    if not execution.cpu_fast_path:
+        return execution
+    options = config.model_kwargs()
+    slot = (config.model, repr(sorted(options.items())))
+    if slot not in _CPU_CHECKS:
+        torch.manual_seed(config.seed)
+        model = models.build(config.model, **options)
+        models.init_from_data(model, data.x_train, *NORMALIZATIONS[config.normalization])
+        mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in NORMALIZATIONS[config.normalization])
+        images = (data.x_train[:16].float() / 255 - mean) / std
+        _CPU_CHECKS[slot] = bf16_agrees_with_fp32(model, images, data.y_train[:16].long())
+    failed = _CPU_CHECKS[slot]
+    if failed is None:
+        return execution
+    print(f"{config.model}: the CPU's bf16 check failed ({failed}); training in fp32", file=sys.stderr)
+    return decide(config, device, (evidence or Evidence()).replace(bf16_failed=failed))
+
+
+def prepare(config: TrainConfig, data: CIFAR10, device: torch.device, execution: Execution | None = None) -> Parts:
+    """Everything ``config`` trains with on ``device``, as ``execution`` (default: :func:`decide` with no evidence)
+    runs it: ``config`` is taken as that decision's."""
+    execution = execution or decide(config, device)
+    config = execution.config
     # Speed step, cuDNN autotuning: each new input shape times the convolution algorithms once.
     if config.cudnn_benchmark and device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    use_tf32_convolutions(config.precision != "fp32")
+    use_tf32_convolutions(execution.precision != "fp32")  # CUDA only; follows the decided precision
     torch.manual_seed(config.seed)  # model initialisation depends on the seed alone
     model = models.build(config.model, **config.model_kwargs())
     # Layers set from the training images rather than trained (FastResNet9's patch whitening), on the CPU.
@@ -215,7 +255,7 @@ def prepare(config: TrainConfig, data: CIFAR10, device: torch.device) -> Parts:
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(config, model, device)
-    half = autocast_dtype(config, device)
+    half = execution.autocast
     loader_options = dict(device=device, seed=config.seed, channels_last=config.channels_last,
                           normalization=config.normalization)
     train_loader = make_loader(

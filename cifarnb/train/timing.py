@@ -17,8 +17,9 @@ import torch
 from ..data import CIFAR10
 from .config import TrainConfig
 from ..device import device_name, resolve_device, synchronized_clock
-from .engine import data_for, prepare, train_one_epoch
-from .fastpath import BatchStream, uses_cuda_graphs
+from .engine import checked_execution, data_for, prepare, train_one_epoch
+from .execution import Evidence, uses_cuda_graphs
+from .speed_steps import BatchStream
 
 
 class TrainingSteps:
@@ -32,12 +33,14 @@ class TrainingSteps:
     ``parts`` is what :func:`prepare` built.
     """
 
-    def __init__(self, config: TrainConfig, data: CIFAR10 | None = None, fixed_batch: bool = False):
+    def __init__(self, config: TrainConfig, data: CIFAR10 | None = None, fixed_batch: bool = False,
+                 evidence: Evidence | None = None):
         config.validate()
-        self.config = config
         self.device = resolve_device(config.device)
         self.data = data_for(config, data)
-        self.parts = prepare(config, self.data, self.device)
+        self.execution = checked_execution(config, self.data, self.device, evidence)
+        self.config = config = self.execution.config  # as it runs: precision, layout and compile decided
+        self.parts = prepare(config, self.data, self.device, self.execution)
         batches = _full_batches(self.parts.train_loader, config.batch_size)
         self.batches = itertools.repeat(next(batches)) if fixed_batch else batches
         self._options = dict(optimizer=self.parts.optimizer, schedule=None, loss_fn=self.parts.loss_fn,

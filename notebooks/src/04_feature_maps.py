@@ -35,6 +35,7 @@ import pandas as pd
 from cifarnb import data, feature_maps
 from cifarnb.plots import curves
 from cifarnb.study import notebook
+from cifarnb.study.fast_paths import evidence_for
 from cifarnb.study.sections import feature_maps as section
 
 session = notebook.setup("04_feature_maps", globals())
@@ -86,7 +87,8 @@ session.save(figure, "test_image")
 maps = {}
 for label, config in configs.items():
     found, how = feature_maps.stored_feature_maps(session.store, config, image, section.IMAGE_ROW,
-                                                  compute_missing=session.train_missing)
+                                                  compute_missing=session.train_missing,
+                                                  evidence=evidence_for(config))
     print(f"{label}: maps {how}" + ("" if found is None else "; " + ", ".join(
         f"{layer} {'x'.join(map(str, found[layer].shape))}" for layer in section.LAYERS)))
     if found is not None:

@@ -9,7 +9,8 @@ from cifarnb.study import profiles
 from cifarnb.study.sections import SECTIONS, plan
 from cifarnb.train import TrainConfig, fit
 from cifarnb.train.config import EXECUTION_FIELDS
-from cifarnb.train.fastpath import CheckpointCadence, execution_mode, sweep_execution
+from cifarnb.train.execution import execution_mode, sweep_execution
+from cifarnb.train.speed_steps import CheckpointCadence
 
 
 def small(**changes) -> TrainConfig:

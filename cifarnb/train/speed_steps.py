@@ -1,11 +1,10 @@
 """The speed tricks of the training loop that are more than one line, each a named step.
 
-Used by :mod:`cifarnb.train.engine`; every trick here changes how fast a run goes, never what it computes:
+Used by :mod:`cifarnb.train.engine` where :func:`cifarnb.train.execution.decide` chose them; every trick here
+changes how fast a run goes, never what it computes:
 
-* :func:`sweep_execution`: the one place that chooses a sweep's execution fields per device (the GPU's speed steps);
 * :class:`CompiledFullBatches`: ``torch.compile`` for the full training batches only (one graph per model, options
   and batch size, reused by every later run of them in the process);
-* :func:`uses_cuda_graphs`: whether the compile mode replays steps as CUDA graphs (each step must be marked);
 * :class:`CheckpointCadence`: a checkpoint every N seconds instead of after every epoch;
 * :class:`NonBlockingEMA`: weight averaging without torch's per-step host-to-device copy of its counter;
 * :class:`BatchStream`: a loader-like view of a few batches, for warm-up and throughput measurements.
@@ -15,53 +14,13 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Any, Iterator
+from typing import Iterator
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .config import TrainConfig
-
-
-def sweep_execution(device: str) -> dict[str, Any]:
-    """The execution fields a sweep's runs get on ``device`` ("auto", "cpu", "cuda", "cuda:N"): the one place where
-    the fast path is chosen per device (``cifarnb.study.profiles.Profile.sizes`` gives them to every config).
-
-    None of them is part of a run's key (``config.EXECUTION_FIELDS``): a run made this way is the same experiment
-    as one made without them. Each entry is a speed step; ``benchmarks/probe.py`` measures its gain (the section
-    named) and ``benchmarks/RESULTS.md`` records it. Gains are pending until the probe has run on a GPU.
-    """
-    if not on_cuda(device):
-        return {}  # CPU: the defaults (cuDNN is CUDA's; evaluation and checkpoints are a small share of a CPU epoch)
-    return {
-        # Step 1, cuDNN autotuning: cuDNN times its convolution algorithms once per input shape and keeps the
-        # fastest (a few seconds once per run). Gain: probe section resnet18_eager, autotuning off against on.
-        "cudnn_benchmark": True,
-        # Step 2, evaluation in batches of 5,000 (the default 1,000): 2 launches of every kernel per evaluation
-        # of 10,000 images instead of 10, for the activations of 5,000 images at once. Gain: probe fixed_costs.
-        "eval_batch_size": 5000,
-        # Step 3, a checkpoint every 60 s instead of after every epoch: each one writes 45-146 MB with fsync, which
-        # a GPU epoch of a few seconds feels; an interrupted run repeats at most a minute. Gain: probe fixed_costs
-        # (the seconds of one write, saved on every epoch but one a minute).
-        "checkpoint_every_s": 60.0,
-        # Not chosen yet, torch.compile with CUDA graphs (compile=True, compile_mode="reduce-overhead"): a worker
-        # compiles each model, options and batch size once (CompiledFullBatches), at tens of seconds a graph
-        # against milliseconds saved a step; probe section resnet18_compiled gives both, and so where it pays.
-    }
-
-
-def on_cuda(device: str) -> bool:
-    """Whether a config's ``device`` runs on CUDA here ("auto" does where CUDA is available)."""
-    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-
-
-def execution_mode(config: TrainConfig) -> str:
-    """How ``config``'s steps run, as the probe's records and the estimate name it: "eager", "compiled" or
-    "compiled+cuda_graphs", then "+cudnn_benchmark" when cuDNN autotunes."""
-    mode = ("compiled+cuda_graphs" if uses_cuda_graphs(config) else "compiled") if config.compile else "eager"
-    return mode + ("+cudnn_benchmark" if config.cudnn_benchmark else "")
-
 
 # Graphs dynamo keeps per compiled forward before it falls back to running it eagerly, without a word.
 COMPILED_GRAPHS_KEPT = 64
@@ -78,7 +37,7 @@ class CompiledFullBatches(nn.Module):
 
     Reuse across runs: dynamo caches a graph on the model class's ``forward`` and guards on shapes, dtypes and
     modules, not on the instance, so a later run in the same process (a sweep worker's next task) of the same
-    model, options and batch size compiles nothing (``tests/test_fastpath.py`` counts the graphs). Each other
+    model, options and batch size compiles nothing (``tests/test_speed_steps.py`` counts the graphs). Each other
     model or option set of one class is one more graph of the same ``forward``: dynamo keeps 8 and then runs the
     rest eagerly without a word, and ResNet18's ablations alone are 21, so the process keeps
     :data:`COMPILED_GRAPHS_KEPT`.
@@ -103,10 +62,6 @@ class CompiledFullBatches(nn.Module):
         return self.model(images)
 
 
-def uses_cuda_graphs(config: TrainConfig) -> bool:
-    return config.compile and config.compile_mode in ("reduce-overhead", "max-autotune")
-
-
 class CheckpointCadence:
     """Speed step, checkpoints by time: with ``every_seconds`` set, a checkpoint is due after an epoch only once
     that many seconds have passed since the last one was written (or since training started or resumed); with
@@ -115,7 +70,7 @@ class CheckpointCadence:
     A checkpoint (model, optimizer, EMA, RNG states, history; 45-146 MB for the zoo's larger models) is written
     with fsync, a cost that grows in share as epochs get fast. A run cut off between checkpoints resumes
     from the last one and repeats the epochs after it; the loader's batches depend on (seed, epoch) alone, so the
-    repeated epochs and the whole history equal an uninterrupted run's (``tests/test_fastpath.py``).
+    repeated epochs and the whole history equal an uninterrupted run's (``tests/test_speed_steps.py``).
     """
 
     clock = staticmethod(time.monotonic)
