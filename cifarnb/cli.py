@@ -17,8 +17,7 @@ from . import __version__, names
 from .interrupt import describe, exit_status, terminate_raises
 from .study.section_index import ALIASES, NUMBERS, SECTION_NAMES, in_notebook_order
 from .study.settings import REPORT_SCHEDULES
-from .train.config import EXECUTION_FIELDS, TrainConfig
-from .train.field_help import FIELD_HELP
+from .train.config import EXECUTION_FIELDS, TrainConfig, field_help
 
 SCRATCH_RESULTS = "scratch-results"  # where `cifarnb train` stores runs tried from the command line
 
@@ -94,8 +93,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         default = _field_default(field)
-        help_text = FIELD_HELP.get(field.name, "")
-        if field.name == "model":
+        help_text = field_help(field.name)
+        if field.name == "model":  # the zoo's names, torch-free (names.MODEL_FAMILIES, which the registry checks)
             help_text = "one of " + ", ".join(names.MODELS) + " (any letter case)"
         if field.name in _SCHEDULE_FIELDS:
             # Left unset here: the report's code's value for the chosen --scheduler fills it (_config_from).
@@ -129,7 +128,7 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_data_root(parser: argparse.ArgumentParser, config_flag: bool = False) -> None:
     """``--data-root`` (unless the config's flags already made it), and ``--data``, its earlier name."""
     if not config_flag:
-        parser.add_argument("--data-root", default=None, help=FIELD_HELP["data_root"] + " (default: %(default)s)")
+        parser.add_argument("--data-root", default=None, help=field_help("data_root") + " (default: %(default)s)")
     parser.add_argument("--data", dest="data_root_earlier", default=None, help=argparse.SUPPRESS)
 
 

@@ -59,10 +59,11 @@ def test_the_torch_free_names_are_the_implemented_ones():
     import torch
 
     from cifarnb import loaders, names
-    from cifarnb.models import layers, list_models
+    from cifarnb.models import layers, list_models, model_family
     from cifarnb.study import section_index, sections
 
     assert list(names.MODELS) == list_models()
+    assert {name: model_family(name) for name in list_models()} == names.MODEL_FAMILIES
     assert names.ACTIVATIONS == tuple(layers._ACTIVATIONS)
     images, labels = torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4, dtype=torch.long)
     # Each name is a loader make_loader builds, the tensor loader drawing its crops in each named way (the
@@ -221,11 +222,10 @@ def test_report_as_committed_needs_papermill_metadata(tmp_path, capsys):
 def test_every_option_says_what_it_does_and_its_default():
     import argparse
 
-    from cifarnb.train.field_help import FIELD_HELP as _FIELD_HELP
     from cifarnb.train import TrainConfig
 
-    assert not [f.name for f in dataclasses.fields(TrainConfig) if not _FIELD_HELP.get(f.name, "").strip()
-                and f.name != "model"]  # model: its help lists the registry
+    # Each field's help lives with the field (its metadata), and every field has one.
+    assert not [f.name for f in dataclasses.fields(TrainConfig) if not f.metadata.get("help", "").strip()]
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     for command, parser in commands.choices.items():
         for action in parser._actions:

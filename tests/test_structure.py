@@ -75,6 +75,27 @@ def test_models_register_under_their_function_name_and_list_by_pattern():
         return None
 
     assert "structure_test_model" in models.list_models()
+    assert models.model_family("structure_test_model") == "test_structure"  # its module's name, as timm records it
     with pytest.raises(ValueError, match="registered twice"):
         models.register(structure_test_model)
-    models._registry._FACTORIES.pop("structure_test_model")
+    models._registry._MODELS.pop("structure_test_model")
+
+
+def test_a_model_of_the_zoo_registers_only_as_the_torch_free_list_has_it(monkeypatch):
+    """cifarnb.names.MODEL_FAMILIES (the command line's help, read without torch) and the registry are one list:
+    a model of cifarnb.models outside it, or in another family, is refused; one listed but never registered stops
+    the package's import."""
+    from cifarnb import names
+
+    def unlisted_model(num_classes: int = 10):
+        return None
+
+    unlisted_model.__module__ = "cifarnb.models.resnet"
+    with pytest.raises(ValueError, match="'unlisted_model' of cifarnb.models.resnet is not listed"):
+        models.register(unlisted_model)
+    monkeypatch.setitem(names.MODEL_FAMILIES, "unlisted_model", "vgg")
+    with pytest.raises(ValueError, match="listed in family 'vgg'"):
+        models.register(unlisted_model)
+    with pytest.raises(ImportError, match="lists unlisted_model, which no module of cifarnb.models registers"):
+        models._registry.check_complete()
+    assert "unlisted_model" not in models.list_models()

@@ -7,8 +7,9 @@
 
 Names are case-insensitive, so the report's spellings ("ResNet18",
 "GeResNeXt29_8x64d", "FastResNet9") work. Each family lives in its own module
-and registers its factories with `@register` (the function's name is the model's); importing this package
-imports them all.
+and registers its factories with `@register` (the function's name is the model's; the module's name is its
+family, `model_family(name)`); importing this package imports them all, and checks them against the torch-free
+list `cifarnb.names.MODEL_FAMILIES` that the command line's help reads.
 
 `feature_layers(model)` gives the modules whose forward-hook outputs are the
 feature maps of the model's first two convolutions, after BatchNorm and
@@ -36,11 +37,13 @@ from torch import nn
 
 # Importing the family modules runs their @register decorators.
 from . import alexnet, densenet, geresnext, lenet, resnet, resnet9, resnext, vgg, wideresnet  # noqa: F401
-from ._registry import build, list_models, model_options, register
+from ._registry import build, check_complete, list_models, model_family, model_options, register
 from .layers import shard_batchnorm
 
-__all__ = ["build", "list_models", "model_options", "register", "feature_layers", "count_parameters",
-           "init_from_data", "shard_batchnorm"]
+check_complete()  # every model cifarnb.names lists (the command line's help) is registered
+
+__all__ = ["build", "list_models", "model_family", "model_options", "register", "feature_layers",
+           "count_parameters", "init_from_data", "shard_batchnorm"]
 
 
 def feature_layers(model: nn.Module) -> dict[str, nn.Module]:

@@ -4,8 +4,6 @@ against bf16 autocast there (:meth:`Probe.precision_cost`, for the sweep's choic
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import math
 import re
@@ -52,18 +50,12 @@ def newest_probe_path(card: str, folder: Path = PROBE_FOLDER) -> Path | None:
     return paths[-1] if paths else None
 
 
-@functools.cache
 def model_family(model: str) -> str:
-    """The module of :mod:`cifarnb.models` that registers ``model``: its family ("resnet" for resnet18/34/50,
-    "resnet9" for resnet9 and fastresnet9)."""
+    """The family of ``model`` as the models' registry recorded it when the model registered (the module of
+    :mod:`cifarnb.models` that registers it: "resnet" for resnet18/34/50, "resnet9" for resnet9 and fastresnet9)."""
     from .. import models
 
-    for name, module in vars(models).items():
-        if inspect.ismodule(module) and module.__name__ == f"{models.__name__}.{name}":
-            factory = getattr(module, model.lower(), None)
-            if callable(factory) and getattr(factory, "__module__", None) == module.__name__:
-                return name
-    raise ValueError(f"unknown model {model!r}; valid names: {', '.join(models.list_models())}")
+    return models.model_family(model)
 
 
 @dataclass(frozen=True)

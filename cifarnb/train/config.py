@@ -43,80 +43,113 @@ KEY_NEUTRAL_DEFAULTS = {"augment": True, "normalization": "cifar10", "ema_every"
                         "drop_last": False}
 
 
+def _option(default: Any, help: str) -> Any:
+    """A field with its help text beside it, read by the command line (``cifarnb train --help``: ``field_help``)."""
+    return field(default=default, metadata={"help": help})
+
+
+def field_help(name: str) -> str:
+    """What the field ``name`` does and which values it takes, in the command line's words (its default is added
+    after it)."""
+    return TRAIN_CONFIG_FIELDS[name].metadata["help"]
+
+
 # (model, options) pairs that built once in this process: validating them again cannot fail.
 _BUILT_ONCE: set[tuple[str, str]] = set()
 
 @dataclass
 class TrainConfig:
+    # Each field's help (metadata "help", read by field_help and `cifarnb train --help`) says what it does and which
+    # values it takes; the comments say where a setting comes from.
     # What is trained.
-    model: str = "resnet18"
-    model_options: dict[str, Any] = field(default_factory=dict)
-    activation: str | None = None  # overrides the model's default activation when set
+    model: str = _option("resnet18", "a model of the zoo (cifarnb.models.list_models()), any letter case")
+    model_options: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "model keyword options as key=value (repeatable), e.g. --model-options dropout=0.3"})
+    activation: str | None = _option(None, "override the model's activation: " + " | ".join(ACTIVATIONS)
+                                     + "; None: the model's own")
     # The report's optimisation settings (1.1 baseline).
-    epochs: int = 25
-    batch_size: int = 128
-    lr: float = 0.01
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    optimizer: str = "sgd"
-    loss: str = "cross_entropy"
-    label_smoothing: float = 0.0
+    epochs: int = _option(25, "training epochs, a whole number >= 1")
+    batch_size: int = _option(128, "training images per step, a whole number >= 1")
+    lr: float = _option(0.01, "learning rate (the peak, for schedules that warm up), a number > 0")
+    momentum: float = _option(0.9, "momentum (SGD), a number >= 0")
+    nesterov: bool = _option(False, "Nesterov momentum (SGD)")
+    weight_decay: float = _option(5e-4, "L2 weight decay, a number >= 0")
+    optimizer: str = _option("sgd", " | ".join(OPTIMIZERS))
+    loss: str = _option("cross_entropy", " | ".join(LOSSES))
+    label_smoothing: float = _option(0.0, "label smoothing in [0, 1] (cross_entropy only)")
     # Learning-rate schedule; the report's ReduceLROnPlateau(mode='min', factor=0.5, patience=5, cooldown=5,
     # min_lr=1e-6) is the default.
-    scheduler: str = "plateau"
-    plateau_metric: str = "test_loss"
-    plateau_factor: float = 0.5
-    plateau_patience: int = 5
-    plateau_cooldown: int = 5
-    min_lr: float = 1e-6
-    step_size: int | None = None  # StepLR period in epochs; None means a third of the run
-    step_gamma: float = 0.1
-    exponential_gamma: float = 0.9
-    linear_end_factor: float = 0.01
-    linear_epochs: int | None = None  # epochs LinearLR takes to reach its end factor; None: the whole run
-    onecycle_pct_start: float = 0.25
+    scheduler: str = _option("plateau", " | ".join(SCHEDULERS) + " (piecewise needs --lr-knots)")
+    plateau_metric: str = _option("test_loss", "what the plateau scheduler watches, in min mode: "
+                                  + " | ".join(PLATEAU_METRICS))
+    plateau_factor: float = _option(0.5, "plateau: the rate's factor at each drop, in [0, 1]")
+    plateau_patience: int = _option(5, "plateau: epochs without improvement before a drop, a whole number >= 0")
+    plateau_cooldown: int = _option(5, "plateau: epochs after a drop before watching again, a whole number >= 0")
+    min_lr: float = _option(1e-6, "plateau and cosine: the lowest rate, a number >= 0")
+    step_size: int | None = _option(None, "step: epochs between drops, a whole number >= 1; None: a third of the run")
+    step_gamma: float = _option(0.1, "step: the rate's factor at each drop, in [0, 1]")
+    exponential_gamma: float = _option(0.9, "exponential: the rate's factor per epoch, in [0, 1]")
+    linear_end_factor: float = _option(0.01, "linear: the final rate as a fraction of --lr, in [0, 1]")
+    linear_epochs: int | None = _option(None, "linear: epochs to reach the end factor, a whole number >= 1; None: the "
+                                              "whole run")
+    onecycle_pct_start: float = _option(0.25, "onecycle: the fraction of the run spent warming up, in (0, 1)")
     # "piecewise": the lr factor at fractional epoch e, linear between (epoch, factor) knots and flat after the
     # last, stepped every batch; e.g. ((0, 0), (2, 1), (8, 0.1)) rises to lr over 2 epochs, falls to lr/10 by 8.
-    lr_knots: tuple[tuple[float, float], ...] | None = None
+    lr_knots: tuple[tuple[float, float], ...] | None = _option(None, "piecewise schedule as JSON [[epoch, factor], "
+                                                                     "...], e.g. [[0,0],[2,1],[8,0.1]]")
     # Evaluation.
-    tta_flip: bool = False  # average the logits of each test image and its mirror image
-    ema_decay: float | None = None  # evaluate an exponential moving average of the weights when set
-    ema_every: int = 1  # steps between EMA updates; ema_decay is the factor of one update
+    tta_flip: bool = _option(False, "evaluate each test image with its mirror image (averaged logits)")
+    ema_decay: float | None = _option(None, "evaluate an exponential moving average of the weights with this factor "
+                                            "per update, in (0, 1); None: no average")
+    ema_every: int = _option(1, "training steps between updates of the average, a whole number >= 1")
     # Data.
-    augment: bool = True  # random crop (padding 4) and horizontal flip of training images; False: neither
-    augmentation: str = "per_image"  # how crop and flip are drawn: AUGMENTATIONS (loaders.TensorLoader)
-    drop_last: bool = False  # skip each epoch's last, partial training batch (the report's FastResNet9 code does)
-    normalization: str = "cifar10"  # see NORMALIZATIONS
-    n_train: int | None = None
-    n_test: int | None = None
-    subset_seed: int = 0  # subsets stay fixed across training seeds so seeds only vary the run itself
-    seed: int = 0
+    augment: bool = _option(True, "random crop (padding 4) and horizontal flip of the training images")
+    augmentation: str = _option("per_image", "how crop and flip are drawn: per_image | per_batch (one draw per batch)")
+    # the report's FastResNet9 code drops the last partial batch
+    drop_last: bool = _option(False, "skip each epoch's last, partial training batch")
+    normalization: str = _option("cifar10", "cifar10 (the data set's mean and std) | half (0.5 and 0.5: pixels to "
+                                            "[-1, 1])")
+    n_train: int | None = _option(None, "train on a class-balanced subset of this many images, 1..50000; None: all")
+    n_test: int | None = _option(None, "evaluate on a class-balanced subset of this many images, 1..10000; None: all")
+    # subsets stay fixed across training seeds so seeds only vary the run itself
+    subset_seed: int = _option(0, "seed choosing --n-train/--n-test subsets, a whole number >= 0")
+    seed: int = _option(0, "training seed, a whole number >= 0")
     # Execution (not part of the run's key, see EXECUTION_FIELDS).
-    device: str = "auto"
-    loader: str = "tensor"
-    num_workers: int = 2
-    precision: str = "auto"  # see PRECISIONS: bf16 autocast on CUDA, fp32 elsewhere
-    channels_last: bool = False
-    compile: bool = False
-    eval_batch_size: int = 1000
-    compile_mode: str = "default"  # torch.compile's mode; "reduce-overhead" adds CUDA graphs (compile=True only)
-    cudnn_benchmark: bool = False  # let cuDNN time its convolution algorithms per shape (CUDA; process-wide)
-    data_root: str | None = None  # folder holding cifar-10-batches-py/; None: $CIFARNB_DATA, then ./data
+    device: str = _option("auto", "auto | cpu | cuda | cuda:N")
+    loader: str = _option("tensor", "tensor (on-device) | torchvision (the report's pipeline)")
+    num_workers: int = _option(2, "torchvision loader: worker processes, a whole number >= 0")
+    precision: str = _option("auto", " | ".join(PRECISIONS) + " (autocast on CUDA only)")  # see PRECISIONS
+    channels_last: bool = _option(False, "channels-last memory format (faster convolutions on recent GPUs)")
+    compile: bool = _option(False, "torch.compile the training step")
+    eval_batch_size: int = _option(1000, "test images per evaluation batch, a whole number >= 1")
+    # torch.compile's mode; "reduce-overhead" adds CUDA graphs (compile=True only)
+    compile_mode: str = _option("default", " | ".join(COMPILE_MODES))
+    # cuDNN's choice is process-wide
+    cudnn_benchmark: bool = _option(False, "let cuDNN time its convolution algorithms per input shape (CUDA)")
+    data_root: str | None = _option(None, "folder holding cifar-10-batches-py/; None: $CIFARNB_DATA, else ./data")
     # fit(checkpoint_path=...) writes a checkpoint after an epoch once this many seconds have passed since the last
     # one (None: after every epoch). A resumed run repeats the epochs since, and follows the same trajectory.
-    checkpoint_every_s: float | None = None
+    checkpoint_every_s: float | None = _option(None, "write a checkpoint once this many seconds have passed since the "
+                                                     "last, a number > 0; None: after every epoch")
 
     # Settings of the report's code that the first readings lacked (None: off).
-    bn_shards: int | None = None  # BN normalises each of this many pieces of a batch alone, as nn.DataParallel on
-    #                               that many GPUs (the report's main.py: 4); running statistics from the first
-    bias_lr_factor: float | None = None  # 1-D parameters (BN shifts, biases) train at lr x this ...
-    bias_weight_decay: float | None = None  # ... with this weight decay (the report's FastResNet9: 64x, 0.004/512)
-    eval_every_steps: int | None = None  # also evaluate every this many steps (VGG_acc.py: 100), kept in the
-    #                                      epoch's history row as "step_evals"
-    schedule_lag_epochs: int | None = None  # a per-epoch schedule starts after this many epochs at lr: main.py sets
-    #                                         epoch e + 1's cosine or exponential rate from e, so its epoch k runs
-    #                                         at torch's rate of epoch k - 1 (and its first two epochs at lr)
+    # bn_shards: the report's main.py runs nn.DataParallel on 4 GPUs; running statistics from the first piece.
+    bn_shards: int | None = _option(None, "BatchNorm normalises each of this many pieces of a batch alone (as "
+                                          "nn.DataParallel on that many GPUs), a whole number >= 1; None: the whole "
+                                          "batch")
+    # The report's FastResNet9: 64x, 0.004/512.
+    bias_lr_factor: float | None = _option(None, "1-D parameters (BN shifts, biases) train at --lr times this, a "
+                                                 "number >= 0; None: at --lr")
+    bias_weight_decay: float | None = _option(None, "weight decay of the 1-D parameters, a number >= 0; None: "
+                                                    "--weight-decay")
+    # VGG_acc.py: 100; kept in the epoch's history row as "step_evals".
+    eval_every_steps: int | None = _option(None, "also evaluate every this many training steps (kept in the epoch's "
+                                                 "history row), a whole number >= 1; None: once per epoch")
+    # main.py sets epoch e + 1's cosine or exponential rate from e, so its epoch k runs at torch's rate of epoch
+    # k - 1 (and its first two epochs at lr).
+    schedule_lag_epochs: int | None = _option(None, "per-epoch schedules: epochs run at --lr before the schedule "
+                                                    "starts, a whole number >= 1 (main.py's cosine and exponential: "
+                                                    "1); None: none")
 
     def __post_init__(self) -> None:
         # The registry is case-insensitive; one spelling in the key makes "LeNet5" and "lenet5" one run
@@ -233,6 +266,9 @@ class TrainConfig:
         }
         text = json.dumps(experiment, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+TRAIN_CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
