@@ -81,7 +81,7 @@ from cifarnb.study.fast_paths import MODES as FAST_PATH_MODES  # noqa: E402
 from cifarnb.study.sections import SECTIONS, plan  # noqa: E402
 from cifarnb.study.tasks import RunTask  # noqa: E402
 from cifarnb.train import TrainConfig, evaluate  # noqa: E402
-from cifarnb.train.engine import _save_checkpoint  # noqa: E402
+from cifarnb.train.checkpoint import save as save_checkpoint  # noqa: E402
 from cifarnb.train.execution import execution_mode, sweep_execution  # noqa: E402
 from cifarnb.train.timing import TrainingSteps  # noqa: E402
 from flops import training_flops  # noqa: E402
@@ -320,7 +320,7 @@ def fixed_costs(probe: Probe) -> None:
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / "checkpoint.pt"
                 started = time.perf_counter()
-                _save_checkpoint(path, parts.model, parts.optimizer, parts.schedule, parts.scaler, parts.ema, [], 1,
+                save_checkpoint(path, parts.model, parts.optimizer, parts.schedule, parts.scaler, parts.ema, [], 1,
                                  0.0, runner.device)
                 seconds = time.perf_counter() - started
                 size = path.stat().st_size

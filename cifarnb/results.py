@@ -285,7 +285,8 @@ class ResultStore:
                 return None
             return self.load(config) or self._train(config, data, progress, evidence)
 
-    def _train(self, config: TrainConfig, data: CIFAR10 | None, progress: bool, evidence: Evidence | None = None) -> Run:
+    def _train(self, config: TrainConfig, data: CIFAR10 | None, progress: bool,
+               evidence: Evidence | None = None) -> Run:
         folder = self.folder(config)
         checkpoint = folder / CHECKPOINT_FILE
         # A process killed while writing a checkpoint (or weights, or run.json) leaves its temporary file behind.

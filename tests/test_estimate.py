@@ -161,3 +161,33 @@ def test_the_estimate_takes_short_card_names_and_refuses_unknown_ones(tmp_path, 
     assert main([*arguments, "--estimate", "B300"]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) <= 2 and "unknown card 'B300'" in error[-1]
+
+
+def test_a_cpu_probe_times_each_run_in_the_mode_decide_chooses_there(tmp_path, monkeypatch):
+    """benchmarks/cpu_speed.py's records: --estimate cpu --probe FILE says how long a section takes on this CPU, at
+    the rate of the path decide() takes for each run (compiled for a long run on a CPU with native bf16); a model
+    the probe did not time runs at the median rate of the paths it chose."""
+    from cifarnb.train import execution
+
+    monkeypatch.setattr(execution, "cpu_has_native_bf16", lambda: True)
+    quick = profiles.get("quick", device="cpu")
+    probe = Probe.read(write_probe(tmp_path, [
+        record("resnet18", 1e10, mode="eager", path="fp32_eager", precision="fp32"),
+        record("resnet18", 3e10, mode="compiled", path="chosen", precision="bf16"),
+        record("fastresnet9", 5e10, mode="compiled", path="chosen", precision="bf16"),
+    ], device="cpu"))
+    result = estimate(["model_zoo"], quick, ResultStore(tmp_path / "store"), "cpu", probe=probe)["model_zoo"]
+    assert "resnet18" in result.models("probe") and "lenet5" in result.models("guessed")
+    assert "40 GFLOP/s" in result.assumed  # the median of the chosen paths' 3e10 and 5e10
+    config = model_zoo.zoo_config(quick, "resnet18")
+    assert result.probe_records[("resnet18", 128, "compiled")]["achieved_flops"] == 3e10
+    lenet = model_zoo.zoo_config(quick, "lenet5")
+    from cifarnb.study.estimate import Estimator
+
+    estimator = Estimator(ResultStore(tmp_path / "store"), "cpu", "cpu", probe)
+    assert estimator.mode_of(config) == "compiled"
+    assert estimator.mode_of(config.replace(epochs=1, n_train=256)) == "eager"  # too short to repay a compile
+    assert estimator.epoch_seconds(config) == pytest.approx(epoch_flops(config) / 3e10)  # the chosen path's rate
+    assert estimator.epoch_seconds(lenet) == pytest.approx(epoch_flops(lenet) / 4e10)  # the median, assumed
+    lines = estimate_lines(["model_zoo"], quick, ResultStore(tmp_path / "store"), "cpu", probe=probe)
+    assert any(line.startswith("efficiency from probe-cpu-2026-12-01.json") for line in lines)

@@ -20,7 +20,8 @@ from cifarnb.study.sections import SECTIONS, plan
 from cifarnb.study.sections import batchnorm, fastresnet9, model_zoo, optimize_resnet18
 from cifarnb.study.settings import PRECISION_MAX_COST
 from cifarnb.train import TrainConfig, execution
-from cifarnb.train.engine import checked_execution, prepare
+from cifarnb.train.engine import prepare
+from cifarnb.train.execution import checked_execution
 from cifarnb.train.execution import CPU_COMPILE_MIN_STEPS, Evidence, decide
 
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
@@ -73,15 +74,13 @@ def test_auto_means_the_same_in_every_entry_point(monkeypatch):
 
 
 def test_the_cpu_check_passes_here_and_a_failing_check_falls_back_to_fp32(tiny, monkeypatch, capsys):
-    from cifarnb.train import engine
-
     monkeypatch.setattr(execution, "cpu_has_native_bf16", lambda: True)
-    monkeypatch.setattr(engine, "_CPU_CHECKS", {})
+    monkeypatch.setattr(execution, "_CPU_CHECKS", {})
     config = TrainConfig(model="lenet5", epochs=1, batch_size=32, device="cpu")
     assert checked_execution(config, tiny, CPU).precision == "bf16"
-    assert engine._CPU_CHECKS == {("lenet5", "[]"): None}  # checked once, and it agreed
-    monkeypatch.setattr(engine, "bf16_agrees_with_fp32", lambda *args: "bf16 loss 9 against fp32's 2.3 at step 1")
-    monkeypatch.setattr(engine, "_CPU_CHECKS", {})
+    assert execution._CPU_CHECKS == {("lenet5", "[]"): None}  # checked once, and it agreed
+    monkeypatch.setattr(execution, "bf16_agrees_with_fp32", lambda *args: "bf16 loss 9 against fp32's 2.3 at step 1")
+    monkeypatch.setattr(execution, "_CPU_CHECKS", {})
     fallen = checked_execution(config, tiny, CPU)
     assert fallen.precision == "fp32" and "against fp32's 2.3" in fallen.why
     assert "the CPU's bf16 check failed" in capsys.readouterr().err

@@ -7,8 +7,8 @@ estimate names which:
 
 1. ``probe`` (``--estimate`` only): a committed probe of the card, ``benchmarks/probe-<card>-<date>.json``
    (``benchmarks/probe.py``): the sustained training FLOP/s (MFU x the card's peak) of the same model, else of its
-   family (:func:`~cifarnb.study.probes.model_family`), in the mode a sweep runs on that device (``execution.sweep_execution``), alone on
-   the card, at the nearest batch size; the run's training and evaluation FLOPs at that rate. It comes first
+   family (:func:`~cifarnb.study.probes.model_family`), in the mode a sweep runs it in on that device (its speed
+   steps, and what ``train.execution.decide`` chooses there), alone on the card, at the nearest batch size; the run's training and evaluation FLOPs at that rate. It comes first
    because it times today's execution path, alone; the store's GPU timings so far were taken with four runs
    sharing the card, on the eager path;
 2. ``store``: the store's measured seconds per epoch of the same model, batch size and data size on that device;
@@ -80,10 +80,24 @@ class Estimator:
         on this card reach (:meth:`store_mfu`), not at the budget's deliberately slow guess."""
         self.store, self.device_label, self.probe = store, device_label, probe
         self.device_type = device_type if device_type in GUESSED_FLOPS else "cpu"
-        self.mode = execution_mode(TrainConfig(**sweep_execution(self.device_type)))  # how a sweep runs there
+        self.mode = execution_mode(TrainConfig(**sweep_execution(self.device_type)))  # a sweep's speed steps there
         self.times = EpochTimes.read(store)
         self.peak = dense_bf16_peak(device_label) if self.device_type == "cuda" else None
         self.assumed_mfu, self.timings = self.store_mfu() if assume_store_mfu and self.peak else (None, 0)
+        # A CPU's probe (benchmarks/cpu_speed.py): a model it did not time runs at the median training FLOP/s of
+        # the paths it chose there (a CPU has no datasheet peak to take an MFU of).
+        chosen = [r["achieved_flops"] for r in probe.records if r.get("path") == "chosen"] if probe else []
+        self.assumed_rate = statistics.median(chosen) if chosen and self.device_type == "cpu" else None
+
+    def mode_of(self, config: TrainConfig) -> str:
+        """How a sweep runs ``config`` on this kind of device: its speed steps, and what
+        ``train.execution.decide`` chooses there (on a CPU with native bf16, a long run is compiled)."""
+        import torch
+
+        from ..train.execution import decide
+
+        swept = config.replace(**sweep_execution(self.device_type))
+        return execution_mode(decide(swept, torch.device(self.device_type)).config)
 
     def store_mfu(self) -> tuple[float | None, int]:
         """The median MFU (epoch FLOPs / seconds / the card's peak) of the store's measured epochs on this card,
@@ -109,14 +123,14 @@ class Estimator:
         """Where ``config``'s seconds per epoch come from: "probe" (with the probe's record), "store" or
         "guessed"."""
         if self.probe is not None:
-            found = self.probe.rate(config, self.mode)
+            found = self.probe.rate(config, self.mode_of(config))
             if found is not None:
                 return "probe", found[1]
         return ("store" if self.times.per_epoch(config, self.device_label) is not None else "guessed"), None
 
     def epoch_seconds(self, config: TrainConfig) -> float:
         if self.probe is not None:
-            found = self.probe.rate(config, self.mode)
+            found = self.probe.rate(config, self.mode_of(config))
             if found is not None:
                 return epoch_flops(config) / found[0]  # the measured rate includes each step's fixed costs
         per_epoch = self.times.per_epoch(config, self.device_label)
@@ -124,6 +138,8 @@ class Estimator:
             return per_epoch
         if self.assumed_mfu:
             return epoch_flops(config) / (self.assumed_mfu * self.peak)  # the FLOP bound at the store's MFU
+        if self.assumed_rate:
+            return epoch_flops(config) / self.assumed_rate  # the CPU probe's median rate
         return guessed_epoch_seconds(config, self.device_type)
 
     def run_seconds(self, config: TrainConfig) -> float:
@@ -195,6 +211,9 @@ def estimate(sections, profile: Profile, store: ResultStore, device_label: str, 
     if estimator.assumed_mfu:
         assumed = (f"assumed, FLOPs at {100 * estimator.assumed_mfu:.1f}% MFU (the median of the store's "
                    f"{estimator.timings} timings on this card)")
+    elif estimator.assumed_rate:
+        assumed = (f"assumed, FLOPs at {estimator.assumed_rate / 1e9:.0f} GFLOP/s (the median of the paths "
+                   f"{probe.path.name} chose on this CPU)")
     else:
         kind = estimator.device_type
         assumed = (f"assumed, from FLOPs at {GUESSED_FLOPS[kind] / 1e12:g} TFLOP/s and "
@@ -250,15 +269,21 @@ def estimate_lines(sections, profile: Profile, store: ResultStore, device_label:
     if total > 0:
         lines.append("what dominates: " + dominance(estimates, kind))
     if probe is None and device_type == "cpu":
+        lines.append("no probe of this CPU: python benchmarks/cpu_speed.py --out FILE times its fast path, and "
+                     "--estimate cpu --probe FILE reads it")
         return lines
     if probe is None:
         lines.append(f"no probe of {device_label} (benchmarks/probe.py on that card writes one, committed as "
                      f"benchmarks/probe-<card>-<date>.json): every figure is the store's or assumed")
         return lines
-    mode = execution_mode(TrainConfig(**sweep_execution(device_type)))
     used = {key: record for result in estimates.values() for key, record in result.probe_records.items()}
     efficiency = "; ".join(f"{record.get('family', '?')}: {record['model']} at batch {record['batch_size']}, "
                            f"{record['mode']}, {_efficiency(record)}" for _, record in sorted(used.items()))
+    if device_type == "cpu":
+        where = f"measured on {probe.cpu} with {probe.threads} threads" if probe.cpu else "measured on a CPU"
+        lines.append(f"efficiency from {probe.path.name} ({where}): {efficiency or 'none used'}")
+        return lines
+    mode = execution_mode(TrainConfig(**sweep_execution(device_type)))
     lines.append(f"efficiency from {probe.path.name} (a sweep there runs {mode}): {efficiency or 'none used'}")
     return lines
 

@@ -66,6 +66,8 @@ class Probe:
     path: Path
     device: str
     records: tuple[dict, ...]
+    cpu: str | None = None  # a CPU's probe (benchmarks/cpu_speed.py): which CPU, with how many threads
+    threads: int | None = None
 
     @classmethod
     def read(cls, path: str | Path) -> Probe:
@@ -73,7 +75,7 @@ class Probe:
             content = json.loads(Path(path).read_text())
             records = tuple(record for record in content["records"]
                             if record.get("achieved_flops") and record.get("workers", 1) == 1)
-            return cls(Path(path), content["device"], records)
+            return cls(Path(path), content["device"], records, content.get("cpu"), content.get("threads"))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"{path} is not a probe written by benchmarks/probe.py ({type(error).__name__}: "
                              f"{error})") from None

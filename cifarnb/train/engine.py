@@ -28,7 +28,6 @@ import itertools
 import contextlib
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +37,12 @@ import torch
 from torch import nn
 
 from .. import models
-from ..atomic import atomic_write
 from ..data import CIFAR10, NORMALIZATIONS, load_cifar10
 from ..device import device_name, resolve_device, synchronized_clock, use_tf32_convolutions
 from ..loaders import make_loader
+from . import checkpoint
 from .config import TrainConfig
-from .execution import Evidence, Execution, autocast, bf16_agrees_with_fp32, decide, uses_cuda_graphs
+from .execution import Evidence, Execution, autocast, checked_execution, decide, uses_cuda_graphs
 from .optim import Schedule, build_loss, build_optimizer
 from .speed_steps import BatchStream, CheckpointCadence, CompiledFullBatches, make_ema
 
@@ -107,7 +106,7 @@ def fit(
     history: list[dict] = []
     start_epoch, wall_before = 0, 0.0
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
-    state = _load_checkpoint(checkpoint_path, device, parts) if checkpoint_path is not None else None
+    state = checkpoint.load(checkpoint_path, device, parts) if checkpoint_path is not None else None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -162,7 +161,7 @@ def fit(
                 bar.set_postfix(epoch=epoch + 1, loss=f"{train_loss:.3f}", test_acc=f"{row['test_acc']:.2f}")
             if checkpoint_path is not None and cadence.due():
                 wall = wall_before + time.perf_counter() - started
-                info["checkpoint_seconds"] += _save_checkpoint(checkpoint_path, model, optimizer, schedule, scaler,
+                info["checkpoint_seconds"] += checkpoint.save(checkpoint_path, model, optimizer, schedule, scaler,
                                                                ema, history, epoch + 1, wall, device)
                 cadence.written()
             if on_epoch is not None:
@@ -206,34 +205,6 @@ class Parts:
     @property
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.step_model
-
-
-# The CPU check's verdict per (model, options) in this process: it runs once, before the first run that needs it.
-_CPU_CHECKS: dict[tuple[str, str], str | None] = {}
-
-
-def checked_execution(config: TrainConfig, data: CIFAR10, device: torch.device,
-                      evidence: Evidence | None = None) -> Execution:
-    """:func:`decide`, with the CPU fast path checked first: once per model and options in a process, a few SGD
-    steps in bf16 against fp32 on the run's first training images (``execution.bf16_agrees_with_fp32``); a failed
-    check decides again without bf16 and says why in one line."""
-    execution = decide(config, device, evidence)
-    if not execution.cpu_fast_path:
-        return execution
-    options = config.model_kwargs()
-    slot = (config.model, repr(sorted(options.items())))
-    if slot not in _CPU_CHECKS:
-        torch.manual_seed(config.seed)
-        model = models.build(config.model, **options)
-        models.init_from_data(model, data.x_train, *NORMALIZATIONS[config.normalization])
-        mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in NORMALIZATIONS[config.normalization])
-        images = (data.x_train[:16].float() / 255 - mean) / std
-        _CPU_CHECKS[slot] = bf16_agrees_with_fp32(model, images, data.y_train[:16].long())
-    failed = _CPU_CHECKS[slot]
-    if failed is None:
-        return execution
-    print(f"{config.model}: the CPU's bf16 check failed ({failed}); training in fp32", file=sys.stderr)
-    return decide(config, device, (evidence or Evidence()).replace(bf16_failed=failed))
 
 
 def prepare(config: TrainConfig, data: CIFAR10, device: torch.device, execution: Execution | None = None) -> Parts:
@@ -421,80 +392,3 @@ def _progress(config: TrainConfig, start_epoch: int, steps_per_epoch: int, enabl
     total = config.epochs * steps_per_epoch
     return tqdm(total=total, initial=start_epoch * steps_per_epoch, desc=f"{config.model}", unit="batch",
                 leave=False, mininterval=1.0)
-
-
-_CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "scaler", "rng_cpu", "history", "epoch", "wall_seconds")
-
-
-class _Misfit(ValueError):
-    """A checkpoint that reads but cannot resume this run (another model's, or one saved before its code changed)."""
-
-
-def _load_checkpoint(path: Path, device, parts: Parts) -> dict | None:
-    """The checkpoint's state, or None when there is none, it cannot be read, or it does not fit ``parts``.
-
-    A damaged checkpoint (a disk fault, a copy cut short), or one whose weights or optimizer do not match the
-    run's model, must not stop the run for good: it is renamed ``<name>.corrupt`` (kept for inspection, out of the
-    resume path) and the run starts again from epoch 0. The fit is checked before any state is loaded, since
-    ``load_state_dict`` copies the matching tensors before it raises on the others.
-    """
-    if not path.exists():
-        return None
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-        missing = [key for key in _CHECKPOINT_KEYS if key not in state]
-        if missing:
-            raise KeyError(f"missing {', '.join(missing)}")
-        _check_fit(state, parts)
-    except Exception as error:  # any unreadable file: unpickling, zip, or missing-entry errors alike
-        aside = path.with_name(path.name + ".corrupt")
-        os.replace(path, aside)
-        problem = (f"does not fit this run ({error})" if isinstance(error, _Misfit)
-                   else f"is unreadable ({type(error).__name__})")
-        print(f"warning: checkpoint {path} {problem}; moved it aside to {aside.name}, restarting from epoch 0",
-              file=sys.stderr, flush=True)
-        return None
-    return state
-
-
-def _check_fit(state: dict, parts: Parts) -> None:
-    """Raise :class:`_Misfit` unless the checkpoint's model, EMA and optimizer have this run's shapes."""
-    def shapes(tensors: dict) -> dict:
-        return {name: tuple(value.shape) for name, value in tensors.items() if isinstance(value, torch.Tensor)}
-
-    wanted = [("model", parts.model.state_dict(), state["model"])]
-    if (parts.ema is None) != (state.get("ema") is None):
-        raise _Misfit("one of run and checkpoint averages its weights (EMA), the other does not")
-    if parts.ema is not None:
-        wanted.append(("EMA", parts.ema.state_dict(), state["ema"]))
-    for what, own, saved in wanted:
-        if not isinstance(saved, dict):
-            raise _Misfit(f"its {what} state is not a dict of tensors")
-        own, saved = shapes(own), shapes(saved)
-        differing = sorted(set(own) ^ set(saved)) or sorted(name for name in own if own[name] != saved[name])
-        if differing:
-            more = f" and {len(differing) - 1} more" if len(differing) > 1 else ""
-            raise _Misfit(f"its {what} weights differ in {differing[0]}{more}")
-    own_groups = [len(group["params"]) for group in parts.optimizer.state_dict()["param_groups"]]
-    saved_groups = [len(group.get("params", ())) for group in state["optimizer"].get("param_groups", ())]
-    if own_groups != saved_groups:
-        raise _Misfit(f"its optimizer has parameter groups of sizes {saved_groups}, this run {own_groups}")
-
-
-def _save_checkpoint(path: Path, model, optimizer, schedule, scaler, ema, history, epoch, wall, device) -> float:
-    started = time.perf_counter()  # returns the seconds it took: a slot's ledger counts them
-    state = {
-        "epoch": epoch,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "schedule": schedule.state_dict(),
-        "scaler": scaler.state_dict(),
-        "ema": ema.state_dict() if ema is not None else None,
-        "rng_cpu": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-        "history": history,
-        "wall_seconds": wall,
-    }
-    atomic_write(path, lambda out: torch.save(state, out))  # a crash mid-write keeps the previous checkpoint
-    return time.perf_counter() - started
-

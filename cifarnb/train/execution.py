@@ -26,12 +26,16 @@ import contextlib
 import dataclasses
 import functools
 import math
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .config import TrainConfig
+
+if TYPE_CHECKING:
+    from ..data import CIFAR10
 
 # The CPU fast path compiles a run of at least this many training steps. Measured on a 2-core EPYC (torch 2.14.1,
 # benchmarks/cpu_speed.py): compiling FastResNet9 or ResNet18 costs one to two minutes once and saves about a
@@ -207,3 +211,34 @@ def bf16_agrees_with_fp32(model: torch.nn.Module, images: torch.Tensor, labels: 
             return (f"bf16 loss {fast:.4g} against fp32's {exact:.4g} at step {step} of {steps} "
                     f"(tolerance {CHECK_RELATIVE_TOLERANCE:.0%})")
     return None
+
+
+# The CPU check's verdict per (model, options) in this process: it runs once, before the first run that needs it.
+_CPU_CHECKS: dict[tuple[str, str], str | None] = {}
+
+
+def checked_execution(config: TrainConfig, data: CIFAR10, device: torch.device,
+                      evidence: Evidence | None = None) -> Execution:
+    """:func:`decide`, with the CPU fast path checked first: once per model and options in a process, a few SGD
+    steps in bf16 against fp32 on the run's first training images (``execution.bf16_agrees_with_fp32``); a failed
+    check decides again without bf16 and says why in one line."""
+    execution = decide(config, device, evidence)
+    if not execution.cpu_fast_path:
+        return execution
+    options = config.model_kwargs()
+    which = (config.model, repr(sorted(options.items())))
+    if which not in _CPU_CHECKS:
+        from .. import models
+        from ..data import NORMALIZATIONS
+
+        torch.manual_seed(config.seed)
+        model = models.build(config.model, **options)
+        models.init_from_data(model, data.x_train, *NORMALIZATIONS[config.normalization])
+        mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in NORMALIZATIONS[config.normalization])
+        images = (data.x_train[:16].float() / 255 - mean) / std
+        _CPU_CHECKS[which] = bf16_agrees_with_fp32(model, images, data.y_train[:16].long())
+    failed = _CPU_CHECKS[which]
+    if failed is None:
+        return execution
+    print(f"{config.model}: the CPU's bf16 check failed ({failed}); training in fp32", file=sys.stderr)
+    return decide(config, device, (evidence or Evidence()).replace(bf16_failed=failed))
