@@ -15,6 +15,7 @@ from typing import Any, Callable
 # needs when it runs; tests/test_cli.py checks, benchmarks/cli_speed.py times it).
 from . import __version__, names
 from .interrupt import describe, exit_status, terminate_raises
+from .study import recipes  # torch-free at import: torch loads when a recipe is built
 from .study.section_index import ALIASES, NUMBERS, SECTION_NAMES, in_notebook_order
 from .study.settings import REPORT_SCHEDULES
 from .train.config import EXECUTION_FIELDS, TrainConfig, field_help
@@ -89,6 +90,8 @@ def _field_default(field: dataclasses.Field) -> Any:
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    # A flag not given leaves its field out of the parsed arguments (argparse.SUPPRESS), so that a --recipe's values
+    # stand where no flag overrides them; the help says each library default itself.
     hints = typing.get_type_hints(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
@@ -97,32 +100,41 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
         if field.name == "model":  # the zoo's names, torch-free (names.MODEL_FAMILIES, which the registry checks)
             help_text = "one of " + ", ".join(names.MODELS) + " (any letter case)"
         if field.name in _SCHEDULE_FIELDS:
-            # Left unset here: the report's code's value for the chosen --scheduler fills it (_config_from).
+            # The report's code's value for the chosen --scheduler fills it when not given (_config_from).
             help_text = (f"{help_text} (default: the report's code's for the chosen --scheduler "
                          f"({_report_schedule_defaults(field.name)}), else {default})")
-            default = argparse.SUPPRESS
+        elif field.name == "model_options":
+            help_text += f"; with --recipe, added to the recipe's options (default: {default})"
         else:
-            help_text = (help_text + " (default: %(default)s)").strip()  # said once; the formatter adds none
+            help_text = f"{help_text} (default: {default})"
         if field.name in EXECUTION_FIELDS:
             help_text += " [execution only: not part of the run's key]"
+        common = dict(default=argparse.SUPPRESS, help=help_text.replace("%", "%%"))
         if field.name == "model_options":
-            parser.add_argument(flag, action="append", default=[], metavar="KEY=VALUE", help=help_text)
+            parser.add_argument(flag, action="append", metavar="KEY=VALUE", **common)
         elif hints[field.name] is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
         elif field.name in ("seed", "subset_seed"):
-            parser.add_argument(flag, type=_seed, default=default, metavar=field.name.upper(), help=help_text)
+            parser.add_argument(flag, type=_seed, metavar=field.name.upper(), **common)
         elif field.name == "lr_knots":
-            parser.add_argument(flag, type=_knots, default=default, metavar="KNOTS", help=help_text)
+            parser.add_argument(flag, type=_knots, metavar="KNOTS", **common)
         elif hints[field.name] in (int, float):
             # argparse turns a ValueError here into one usage line ("invalid int value: 'abc'").
-            parser.add_argument(flag, type=hints[field.name], default=default, metavar=field.name.upper(),
-                                help=help_text)
+            parser.add_argument(flag, type=hints[field.name], metavar=field.name.upper(), **common)
         elif hints[field.name] in (int | None, float | None, typing.Optional[int], typing.Optional[float]):
             number = int if int in typing.get_args(hints[field.name]) else float
-            parser.add_argument(flag, type=_optional(number), default=default, metavar=field.name.upper(),
-                                help=help_text)
+            parser.add_argument(flag, type=_optional(number), metavar=field.name.upper(), **common)
         else:
-            parser.add_argument(flag, type=parse_value, default=default, metavar=field.name.upper(), help=help_text)
+            parser.add_argument(flag, type=parse_value, metavar=field.name.upper(), **common)
+
+
+def _recipe_help() -> str:
+    listed = "; ".join(f"{name}: {recipes.SUMMARIES[name]}" for name in recipes.list_recipes())
+    return (f"start from a recipe of cifarnb.study.recipes, whose values the flags given here override (a flag's "
+            f"default is then the recipe's): {listed}. `--recipe report --model M` trains M as the report's code "
+            "builds and trains it, the run the sweep stores for M (default: none: the library's TrainConfig "
+            "defaults each flag shows: ResNet18 for 25 epochs at lr 0.01, report 1.1's baseline but with "
+            "whole-batch BatchNorm where main.py's DataParallel splits it, so not the ablation's run)")
 
 
 def _add_data_root(parser: argparse.ArgumentParser, config_flag: bool = False) -> None:
@@ -136,26 +148,36 @@ def _data_root(args: argparse.Namespace) -> str | None:
     """The data folder the command was given: ``--data-root``, or ``--data`` with a one-line note."""
     if args.data_root_earlier is not None:
         print("note: --data is now called --data-root", file=sys.stderr)
-        if args.data_root is None:
+        if getattr(args, "data_root", None) is None:
             args.data_root = args.data_root_earlier
-    return args.data_root
+    return getattr(args, "data_root", None)  # absent: `train` leaves a config flag not given out
 
 
 def _config_from(args: argparse.Namespace) -> TrainConfig:
-    # A schedule parameter not given takes the report's code's value for the chosen schedule (main.py's Table 5
-    # rates: `cifarnb train --scheduler step --lr 0.01` halves the rate every 5 epochs), else the config's default.
-    report = REPORT_SCHEDULES.get(args.scheduler, {})
-    values = {f.name: getattr(args, f.name, report.get(f.name, _field_default(f)))
-              for f in dataclasses.fields(TrainConfig)}
-    values["data_root"] = _data_root(args)
+    """The config of the flags given (argparse leaves the others out): over the recipe's values with --recipe,
+    else over TrainConfig's defaults. A schedule parameter not given takes the report's code's value for the
+    --scheduler chosen (main.py's Table 5 rates: `cifarnb train --scheduler step --lr 0.01` halves the rate every 5
+    epochs), where --scheduler is given or, without a recipe, is the default."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    given["data_root"] = _data_root(args)
     options = {}
-    for pair in values["model_options"]:
+    for pair in given.pop("model_options", []):
         if "=" not in pair:
             raise ValueError(f"--model-options {pair!r} must look like key=value, e.g. dropout=0.3")
         key, text = pair.split("=", 1)
         options[key] = parse_value(text)
-    values["model_options"] = options
-    return TrainConfig(**values)
+    if args.recipe is None:
+        values = {f.name: _field_default(f) for f in dataclasses.fields(TrainConfig)}
+        given = {**REPORT_SCHEDULES.get(given.get("scheduler", values["scheduler"]), {}), **given}
+        return TrainConfig(**{**values, **given, "model_options": options})
+    if "scheduler" in given:
+        if given["scheduler"] != "piecewise":
+            given.setdefault("lr_knots", None)  # the recipe's knots go with its piecewise schedule
+        given = {**REPORT_SCHEDULES.get(given["scheduler"], {}), **given}
+    config = recipes.get(args.recipe, **given)
+    if options:
+        config = recipes.get(args.recipe, **given, model_options={**config.model_options, **options})
+    return config
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -306,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Usage lines stay short: the options are listed below them, one per paragraph.
     train = commands.add_parser("train", help="train one config (or load it from the results store)",
                                 usage="%(prog)s [OPTIONS]")
+    train.add_argument("--recipe", default=None, choices=recipes.list_recipes(), metavar="RECIPE",
+                       help=_recipe_help())
     _add_data_root(train, config_flag=True)
     train.add_argument("--download", action="store_true", help="fetch CIFAR-10 if it is missing, partial or damaged")
     train.add_argument("--results", default=None, help="results store folder; None: $CIFARNB_RESULTS, else "

@@ -315,3 +315,56 @@ def test_a_run_tried_without_results_goes_to_the_scratch_store_and_leaves_no_cla
     assert not list((tmp_path / "scratch-results").glob("*.claim"))
     ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().splitlines()
     assert "/scratch-results/" in ignored
+
+
+def _config(*words):
+    from cifarnb.cli import _config_from
+
+    return _config_from(build_parser().parse_args(["train", *words]))
+
+
+def test_train_recipe_report_stores_the_key_the_sweep_stores_for_every_model():
+    """`cifarnb train --recipe report --model M` is the sweep's run of M at the full profile (the report's
+    settings), the same key: each zoo model as the report's code builds it (WideResNet's dropout and shortcut,
+    He-normal DenseNet100-BC and GeResNeXt29), ResNet9 and FastResNet9 as Tables 8-9 train them."""
+    from cifarnb.study import profiles
+    from cifarnb.study.sections.fastresnet9 import resnet9_configs
+    from cifarnb.study.sections.model_zoo import zoo_config
+
+    full = profiles.get("full")
+    sweep = {model: zoo_config(full, model) for model in profiles.ZOO_MODELS}
+    tables_8_9 = resnet9_configs(full)
+    sweep.update(resnet9=tables_8_9["ResNet9"], fastresnet9=tables_8_9["FastResNet9"])
+    for model, config in sweep.items():
+        assert _config("--recipe", "report", "--model", model).key() == config.key(), model
+    assert _config("--recipe", "report", "--model", "WideResNet16x8").model_options == {
+        "dropout": 0.5, "projection_input": "block_input"}
+    # Without a recipe: the library's defaults, another run (the help says so).
+    assert _config("--model", "wideresnet16x8").key() != sweep["wideresnet16x8"].key()
+
+
+def test_flags_given_override_the_recipe_and_the_others_keep_its_values():
+    config = _config("--recipe", "report", "--model", "wideresnet16x8", "--epochs", "3", "--model-options",
+                     "dropout=0.3", "--seed", "2")
+    assert (config.epochs, config.seed, config.lr, config.bn_shards) == (3, 2, 0.1, 4)
+    assert config.model_options == {"dropout": 0.3, "projection_input": "block_input"}  # added to the recipe's
+    fast = _config("--recipe", "fast", "--scheduler", "step")  # the recipe's piecewise knots go with its schedule
+    assert (fast.model, fast.scheduler, fast.lr_knots, fast.step_size, fast.step_gamma) == (
+        "fastresnet9", "step", None, 5, 0.5)
+    plain = _config()  # no recipe: TrainConfig's defaults, as before
+    assert plain.key() == _config("--recipe", "report", "--model", "resnet18").replace(
+        **{name: getattr(plain, name) for name in ("epochs", "lr", "bn_shards")}).key()
+    assert (_config("--scheduler", "step").step_size, _config("--scheduler", "step", "--step-size", "7").step_size) \
+        == (5, 7)
+
+
+def test_train_help_names_each_recipe_and_what_runs_without_one(capsys):
+    from cifarnb.study import recipes
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert set(recipes.SUMMARIES) == set(recipes.RECIPES)
+    for name in recipes.list_recipes():
+        assert f"{name}: {' '.join(recipes.SUMMARIES[name].split())}" in out
+    assert "(default: none: the library's TrainConfig defaults each flag shows" in out

@@ -25,11 +25,10 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-import torch
-
+# Torch-free at import (torch and the models load when a recipe is built): the command line's `train --help` lists
+# the recipes and their summaries without importing torch.
 from .settings import (DATA_PARALLEL_GPUS, FASTRESNET9_MODEL, FASTRESNET9_TRAINING, LABEL_SMOOTHING,
                        REPORT_BATCH_SIZE, REPORT_EPOCHS, RESNET9_LR, RESNET9_MODEL, ZOO_MODEL_OPTIONS, ZOO_SETTINGS)
-from .. import models
 from ..train import TrainConfig
 
 RESNET9_FAMILY = ("resnet9", "fastresnet9")  # report 1.4.1: ResNet9 (and FastResNet9, built on it) start at 0.01
@@ -79,6 +78,10 @@ def plain(model: str = "resnet18", **overrides: Any) -> TrainConfig:
 
 @functools.cache
 def _plain_batchnorm(name: str, options: tuple) -> bool:
+    import torch
+
+    from .. import models
+
     with torch.device("meta"):  # shapes only: no memory, no initialisation
         network = models.build(name, **dict(options))
     return any(type(module) in (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d) for module in network.modules())
@@ -132,6 +135,20 @@ RECIPES: dict[str, Callable[..., TrainConfig]] = {
 }
 
 
+# What each recipe trains, in a line (the command line's `train --help` shows them).
+SUMMARIES: dict[str, str] = {
+    "report": "each model as the report's code builds and trains it, 200 epochs, the same run (the same key) as the "
+              "sweep's: Table 6 for the zoo (lr 0.1, plateau on the test loss, BN as DataParallel on 4 GPUs, the "
+              "code's WideResNet dropout and shortcut, He-normal DenseNet100-BC and GeResNeXt29), ResNet9 at lr "
+              "0.01 without a head bias, FastResNet9 as main_fastresnet9.py",
+    "plain": "Table 6's plain recipe for any model, 200 epochs (the zoo as 'report'; ResNet9 and FastResNet9 at lr "
+             "0.01, FastResNet9's model with label smoothing and flip TTA)",
+    "fast": "'report' for 10 epochs with every execution speed step on (FastResNet9 by default: the report's "
+            "FastResNet9 at 10 epochs, the same key)",
+    "fast_resnet18": "'report' ResNet18 (the same key) with every execution speed step on",
+}
+
+
 def list_recipes() -> list[str]:
     return sorted(RECIPES)
 
@@ -147,6 +164,8 @@ def get(name: str, **overrides: Any) -> TrainConfig:
 
 def _fast_execution(compile: bool | None) -> dict[str, Any]:
     """The fast path's execution fields (none of them part of a run's key), each with the speed it buys."""
+    import torch
+
     return dict(
         # Data resident on the device and augmented there (tensor loader): no per-image Python work, no copies.
         loader="tensor",
