@@ -4,15 +4,13 @@ compiled only where it pays, eager where a check failed, keys unchanged."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-from cifarnb.study import fast_paths, profiles
+from cifarnb.study import profiles
 from cifarnb.study.fast_paths import FastPaths, apply, broken_fast_paths
 from cifarnb.study.sections import plan
 from cifarnb.train import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
 CARD = "NVIDIA H200"
 
 
@@ -105,18 +103,3 @@ def test_the_card_files_are_read_and_another_cards_self_test_is_not(tmp_path, mo
     (tmp_path / "selftest.json").write_text(json.dumps({"device": CARD, "checks": checks}))
     fast = FastPaths.read(CARD, tmp_path)
     assert fast.broken == {"compiled": {"lenet5": "compiled lenet5@2: x"}} and fast.checked == {("workers", "*")}
-
-
-def test_the_compile_ahead_compiles_what_the_sweep_will(tmp_path, monkeypatch):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import warm
-
-    write_probe(tmp_path, [timing("lenet5", "eager", 50.0, batch=16), timing("lenet5", "compiled", 1.0, 0.1,
-                                                                             batch=16)], card="cpu")
-    (tmp_path / "selftest.json").write_text(json.dumps({"device": "cpu", "checks": [
-        check("compiled lenet5@2", "compiled", "lenet5", True)]}))
-    monkeypatch.setattr(fast_paths, "PROBE_FOLDER", tmp_path)
-    lines = []
-    chosen = warm.graphs("model_zoo", "smoke", "cpu", workers=1, log=lines.append)
-    assert [(c.model, c.compile, c.compile_mode) for c in chosen] == [("lenet5", True, "default")]
-    assert "  alexnet at batch 16: eager (the self-test did not check compiled for it on this card)" in lines

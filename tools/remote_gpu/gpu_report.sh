@@ -1,29 +1,29 @@
 #!/usr/bin/env bash
-# The device calls of a GPU session, each beside a part of the data (benchmarks/slot_plan.py): the decisions first
-# (no data needed), then the compile ahead, then the sweep that fills the results store and brings it back as ONE
-# archive.
+# The device calls of a GPU session, each beside a part of the data (tools/remote_gpu/slot_plan.py): the decisions
+# first (no data needed), then the compile ahead, then the sweep that fills the results store and brings it back as
+# ONE archive.
 #
-#   OUT=$OUT bash benchmarks/gpu_report.sh probe    # call 1: self-test if due, then probe.py --decide (<= 90 s)
-#   OUT=$OUT bash benchmarks/gpu_report.sh warm     # middle calls: warm.py (compile ahead), then probe.py's families
-#   OUT=$OUT bash benchmarks/gpu_report.sh          # last call ("sweep"): then, here: cifarnb merge <files_at>/results.tar.gz
-#   bash benchmarks/gpu_report.sh rehearse          # here: the slot's calls (slot_plan.py) on the CPU (rehearse.py)
+#   OUT=$OUT bash tools/remote_gpu/gpu_report.sh probe  # call 1: self-test if due, then probe.py --decide (<= 90 s)
+#   OUT=$OUT bash tools/remote_gpu/gpu_report.sh warm   # middle calls: warm.py (compile ahead), then the families
+#   OUT=$OUT bash tools/remote_gpu/gpu_report.sh        # last call ("sweep"); then, here: cifarnb merge the archive
+#   bash tools/remote_gpu/gpu_report.sh rehearse        # here: the session's calls (slot_plan.py) on the CPU
 #
-# Every step prints card, driver, torch, python; probe and sweep run the fast-path self-test (benchmarks/gpu_selftest.py,
-# ~2 min: each fast path against eager) only when the fast path changed since the checks recorded in
-# benchmarks/selftest.json ($OUT/selftest.json: commit it there; the sweep keeps what failed off, model by model); a
-# broken branch without a fallback stops the script with one line.
+# Every step prints card, driver, torch, python; probe and sweep run the fast-path self-test
+# (benchmarks/gpu_selftest.py, ~2 min: each fast path against eager) only when the fast path changed since the
+# checks recorded in benchmarks/selftest.json ($OUT/selftest.json: commit it there; the sweep keeps what failed
+# off, model by model); a broken branch without a fallback stops the script with one line.
 # probe: benchmarks/probe.py --decide on synthetic images (each first-section model's fast path, workers, MPS),
-# $OUT/probe.json rewritten after every record. warm: benchmarks/warm.py compiles the graphs the sweep's first section
-# will use into .compile-cache/ (TORCHINDUCTOR_CACHE_DIR; a warm machine keeps it), then the probe's families
+# $OUT/probe.json rewritten after every record. warm: tools/remote_gpu/warm.py compiles the graphs the sweep's first
+# section will use into .compile-cache/ (TORCHINDUCTOR_CACHE_DIR; a warm machine keeps it), then the probe's families
 # section with what is left of the budget, extending the card's committed probe ($OUT/probe.json).
 # sweep: unpack staged data (.stage/part-*) if needed; optionally the speed figures alone on the device
-# (TIMING=1: benchmarks/speed.py); then `cifarnb sweep` over the sections in priority order, the first seed of
-# every run before any second seed, WORKERS processes sharing the device (with MPS if chosen), starting no run that
-# cannot finish inside the budget. After every finished run the archive $OUT/results.tar.gz is rewritten
-# (atomically) with every result file new relative to the committed results/ (run.json, tables, arrays; never
-# weights or checkpoints), so whatever cuts the call off, the finished runs come back.
+# (TIMING=1: benchmarks/speed.py); then `cifarnb sweep` (sweep_call.py) over the sections in priority order,
+# the first seed of every run before any second seed, WORKERS processes sharing the device (with MPS if chosen),
+# starting no run that cannot finish inside the budget. After every finished run the archive $OUT/results.tar.gz is
+# rewritten (atomically) with every result file new relative to the committed results/ (run.json, tables, arrays;
+# never weights or checkpoints), so whatever cuts the call off, the finished runs come back.
 # $OUT holds at most 6 files (a device call returns 8): gpu_report.log, ledger.json (where the call's seconds went:
-# benchmarks/ledger.py), selftest.json, and probe.json (probe) or results.tar.gz with TIMING=1's speed.json
+# tools/remote_gpu/ledger.py), selftest.json, and probe.json (probe) or results.tar.gz with TIMING=1's speed.json
 # and histories.json (sweep).
 #
 # Environment (all optional but OUT):
@@ -45,11 +45,11 @@
 #             "--sections resnet18_eager workers"); in the warm step they follow "--sections families --extend auto"
 #   FAST_PATHS  auto (default): each model's fast path from the card's probe and self-test (cifarnb sweep --fast-paths)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."  # the checkout's root
 STEP=${1:-sweep}
 case "$STEP" in
     probe|warm|sweep) ;;
-    rehearse) exec "${PYTHON:-python3}" benchmarks/rehearse.py "${@:2}" ;;  # the whole slot, here on the CPU
+    rehearse) exec "${PYTHON:-python3}" tools/remote_gpu/rehearse.py "${@:2}" ;;  # every call, here on the CPU
     *) echo "gpu_report: the step is probe, warm, sweep (the default) or rehearse, not '$STEP'"; exit 2 ;;
 esac
 : "${OUT:?set OUT to the folder for results.tar.gz and gpu_report.log}"
@@ -73,7 +73,7 @@ export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$PWD/.compile-cache}
 export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-$TORCHINDUCTOR_CACHE_DIR/triton}
 left() { echo $(( BUDGET_S - ($(date +%s) - started) )); }
 until_budget() { local seconds; seconds=$(left); echo $(( seconds > 1 ? seconds : 1 )); }  # a timeout's argument
-# The ledger ($OUT/ledger.json, benchmarks/ledger.py): each step marks its start; at the exit, whatever ends the
+# The ledger ($OUT/ledger.json, tools/remote_gpu/ledger.py): each step marks its start; at the exit, whatever ends the
 # call, the marks and the runs it trained become seconds by phase, training FLOPs and MFU.
 MARKS=$(mktemp)
 SWEEP_LEDGER="$MARKS.sweep.json"
@@ -84,9 +84,9 @@ on_exit() {
     [ "$MPS_STARTED" = "1" ] && echo quit | nvidia-cuda-mps-control
     mark end
     card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
-    $PY benchmarks/ledger.py --marks "$MARKS" --store "$STORE" --since "$started" --sweep "$SWEEP_LEDGER" \
+    $PY tools/remote_gpu/ledger.py --marks "$MARKS" --store "$STORE" --since "$started" --sweep "$SWEEP_LEDGER" \
         --card "${card:-cpu}" --out "$OUT/ledger.json" \
-        || echo "gpu_report: no ledger (benchmarks/ledger.py stopped with status $?)"
+        || echo "gpu_report: no ledger (tools/remote_gpu/ledger.py stopped with status $?)"
     rm -f "$MARKS" "$SWEEP_LEDGER"
 }
 trap on_exit EXIT
@@ -94,7 +94,7 @@ trap on_exit EXIT
 # The device has no network and no build tools to install with: run from the checkout.
 $PY -c "import cifarnb" 2>/dev/null || export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # What the device lacks (pydantic, for run.json's schema) travels as wheels in .device-wheels/
-# (benchmarks/device_packages.sh), unpacked once into .device-packages/ (a warm machine keeps it). Only where
+# (tools/remote_gpu/device_packages.sh), unpacked once into .device-packages/ (a warm machine keeps it). Only where
 # pydantic is not installed: those wheels are built for the device's Python alone.
 if ! $PY -c "import pydantic" 2>/dev/null && [ -d .device-wheels ]; then
     if [ ! -d .device-packages ]; then
@@ -104,7 +104,8 @@ if ! $PY -c "import pydantic" 2>/dev/null && [ -d .device-wheels ]; then
     export PYTHONPATH="$PWD/.device-packages${PYTHONPATH:+:$PYTHONPATH}"
 fi
 if [ "$STEP" = "sweep" ] && ! $PY -c "import pydantic" 2>/dev/null; then
-    echo "gpu_report: pydantic is missing: make .device-wheels here (bash benchmarks/device_packages.sh) and carry it"
+    echo "gpu_report: pydantic is missing: make .device-wheels here" \
+        "(bash tools/remote_gpu/device_packages.sh) and carry it"
     exit 2
 fi
 
@@ -166,7 +167,7 @@ fi
 # --- warm: compile ahead what the sweep's first section runs compiled, then time the other families ----------
 if [ "$STEP" = "warm" ]; then
     mark "compile/warm-up"
-    timeout "$(until_budget)" "$PY" benchmarks/warm.py --first-section "$FIRST_SECTION" \
+    timeout "$(until_budget)" "$PY" tools/remote_gpu/warm.py --first-section "$FIRST_SECTION" \
         --profile "$PROFILE" --device "$DEVICE" --workers "$WORKERS" --budget-s "$(( $(left) / 2 ))" \
         || echo "gpu_report: warm.py stopped with status $?"
     mark probe
@@ -219,9 +220,10 @@ seeds_args=()
 # A little of the budget stays for the final archive and the summary.
 # shellcheck disable=SC2086
 mark sweep
-$PY -m cifarnb.cli sweep --section $SECTIONS --profile "$PROFILE" --results "$STORE" --device "$DEVICE" \
-    --workers "$WORKERS" --budget-s $(( $(left) - 10 )) --archive "$OUT/results.tar.gz" --baseline results \
-    --ledger "$SWEEP_LEDGER" --fast-paths "${FAST_PATHS:-auto}" "${seeds_args[@]}"
+# `cifarnb sweep` with the sweep's own seconds recorded (sweep_call.py: its wall, the archive's rewrites).
+$PY tools/remote_gpu/sweep_call.py --ledger "$SWEEP_LEDGER" --section $SECTIONS --profile "$PROFILE" \
+    --results "$STORE" --device "$DEVICE" --workers "$WORKERS" --budget-s $(( $(left) - 10 )) \
+    --archive "$OUT/results.tar.gz" --baseline results --fast-paths "${FAST_PATHS:-auto}" "${seeds_args[@]}"
 status=$?
 echo "== gpu_report: $(( $(date +%s) - started )) s wall, sweep exit status $status; files in $OUT:"
 ls -l "$OUT"

@@ -1,8 +1,8 @@
-"""Where a device call's seconds went: the ledger `benchmarks/gpu_report.sh` writes to `$OUT/ledger.json` at the
-end of every call, and the slot's sum of them (`--slot`).
+"""Where a device call's seconds went: the ledger `tools/remote_gpu/gpu_report.sh` writes to `$OUT/ledger.json`
+at the end of every call, and the slot's sum of them (`--slot`).
 
-    python benchmarks/ledger.py --marks M --store S --since T [--sweep L] --out $OUT/ledger.json   # one call
-    python benchmarks/ledger.py --slot ledger-1.json ledger-2.json ... [--idle-seconds I]          # a whole slot
+    python tools/remote_gpu/ledger.py --marks M --store S --since T [--sweep L] --out $OUT/ledger.json   # one call
+    python tools/remote_gpu/ledger.py --slot ledger-1.json ledger-2.json ... [--idle-seconds I]          # a whole slot
 
 A call's phases, in wall seconds that add up to the call's wall time:
 
@@ -12,8 +12,9 @@ A call's phases, in wall seconds that add up to the call's wall time:
 * within the sweep, from the runs it trained (their run.json, written after ``--since``): ``training steps`` and
   ``evaluation`` (the epochs' own ``seconds`` and ``eval_seconds``), ``set-up`` (data upload, model build),
   ``compile/warm-up``, ``checkpoint``, ``other in runs``; ``packing`` (rewriting the results archive, from the
-  sweep's ``--ledger``); ``sweep overhead`` (planning, reading the data, claims, waiting). With several workers
-  the runs overlap, so their phases are scaled to the wall time the runs shared (``concurrency`` says by how much);
+  sweep's ledger file: :class:`SweepTimer`); ``sweep overhead`` (planning, reading the data, claims, waiting).
+  With several workers the runs overlap, so their phases are scaled to the wall time the runs shared
+  (``concurrency`` says by how much);
 * ``idle``: what is left of the call's wall time.
 
 ``compile_seconds_by_model``: each model's compiled runs' seconds compiling (their warm-up), summed.
@@ -31,6 +32,35 @@ import time
 from pathlib import Path
 
 RUN_PHASES = ("training steps", "evaluation", "set-up", "compile/warm-up", "checkpoint", "other in runs")
+
+
+class SweepTimer:
+    """Where a sweep's seconds went beyond its runs' own (``sweep_call.py --ledger FILE``; ``--sweep FILE`` here):
+    its wall seconds, and those spent in ``on_finished`` (rewriting the results archive). Handed to
+    ``cifarnb.study.sweep.sweep`` as its ``on_finished``; with several workers each appends its own timings to
+    ``FILE.parts`` (a small O_APPEND write is atomic), which :meth:`close` sums into ``FILE``."""
+
+    def __init__(self, path, on_finished=None):
+        self.path, self.on_finished, self.started = Path(path), on_finished, time.time()
+        self.parts = self.path.with_name(self.path.name + ".parts")
+        self.parts.unlink(missing_ok=True)
+
+    def __call__(self) -> None:
+        started = time.perf_counter()
+        if self.on_finished is not None:
+            self.on_finished()
+        with open(self.parts, "a") as log:
+            log.write(f"{time.perf_counter() - started:.6f}\n")
+
+    def close(self, report) -> None:
+        """``report``: the sweep's ``SweepReport``."""
+        packs = [float(line) for line in self.parts.read_text().split()] if self.parts.exists() else []
+        partial = self.path.with_name(self.path.name + ".partial")
+        partial.write_text(json.dumps({"wall_seconds": round(time.time() - self.started, 3),
+                                       "packing_seconds": round(sum(packs), 3), "packs": len(packs),
+                                       "computed": len(report.computed), "left": len(report.left)}))
+        partial.replace(self.path)
+        self.parts.unlink(missing_ok=True)
 
 
 def read_marks(path: Path) -> list[tuple[str, float]]:
@@ -198,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--marks", type=Path, help="the step marks gpu_report.sh wrote (one call)")
     parser.add_argument("--store", type=Path, help="the store the call trained into")
     parser.add_argument("--since", type=float, default=0.0, help="the call's start (seconds since the epoch)")
-    parser.add_argument("--sweep", type=Path, help="the sweep's --ledger file, if it ran")
+    parser.add_argument("--sweep", type=Path, help="the sweep's ledger file (sweep_call.py --ledger), if it ran")
     parser.add_argument("--out", type=Path, help="where to write the call's ledger.json")
     parser.add_argument("--card", default=None, help="the device's name (\"cpu\" for none; default: torch's)")
     parser.add_argument("--slot", type=Path, nargs="+", help="sum these calls' ledgers instead")

@@ -1,7 +1,8 @@
-"""The GPU slot rehearsed on this CPU: `bash benchmarks/gpu_report.sh rehearse` (or `python benchmarks/rehearse.py`).
+"""The GPU slot rehearsed on this CPU: `bash tools/remote_gpu/gpu_report.sh rehearse` (or
+`python tools/remote_gpu/rehearse.py`).
 
-It runs the procedure of `slot_plan.py` (the one `benchmarks/README.md` states), call by call, under the device's
-constraints, and reports each that is broken:
+It runs the procedure of `slot_plan.py` (the one `tools/remote_gpu/README.md` states), call by call, under the
+device's constraints, and reports each that is broken:
 
 * the device's packages only: torch, torchvision, numpy, pandas, matplotlib, seaborn, tqdm, pytest, what they
   depend on, the standard library, and what the calls carry (`.device-wheels`); an import of anything else by the
@@ -16,7 +17,7 @@ constraints, and reports each that is broken:
 * the self-test's checks a CPU can run, one made to fail (`SELFTEST_BREAK=compiled`): the sweep must keep that
   model eager and say so;
 * the results archive merges back into a scratch store;
-* the slot's ledger (benchmarks/ledger.py) is printed, and its phases must add up to the rehearsal's device time
+* the slot's ledger (tools/remote_gpu/ledger.py) is printed, and its phases must add up to the rehearsal's device time
   (from the first call's start to the last call's end) within a few percent.
 
 The device is a folder that keeps what calls leave in it (a warm machine keeps ignored build outputs between
@@ -59,7 +60,7 @@ SWEEP_DEVICE_SECONDS = 240  # the rehearsal's <T>: the sweep call's timeout
 LEDGER_TOLERANCE = 0.05  # the slot's phases against the rehearsal's device time
 
 GUARD = r'''
-# Written by benchmarks/rehearse.py: the device's packages only, and no network. The interpreter's own
+# Written by tools/remote_gpu/rehearse.py: the device's packages only, and no network. The interpreter's own
 # site-packages leave the path; a view of it holding only the device's packages takes their place, so anything
 # else is absent as it is there (an import raises, a find_spec probe finds nothing). Project code that looks for
 # such a package anyway is logged.
@@ -167,7 +168,8 @@ class Rehearsal:
         wheels = self.here / slot_plan.WHEELS
         if (self.checkout / slot_plan.WHEELS).is_dir():
             shutil.copytree(self.checkout / slot_plan.WHEELS, wheels)
-        elif subprocess.run(["bash", "benchmarks/device_packages.sh"], cwd=self.here, capture_output=True).returncode:
+        elif subprocess.run(["bash", "tools/remote_gpu/device_packages.sh"], cwd=self.here,
+                            capture_output=True).returncode:
             wheels.mkdir()
             self.notes.append("no package index here to download the device's wheels: pydantic counts as carried")
         stage = self.here / ".stage"
@@ -189,7 +191,7 @@ class Rehearsal:
         if tool is None:
             raise SystemExit("rehearse: no stage-cifar10 tool (../shared/tools/stage-cifar10) to unpack the data with")
         shutil.copy2(tool, stage / "stage-cifar10")
-        self._here(["python", "benchmarks/stage_parts.py", ".stage"])  # parts that fit a call beside the tree
+        self._here(["python", "tools/remote_gpu/stage_parts.py", ".stage"])  # parts that fit a call beside the tree
         self.device.mkdir()
         (self.work / "guard").mkdir()
         (self.work / "guard" / "sitecustomize.py").write_text(GUARD)
@@ -379,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no CIFAR-10 at {args.data}/cifar-10-batches-py: give --data or set CIFARNB_DATA")
     work = args.work or Path(tempfile.mkdtemp(prefix="rehearse-"))
     work.mkdir(parents=True, exist_ok=True)
-    checkout = Path(__file__).resolve().parents[1]
+    checkout = Path(__file__).resolve().parents[2]
     return rehearse(checkout, work.resolve(), args.data.resolve())
 
 

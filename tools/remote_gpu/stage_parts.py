@@ -1,7 +1,7 @@
 """Re-split the staged data (``.stage/part-*`` from ``../shared/tools/stage-cifar10 pack``) into the fewest parts that
 each fit one device call beside the working tree.
 
-    python benchmarks/stage_parts.py .stage            # then carry .stage/part-N in call N (the plan it prints)
+    python tools/remote_gpu/stage_parts.py .stage            # then carry .stage/part-N in call N (the plan it prints)
 
 A device call carries at most 64 MiB in all: the working tree that travels (tracked files and untracked ones git
 does not ignore) plus the carried paths. The stage tool cuts ~140 MB into 40 MiB parts, one per call (four calls);
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tree = travelling_bytes(Path.cwd())
     tool = args.stage / "stage-cifar10"
-    packages = Path(".device-wheels")  # what the device lacks (benchmarks/device_packages.sh): carried every call
+    packages = Path(".device-wheels")  # what the device lacks (tools/remote_gpu/device_packages.sh): carried every call
     room = (int((args.limit_mib - args.margin_mib) * MIB) - tree - path_bytes(packages)
             - (tool.stat().st_size if tool.exists() else 0))
     try:

@@ -1,4 +1,4 @@
-"""The GPU slot rehearsed on the CPU (benchmarks/rehearse.py): the whole call sequence under the device's
+"""The GPU slot rehearsed on the CPU (tools/remote_gpu/rehearse.py): the whole call sequence under the device's
 constraints, and the procedure the README states is the one it runs."""
 
 from __future__ import annotations
@@ -10,17 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+HERE = Path(__file__).resolve().parents[1]  # tools/remote_gpu
+sys.path.insert(0, str(HERE))
 
 import rehearse  # noqa: E402
 import slot_plan  # noqa: E402
 
 
 def test_the_readme_states_the_procedure_the_rehearsal_runs():
-    readme = (ROOT / "benchmarks" / "README.md").read_text()
-    assert slot_plan.markdown() in readme, ("benchmarks/README.md's procedure drifted: paste `python "
-                                            "benchmarks/slot_plan.py`")
+    readme = (HERE / "README.md").read_text()
+    assert slot_plan.markdown() in readme, ("tools/remote_gpu/README.md's procedure drifted: paste `python "
+                                            "tools/remote_gpu/slot_plan.py`")
     calls = [step for step in slot_plan.slot_plan() if step.is_call]
     assert all(len(step.command) <= rehearse.COMMAND_CHARS for step in calls)
     assert all(slot_plan.WHEELS in step.carry for step in calls)  # every call can import the run schema
@@ -53,7 +53,7 @@ def test_the_device_guard_refuses_what_the_device_lacks(tmp_path):
 
 
 def test_the_whole_slot_rehearses_on_the_cpu_and_its_ledger_adds_up(tmp_path, cifar_root):
-    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_report.sh"), "rehearse", "--work",
+    result = subprocess.run(["bash", str(HERE / "gpu_report.sh"), "rehearse", "--work",
                              str(tmp_path / "work"), "--data", str(cifar_root)], capture_output=True, text=True,
                             timeout=900, env={**os.environ, "CIFARNB_DATA": str(cifar_root)})
     out = result.stdout

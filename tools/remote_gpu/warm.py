@@ -1,6 +1,6 @@
 """Compile ahead: the graphs of the first section's runs whose fast path is compiled, into the compile cache.
 
-    TORCHINDUCTOR_CACHE_DIR=.compile-cache python benchmarks/warm.py --first-section fastresnet9 --workers 4
+    TORCHINDUCTOR_CACHE_DIR=.compile-cache python tools/remote_gpu/warm.py --first-section fastresnet9 --workers 4
 
 A slot's second call runs this (``gpu_report.sh warm``) while the last data part is still to come: it picks each
 run's fast path as the sweep will (``cifarnb.study.fast_paths``, from the card's committed probe and self-test),
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 from cifarnb.data import random_cifar10  # noqa: E402
 from cifarnb.device import device_name, resolve_device  # noqa: E402
