@@ -6,7 +6,7 @@ cached tables, float16 arrays) — never weights or ``*.partial`` leftovers — 
 anything is written, since the archive comes from another machine.
 
 Checkpoints travel only from a stopped sweep (:func:`cut_runs_travel`: the last pack, with
-``include_checkpoints``): a run cut by the slot's end brings its resumable ``checkpoint.pt`` when it fits
+``include_checkpoints``): a run cut off by a deadline brings its resumable ``checkpoint.pt`` when it fits
 (:data:`CHECKPOINT_TRAVELS_MAX_BYTES`, and the whole archive within it too; one left out is named in the log,
 and that run starts again on the next sweep). The merge places one only in a folder without a finished
 ``run.json``, where the next sweep resumes it; it never goes beside a finished run.
@@ -38,7 +38,7 @@ LOCK_FILE = ".archive.claim"
 MAX_MEMBER_BYTES = 16 * 2**20
 MAX_NPZ_BYTES = 64 * 2**20  # uncompressed: a 16 MiB npz must not inflate into gigabytes on load
 # A cut run's checkpoint is model, optimizer and history: LeNet5's or a VGG's fit, ResNet18's (~90 MB) does not,
-# and an archive a slot hands back must stay small (each file it returns is capped at 16 MiB too).
+# and an archive a time-limited GPU session hands back must stay small (16 MiB a file is a common cap).
 CHECKPOINT_TRAVELS_MAX_BYTES = 16 * 2**20
 TAR_MEMBER_OVERHEAD = 1024  # a tar header and padding, and gzip's few bytes on data that does not compress
 _NAME = r"[^/\x00-\x1f\x7f]+"  # any file name without control characters (messages stay one line)
@@ -134,7 +134,7 @@ def _travelling_checkpoints(store: Path, baseline_root, used: int,
                             log: Callable[[str], None]) -> list[tuple[str, bytes]]:
     """The :func:`cut_run_checkpoints` that fit :data:`CHECKPOINT_TRAVELS_MAX_BYTES`, pass merge's check and the
     baseline lacks, smallest first while the whole archive (``used`` bytes so far) stays within that size too: a
-    slot hands back no file over 16 MiB, so a larger archive would lose every result in it. One line to ``log``
+    session that hands back no file over 16 MiB would lose every result of a larger archive. One line to ``log``
     for each checkpoint, packed or left out."""
     members = []
     limit = _size(CHECKPOINT_TRAVELS_MAX_BYTES)

@@ -264,10 +264,6 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
         # Rewritten after every finished task, so whatever stops the sweep, the finished results are in it.
         on_finished = functools.partial(pack, store.root, args.baseline, args.archive)
-    if args.ledger:
-        from .study.sweep import Ledger
-
-        on_finished = ledger = Ledger(args.ledger, on_finished)
     if args.backend == "ray":
         from .study.cluster import MissingExtra, sweep_on_ray
 
@@ -296,8 +292,6 @@ def _run_sweep(args: argparse.Namespace) -> int:
                        fast_paths=fast_paths)
     if on_finished is not None:
         on_finished()
-    if args.ledger:
-        ledger.close(report)
     print(f"sweep ({profile.name}, {', '.join(sections)}): {report.summary()}")
     print(f"results: {store.root}")
     return 0 if report.ok else 1
@@ -363,9 +357,6 @@ def build_parser() -> argparse.ArgumentParser:
                        "store's result files that are new relative to --baseline (default: no archive)")
     sweep.add_argument("--baseline", default=None, help="the store the archive is relative to (e.g. the "
                        "committed results/); None: every result file goes in (default: %(default)s)")
-    sweep.add_argument("--ledger", default=None, metavar="FILE", help="write the sweep's wall seconds and those "
-                       "spent rewriting --archive to this JSON file (benchmarks/ledger.py adds it to a GPU slot's "
-                       "ledger) (default: none)")
     sweep.add_argument("--fast-paths", default="off", choices=("off", "auto"),
                        help="auto: compile or CUDA-graph each model where the card's committed probe shows it pays "
                        "and its self-test passed (benchmarks/probe-<card>-<date>.json, benchmarks/selftest.json); "
@@ -394,10 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     merge = commands.add_parser("merge", help="validate a results archive and merge it into the store",
                                 usage="%(prog)s ARCHIVE [OPTIONS]")
-    merge.add_argument("archive", metavar="ARCHIVE", help="a .tar.gz made by `cifarnb sweep --archive` (or "
-                       "benchmarks/gpu_report.sh); every member is checked first (run.json against the run schema and "
-                       "its folder's key, tables and arrays of the store's kinds, no links or paths outside the "
-                       "store), and a file that differs from the store's copy stops the merge before any write")
+    merge.add_argument("archive", metavar="ARCHIVE", help="a .tar.gz made by `cifarnb sweep --archive`; every "
+                       "member is checked first (run.json against the run schema and its folder's key, tables and "
+                       "arrays of the store's kinds, no links or paths outside the store), and a file that differs "
+                       "from the store's copy stops the merge before any write")
     merge.add_argument("--results", default="results", help="results store folder to merge into (default: "
                        "%(default)s)")
     merge.set_defaults(handler=_merge)

@@ -317,7 +317,7 @@ class ResultStore:
             "data_official": is_official(resolve_root(config.data_root)),
             "execution": result.info["execution"],  # as it ran (train.execution.decide)
             "precision": result.info.get("precision"),  # what "auto" became on this device
-            # Where this call's seconds went beyond the epochs' own (a GPU slot's ledger, benchmarks/ledger.py).
+            # Where this call's seconds went beyond the epochs' own: set-up, warm-up, checkpoints.
             "phases": {"fit_seconds": round(time.perf_counter() - fit_started, 3),
                        **{name: round(result.info.get(name, 0.0), 3)
                           for name in ("setup_seconds", "warmup_seconds", "checkpoint_seconds")}},

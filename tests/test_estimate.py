@@ -1,4 +1,4 @@
-"""`cifarnb sweep --estimate` from a probe's measured efficiency, and the number of 15-minute slots."""
+"""`cifarnb sweep --estimate` from a probe's measured efficiency."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from cifarnb.results import ResultStore
 from cifarnb.study import profiles
 from cifarnb.study.probes import model_family
 from cifarnb.train import TrainConfig
-from cifarnb.study.estimate import (GUESSED_FLOPS, SAFETY, SETUP_SECONDS, SLOT_SWEEP_SECONDS, Probe, epoch_flops,
+from cifarnb.study.estimate import (GUESSED_FLOPS, SAFETY, SETUP_SECONDS, Probe, epoch_flops,
                                     estimate, estimate_lines)
 from cifarnb.study.sections import model_zoo
 
@@ -68,7 +68,7 @@ def test_the_same_model_in_the_sweeps_mode_wins_then_the_nearest_batch(tmp_path,
     assert probe.rate(model_zoo.zoo_config(smoke, "alexnet"), SWEEP_MODE) is None
 
 
-def test_the_command_line_prints_sources_slots_and_efficiency(tmp_path, smoke, capsys):
+def test_the_command_line_prints_sources_total_and_efficiency(tmp_path, smoke, capsys):
     path = write_probe(tmp_path, [record("lenet5", 2e12), record("resnet18", 170e12)])
     arguments = ["sweep", "--estimate", "NVIDIA H200", "--section", "model_zoo", "--profile", "smoke", "--results",
                  str(tmp_path / "store"), "--device", "cpu"]
@@ -79,10 +79,7 @@ def test_the_command_line_prints_sources_slots_and_efficiency(tmp_path, smoke, c
     assert out[0] == (f"model_zoo: {hours * 60:,.0f} GPU-minutes ({hours:,.2f} GPU-hours) on NVIDIA H200; measured "
                       "(the probe's efficiency): lenet5, resnet18; assumed, from FLOPs at 20 TFLOP/s and 15 ms a step: "
                       "alexnet")
-    slots = math.ceil(hours * 3600 / SLOT_SWEEP_SECONDS)
-    assert out[1].startswith(f"total (smoke): {hours * 60:,.0f} GPU-minutes ({hours:,.2f} GPU-hours) on NVIDIA H200: "
-                             f"{slots} slot")
-    assert "of 15 minutes" in out[1]
+    assert out[1] == f"total (smoke): {hours * 60:,.0f} GPU-minutes ({hours:,.2f} GPU-hours) on NVIDIA H200"
     assert out[2] == "every figure includes 15 s of set-up a run and x1.25 on its epochs (assumed margins)"
     assert out[3].startswith("what dominates: model_zoo, ") and "(100%)" in out[3]
     assert out[4] == (f"efficiency from {path.name} (a sweep there runs {SWEEP_MODE}): lenet: lenet5 at batch 128, "

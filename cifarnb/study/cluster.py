@@ -136,26 +136,26 @@ def dispatch_outcomes(tasks: list[Task], store: ResultStore, address: str | None
                 ref = remote.remote(task, str(store.root), store.keep_weights)
                 pending[ref] = (number, task)
         resources = ray.cluster_resources()
-        slots = int(resources.get("CPU", 1) // cpus_per_run)
+        places = int(resources.get("CPU", 1) // cpus_per_run)
         if gpus_per_run > 0:
-            slots = min(slots, int(resources.get("GPU", 0) / gpus_per_run + 1e-9))
-        return _collect(ray, pending, len(tasks), max(1, slots), progress, log, on_finished)
+            places = min(places, int(resources.get("GPU", 0) / gpus_per_run + 1e-9))
+        return _collect(ray, pending, len(tasks), max(1, places), progress, log, on_finished)
     finally:
         if started_here:
             ray.shutdown()
         builtins.print = own_print
 
 
-def _collect(ray, pending: dict, total: int, slots: int, progress: bool, log: Callable[[str], None],
+def _collect(ray, pending: dict, total: int, places: int, progress: bool, log: Callable[[str], None],
              on_finished: Callable[[], None] | None) -> dict[tuple, str]:
     from tqdm.auto import tqdm
 
     outcomes, finished = {}, 0
-    # Ray does not say which queued task holds a worker; "running" is what the cluster's slots can hold.
+    # Ray does not say which queued task holds a worker; "running" is how many runs the cluster can hold at once.
     bar = tqdm(total=len(pending), desc="sweep", unit="task", disable=not progress)
 
     def show():
-        running = min(len(pending), slots)
+        running = min(len(pending), places)
         bar.set_postfix_str(f"finished {finished}, running {running}, queued {len(pending) - running}")
 
     show()

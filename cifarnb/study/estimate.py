@@ -40,10 +40,6 @@ GUESSED_FLOPS = {"cuda": 20e12, "cpu": 2e10}
 GUESSED_STEP_SECONDS = {"cuda": 0.015, "cpu": 0.005}
 SAFETY = 1.25  # measured seconds per epoch vary with what else shares the device
 SETUP_SECONDS = 15.0  # data upload, model build, cuDNN autotuning
-SLOT_SECONDS = 15 * 60  # one device session
-# Of a slot's device time, what a sweep gets: the rest is the machine's start (~90 s), staging the data (three
-# calls, ~30 s) and the minute the sweep's call leaves at the end (benchmarks/README.md's procedure).
-SLOT_SWEEP_SECONDS = 720
 
 
 @dataclass(frozen=True)
@@ -244,8 +240,8 @@ def estimate_hours(sections, profile: Profile, store: ResultStore, device_label:
 
 def estimate_lines(sections, profile: Profile, store: ResultStore, device_label: str, seeds=None,
                    probe: Probe | None = None) -> list[str]:
-    """What ``cifarnb sweep --estimate`` prints: each section's hours and where they come from, the total, on a
-    GPU the number of 15-minute slots it takes, and the probe's efficiency per family (or that there is none)."""
+    """What ``cifarnb sweep --estimate`` prints: each section's hours and where they come from, the total, and
+    the probe's efficiency per family (or that there is none)."""
     estimates = estimate(sections, profile, store, device_label, seeds, probe)
     kind, device_type = ("CPU", "cpu") if device_label == "cpu" else ("GPU", "cuda")
     assumed = next(iter(estimates.values())).assumed if estimates else ""
@@ -258,12 +254,7 @@ def estimate_lines(sections, profile: Profile, store: ResultStore, device_label:
         lines.append(f"{section}: {duration(result.hours, kind)} on {device_label}" + (f"; {sources}" if sources
                                                                                         else ""))
     total = sum(result.hours for result in estimates.values())
-    line = f"total ({profile.name}): {duration(total, kind)} on {device_label}"
-    if device_label != "cpu":
-        slots = math.ceil(total * 3600 / SLOT_SWEEP_SECONDS)
-        line += (f": {slots} slot{'s' * (slots != 1)} of {SLOT_SECONDS // 60} minutes (about {SLOT_SWEEP_SECONDS} s "
-                 "of sweep each; the rest is start-up, data staging and the minute left at the end)")
-    lines.append(line)
+    lines.append(f"total ({profile.name}): {duration(total, kind)} on {device_label}")
     lines.append(f"every figure includes {SETUP_SECONDS:g} s of set-up a run and x{SAFETY:g} on its epochs "
                  "(assumed margins)")
     if total > 0:

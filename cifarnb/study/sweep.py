@@ -271,33 +271,3 @@ def check_cpu_hours(sections, profile: Profile, store: ResultStore, seeds, devic
     if total > limit_hours:
         raise ValueError(f"this sweep needs about {total:,.0f} CPU-hours (over {limit_hours:g}); add --yes to start it "
                          "anyway, give --budget-s, run it on a GPU (--device cuda), or use --profile smoke")
-
-
-class Ledger:
-    """Where a sweep's seconds went beyond its runs' own, for a GPU slot's ledger (``cifarnb sweep --ledger FILE``,
-    read by ``benchmarks/ledger.py``): its wall seconds, and those spent in ``on_finished`` (rewriting the results
-    archive). Called in place of ``on_finished``; with several workers each appends its own timings to
-    ``FILE.parts`` (a small O_APPEND write is atomic), which :meth:`close` sums into ``FILE``."""
-
-    def __init__(self, path, on_finished: Callable[[], None] | None = None):
-        from pathlib import Path
-
-        self.path, self.on_finished, self.started = Path(path), on_finished, time.time()
-        self.parts = self.path.with_name(self.path.name + ".parts")
-        self.parts.unlink(missing_ok=True)
-
-    def __call__(self) -> None:
-        started = time.perf_counter()
-        if self.on_finished is not None:
-            self.on_finished()
-        with open(self.parts, "a") as log:
-            log.write(f"{time.perf_counter() - started:.6f}\n")
-
-    def close(self, report: SweepReport) -> None:
-        from ..results import atomic_write_json
-
-        packs = [float(line) for line in self.parts.read_text().split()] if self.parts.exists() else []
-        atomic_write_json(self.path, {"wall_seconds": round(time.time() - self.started, 3),
-                                      "packing_seconds": round(sum(packs), 3), "packs": len(packs),
-                                      "computed": len(report.computed), "left": len(report.left)})
-        self.parts.unlink(missing_ok=True)

@@ -68,7 +68,7 @@ def plan(sections, profile: Profile, seeds=None) -> list[Task]:
     (the first seed of every run before any second seed); a result two sections need is planned once.
 
     Within a section and seed the tasks come table by table (each section's ``tasks`` emits them so; a table's
-    runs that an earlier table already planned are not repeated), so a slot cut off at any point leaves whole
+    runs that an earlier table already planned are not repeated), so a sweep cut off at any point leaves whole
     tables and one table in progress, not one run of each (tests/test_fill_order.py holds each section to it).
     """
     # The tables go in the report's order (its notebook's), a superseded earlier reading last, rather than
