@@ -9,7 +9,7 @@ Two kinds of check, each run even after one fails, so one call shows all that is
 
 * **Without a fallback** (CUDA only): bf16 autocast, channels_last, fused SGD and cuDNN autotuning on one model of
   every family; ghost BN, EMA and flip TTA; a checkpoint/resume round trip with the CUDA RNG state. The sweep has no
-  other way round these: one failing stops the slot (exit 1).
+  other way round these: one failing stops the session (exit 1).
 * **Against eager, with a fallback**: for the first section's models in the sweep's order, while ``--budget-s``
   lasts, ``torch.compile`` and CUDA graphs (``compile_mode="reduce-overhead"``) train the same steps from the same
   weights on the same batches as eager, and their losses must agree within :data:`TOLERANCE`; bf16 autocast

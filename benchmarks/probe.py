@@ -1,10 +1,10 @@
 """Throughput probe: where a GPU sweep's time goes, on synthetic images, in the first call of a device session.
 
-    python benchmarks/probe.py --out $OUT/probe.json        # on the GPU (benchmarks/gpu_report.sh probe runs it)
+    python benchmarks/probe.py --out $OUT/probe.json        # on the GPU
     python benchmarks/probe.py --cpu --out probe-cpu.json   # every section at tiny sizes on a CPU (~1 minute; CI)
     python benchmarks/probe.py --sections resnet18_eager workers
     python benchmarks/probe.py --choose [FILE]              # "WORKERS MPS" for a sweep, from a probe of this card
-    python benchmarks/probe.py --decide --first-section fastresnet9 --out $OUT/probe.json   # a slot's call 1: <= 90 s
+    python benchmarks/probe.py --decide --first-section fastresnet9 --out $OUT/probe.json   # the decisions: <= 90 s
     python benchmarks/probe.py --sections families --extend benchmarks/probe-<card>-<date>.json --out $OUT/probe.json
 
 No data staging: the images are random (a step's speed does not depend on them). Every timing runs the sweep's
@@ -32,8 +32,8 @@ returns what it measured. Sections, most important first:
 8. ``lenet5_wrn``: LeNet5 eager against CUDA graphs (launch-bound); WideResNet28-10 (compute-bound reference).
 9. ``families``: every other model the sweep trains, so ``cifarnb sweep --estimate`` has each family's MFU.
 
-``--decide`` runs only ``modes`` and ``workers`` (1, 2, 4, 8 processes), within 90 s: what a slot's first call
-measures before its sweep; what the budget leaves is recorded as skipped. ``--extend`` goes on from an earlier probe
+``--decide`` runs only ``modes`` and ``workers`` (1, 2, 4, 8 processes), within 90 s: what a short first call
+measures before a sweep; what the budget leaves is recorded as skipped. ``--extend`` goes on from an earlier probe
 of the card (a later call adds sections to the same file).
 
 Every record carries model, family, batch size, mode (``execution.execution_mode``), workers, ms per step, images/s,
@@ -141,7 +141,7 @@ class Probe:
         profile = profiles.get("quick", device=self.device)
         self.runs = [(task.label, task.config) for task in plan(list(SECTIONS), profile, seeds=[0])
                      if isinstance(task, RunTask)]
-        # What a sweep trains first (gpu_report.sh: the first of SECTIONS): the fast paths and workers it decides.
+        # What a sweep trains first (the first of SECTIONS): the fast paths and workers it decides.
         self.first_runs = [task.config for task in plan([first_section], profile, seeds=[0])
                            if isinstance(task, RunTask)]
         self.header = {
@@ -603,7 +603,7 @@ def choose_workers(path: Path) -> tuple[int, bool, str]:
 
 SECTION_FUNCTIONS = {f.__name__: f for f in (resnet18_eager, precision, resnet18_compiled, fixed_costs, ghost_bn,
                                              modes, workers, lenet5_wrn, families)}
-# The decisions a sweep needs, in a slot's first call (--decide): each model's fast path, the worker count and MPS.
+# The decisions a sweep needs, in a short first call (--decide): each model's fast path, the worker count and MPS.
 DECISIONS = ("modes", "workers")
 DECISION_BUDGET_S = 90
 DECISION_WORKERS = {"gpu": (1, 2, 4, 8), "cpu": (1, 2)}
