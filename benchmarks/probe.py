@@ -87,6 +87,7 @@ from cifarnb.train.timing import TrainingSteps  # noqa: E402
 from flops import training_flops  # noqa: E402
 
 EPOCH_IMAGES = 50_000
+HERE = Path(__file__).resolve().parent  # where the probes of each card are committed
 
 
 @dataclass(frozen=True)
@@ -649,11 +650,11 @@ def main(argv: list[str] | None = None) -> int:
         args.budget_s = DECISION_BUDGET_S if args.budget_s is None else args.budget_s
     card = "cpu" if args.cpu or not torch.cuda.is_available() else device_name(torch.device("cuda"))
     if args.decided:
-        done, why = decided(newest_probe_path(card), args.first_section, args.cpu)
+        done, why = decided(newest_probe_path(card, HERE), args.first_section, args.cpu)
         print(f"probe: {'decisions not needed: ' if done else 'decisions needed: '}{why}")
         return 0 if done else 1
     if args.choose is not None:
-        path = Path(args.choose) if args.choose else newest_probe_path(card)
+        path = Path(args.choose) if args.choose else newest_probe_path(card, HERE)
         if path is None:
             print(f"probe: no benchmarks/probe-{card_slug(card)}-<date>.json to choose from", file=sys.stderr)
             return 3
@@ -667,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu:
         torch.set_num_threads(1)  # a smoke run: one thread stays fast beside other jobs (OpenMP's waits do not)
     if args.extend == Path("auto"):  # the newest committed probe of this card, if there is one
-        args.extend = newest_probe_path(card)
+        args.extend = newest_probe_path(card, HERE)
     probe = Probe(Path(args.out), args.cpu, args.first_section, args.budget_s, args.extend)
     if args.decide:
         probe.sizes = dataclasses.replace(probe.sizes, workers=DECISION_WORKERS["cpu" if args.cpu else "gpu"])

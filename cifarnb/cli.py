@@ -12,7 +12,7 @@ import typing
 from typing import Any, Callable
 
 # Only torch-free modules here: `cifarnb --help` answers without importing torch (each command imports what it
-# needs when it runs; tests/test_cli.py checks, benchmarks/cli_speed.py times it).
+# needs when it runs; tests/test_cli.py checks, and the command-line speed benchmark times it).
 from . import __version__, names
 from .interrupt import describe, exit_status, terminate_raises
 from .study import recipes  # torch-free at import: torch loads when a recipe is built
@@ -245,12 +245,12 @@ def _run_sweep(args: argparse.Namespace) -> int:
                         log=functools.partial(print, flush=True))
     if args.estimate:
         from .study.estimate import EpochTimes, Probe, estimate_lines
-        from .study.probes import PROBE_FOLDER, resolve_card
+        from .study.probes import probe_paths, resolve_card
 
         seen = {device for device, *_ in EpochTimes.read(store).means if device}
-        seen |= {Probe.read(path).device for path in PROBE_FOLDER.glob("probe-*-[0-9]*.json")}
+        seen |= {Probe.read(path).device for path in probe_paths(args.probes)}
         card = resolve_card(args.estimate, seen)
-        probe = Probe.read(args.probe) if args.probe else Probe.newest(card)
+        probe = Probe.read(args.probe) if args.probe else Probe.newest(card, args.probes) if args.probes else None
         for line in estimate_lines(sections, profile, store, card, seeds=args.seeds, probe=probe):
             print(line)
         return 0
@@ -286,7 +286,10 @@ def _run_sweep(args: argparse.Namespace) -> int:
             from .device import device_name, resolve_device
             from .study.fast_paths import FastPaths
 
-            fast_paths = FastPaths.read(device_name(resolve_device(args.device)))
+            if not args.probes:
+                raise ValueError("--fast-paths auto needs --probes DIR, the folder holding the card's "
+                                 "probe-<card>-<date>.json and selftest.json")
+            fast_paths = FastPaths.read(device_name(resolve_device(args.device)), args.probes)
         report = sweep(sections, profile, store, seeds=args.seeds, workers=args.workers,
                        budget_seconds=args.budget_s, on_finished=on_finished, log=functools.partial(print, flush=True),
                        fast_paths=fast_paths)
@@ -358,16 +361,18 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--baseline", default=None, help="the store the archive is relative to (e.g. the "
                        "committed results/); None: every result file goes in (default: %(default)s)")
     sweep.add_argument("--fast-paths", default="off", choices=("off", "auto"),
-                       help="auto: compile or CUDA-graph each model where the card's committed probe shows it pays "
-                       "and its self-test passed (benchmarks/probe-<card>-<date>.json, benchmarks/selftest.json); "
-                       "off: the profile's execution settings (default: %(default)s)")
+                       help="auto: compile or CUDA-graph each model where the card's probe in --probes shows it pays "
+                       "and its self-test passed; off: the profile's execution settings (default: %(default)s)")
+    sweep.add_argument("--probes", default=None, metavar="DIR", help="a folder of probes of cards "
+                       "(probe-<card>-<date>.json, as the probe benchmark writes them) and the fast-path self-test's "
+                       "selftest.json, read by --fast-paths auto and --estimate (default: none)")
     sweep.add_argument("--estimate", default=None, metavar="DEVICE",
                        help="print each section's hours on DEVICE, and train nothing: a card as runs record it "
                        "('NVIDIA H200', 'cpu') or a short form (H200, H100, A100); an unknown card is refused "
                        "(default: %(default)s)")
     sweep.add_argument("--probe", default=None, metavar="FILE",
-                       help="with --estimate: the probe JSON whose efficiency to use (default: the newest "
-                       "benchmarks/probe-<card>-<date>.json of DEVICE's card)")
+                       help="with --estimate: the probe JSON whose efficiency to use (default: the newest of "
+                       "DEVICE's card in --probes, if given)")
     sweep.add_argument("--backend", default="local", choices=("local", "ray"),
                        help="local: --workers processes here; ray: one Ray task per run (needs the cluster extra) "
                        "(default: %(default)s)")

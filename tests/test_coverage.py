@@ -9,9 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from cifarnb.results import ResultStore  # noqa: E402
+from cifarnb.results import ResultStore, Run  # noqa: E402
 from cifarnb.study import profiles, reading, reference  # noqa: E402
-from cifarnb.study.coverage import CARD, coverage  # noqa: E402
+from cifarnb.study.coverage import coverage  # noqa: E402
+from cifarnb.study.probes import REFERENCE_CARD as CARD  # noqa: E402
 from cifarnb.study.estimate import estimate  # noqa: E402
 from cifarnb.study.notebook import Session, stored_part  # noqa: E402
 from cifarnb.study.sections import batchnorm, model_zoo  # noqa: E402
@@ -40,7 +41,11 @@ def test_coverage_counts_what_is_stored_and_estimates_the_rest(tmp_path):
     assert 0 < found.hours_left == missing < everything
     text = str(found)
     assert "real: 2 of 13 configurations" in text and "not run" in text
-    assert "cifarnb sweep --section model_zoo --profile quick --seeds 0 1" in text and f"{missing:.1f} GPU-hours" in text
+    assert ("To fill the rest: `cifarnb sweep --section model_zoo --profile quick --seeds 0 1 --device cuda`, then "
+            "`cifarnb report --only 02 --profile quick`: about") in text  # two commands to paste
+    assert f"{missing:.1f} GPU-hours on an {CARD}, a reference card (this machine has no GPU" in text
+    named = coverage(model_zoo, quick, store, seeds=(0, 1), card="NVIDIA A100-SXM4-80GB")
+    assert "GPU-hours on an NVIDIA A100-SXM4-80GB, for the missing" in str(named)
     partly = coverage(model_zoo, quick, store, seeds=(0, 1, 2))
     assert (partly.complete, partly.partial) == (0, 2)  # seed 2 is not in this store
 
@@ -85,3 +90,22 @@ def test_the_best_model_sentence_reads_what_table_7_reads(tmp_path):
     final = next(column for column in table.columns if column.endswith("= final (%)") and "10,000" not in column)
     assert best in line and f"{table.loc[best, final]} %" in line
     assert "not run" in model_zoo.best_model_line({"ResNet18": []}, "quick", 25, True)
+
+
+def test_rows_trained_on_a_cpu_are_named_with_their_precision_and_the_report_s():
+    from cifarnb.study.fast_paths import report_precision
+    from cifarnb.train import TrainConfig
+
+    def run(model, device, precision, seed=0, **config):
+        return Run(TrainConfig(model=model, seed=seed, **config), [{"epoch": 1, "test_acc": 50.0}], "finished",
+                   meta={"device": device, "precision": precision})
+
+    fast = [run("fastresnet9", "cpu", "bf16", optimizer="sgd_velocity"), run("fastresnet9", "cpu", "bf16", seed=1,
+                                                                            optimizer="sgd_velocity")]
+    note = reading.cpu_rows_note({"FastResNet9": fast, "ResNet9": [run("resnet9", "NVIDIA H200", "tf32")],
+                                  "missing": []}, report_precision)
+    assert note.startswith("**Trained on a CPU here:** FastResNet9 (seeds 0, 1: bf16; the report: a GPU in fp16).")
+    assert "ResNet9" not in note.replace("FastResNet9", "") and reading.CPU_BF16_CAVEAT in note
+    fp32 = reading.cpu_rows_note({"LeNet5": [run("lenet5", "cpu", "fp32")]}, report_precision)
+    assert "a GPU in tf32" in fp32 and reading.CPU_BF16_CAVEAT not in fp32
+    assert reading.cpu_rows_note({"ResNet9": [run("resnet9", "NVIDIA H200", "tf32")]}, report_precision) == ""

@@ -128,7 +128,7 @@ def test_the_newest_probe_of_the_card_is_found_and_a_bad_one_named(tmp_path):
     bad = tmp_path / "probe-nvidia-h200-2026-12-03.json"
     bad.write_text("{not json")
     with pytest.raises(ValueError, match=r"probe-nvidia-h200-2026-12-03.json is not a probe written by "
-                                         r"benchmarks/probe.py \(JSONDecodeError"):
+                                         r"the probe benchmark \(JSONDecodeError"):
         Probe.newest("NVIDIA H200", tmp_path)
 
 

@@ -243,3 +243,6 @@ def test_local_only_flags_are_refused_with_ray_and_ray_flags_without_it(tmp_path
     assert "--workers, --budget-s and --fast-paths work with --backend local" in capsys.readouterr().err
     assert main([*base, "--address", "10.0.0.1:6379"]) == 2
     assert "--address needs --backend ray" in capsys.readouterr().err
+    # The probes and self-test that choose the fast paths come from a folder the command names, never a default path
+    assert main([*base, "--fast-paths", "auto"]) == 2
+    assert "--fast-paths auto needs --probes DIR" in capsys.readouterr().err

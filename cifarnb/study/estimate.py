@@ -5,8 +5,8 @@ A training run's time is its seconds per epoch (training + evaluation) times :da
 :data:`SETUP_SECONDS`. The seconds per epoch come from the first of these that knows the run's model, and the
 estimate names which:
 
-1. ``probe`` (``--estimate`` only): a committed probe of the card, ``benchmarks/probe-<card>-<date>.json``
-   (``benchmarks/probe.py``): the sustained training FLOP/s (MFU x the card's peak) of the same model, else of its
+1. ``probe`` (``--estimate`` only): a probe of the card (``--probe FILE``, or the newest ``probe-<card>-<date>.json``
+   in ``--probes DIR``, as the probe benchmark writes it): the sustained training FLOP/s (MFU x the card's peak) of the same model, else of its
    family (:func:`~cifarnb.study.probes.model_family`), in the mode a sweep runs it in on that device (its speed
    steps, and what ``train.execution.decide`` chooses there), alone on the card, at the nearest batch size; the run's training and evaluation FLOPs at that rate. It comes first
    because it times today's execution path, alone; the store's GPU timings so far were taken with four runs
@@ -30,7 +30,7 @@ from ..results import ResultStore
 from ..train import TrainConfig
 from ..train.execution import execution_mode, sweep_execution
 from . import profiles
-from .probes import LENT_CARD, Probe, dense_bf16_peak
+from .probes import REFERENCE_CARD, Probe, dense_bf16_peak
 from .profiles import Profile
 from .sections import SECTIONS, plan
 
@@ -80,7 +80,7 @@ class Estimator:
         self.times = EpochTimes.read(store)
         self.peak = dense_bf16_peak(device_label) if self.device_type == "cuda" else None
         self.assumed_mfu, self.timings = self.store_mfu() if assume_store_mfu and self.peak else (None, 0)
-        # A CPU's probe (benchmarks/cpu_speed.py): a model it did not time runs at the median training FLOP/s of
+        # A CPU's probe (the CPU speed benchmark): a model it did not time runs at the median training FLOP/s of
         # the paths it chose there (a CPU has no datasheet peak to take an MFU of).
         chosen = [r["achieved_flops"] for r in probe.records if r.get("path") == "chosen"] if probe else []
         self.assumed_rate = statistics.median(chosen) if chosen and self.device_type == "cpu" else None
@@ -155,7 +155,7 @@ def training_flops(config: TrainConfig) -> float:
 
 
 def macs_per_image(config: TrainConfig) -> float:
-    """Forward multiply-adds of ``config``'s model on one 32x32 image (what benchmarks/flops.py counts)."""
+    """Forward multiply-adds of ``config``'s model on one 32x32 image (what the FLOP benchmark counts)."""
     return _macs_per_image(config.model, tuple(sorted(config.model_kwargs().items())))
 
 
@@ -260,12 +260,12 @@ def estimate_lines(sections, profile: Profile, store: ResultStore, device_label:
     if total > 0:
         lines.append("what dominates: " + dominance(estimates, kind))
     if probe is None and device_type == "cpu":
-        lines.append("no probe of this CPU: python benchmarks/cpu_speed.py --out FILE times its fast path, and "
-                     "--estimate cpu --probe FILE reads it")
+        lines.append("no probe of this CPU: the CPU speed benchmark (cpu_speed.py --out FILE) times its fast path, "
+                     "and --estimate cpu --probe FILE reads it")
         return lines
     if probe is None:
-        lines.append(f"no probe of {device_label} (benchmarks/probe.py on that card writes one, committed as "
-                     f"benchmarks/probe-<card>-<date>.json): every figure is the store's or assumed")
+        lines.append(f"no probe of {device_label} (the probe benchmark, probe.py, writes one on that card; "
+                     f"--probes DIR or --probe FILE reads it): every figure is the store's or assumed")
         return lines
     used = {key: record for result in estimates.values() for key, record in result.probe_records.items()}
     efficiency = "; ".join(f"{record.get('family', '?')}: {record['model']} at batch {record['batch_size']}, "
@@ -302,13 +302,14 @@ def _efficiency(record: dict) -> str:
 
 def profiles_table(store: ResultStore, probe: Probe | None = None) -> str:
     """The README's profile table (Markdown), generated: each profile's description and seeds (written once, in
-    ``profiles.py``) and the estimated GPU-hours of all its runs on :data:`LENT_CARD`, from scratch, per
+    ``profiles.py``) and the estimated GPU-hours of all its runs on :data:`REFERENCE_CARD`, from scratch, per
     section and in all: the figures ``cifarnb sweep --profile P --estimate "NVIDIA H200"`` prints. A test fails
-    when the README's copy drifts from it (``python -m cifarnb.study.estimate`` prints it anew)."""
+    when the README's copy drifts from it (``python -m cifarnb.study.estimate [PROBES_DIR]`` prints it anew, with the
+    reference card's newest probe in that folder, if given)."""
     lines = ["| profile | what | seeds | estimated hours of all its runs, from scratch (per section) |",
              "| --- | --- | --- | --- |"]
     for name, profile in profiles.PROFILES.items():
-        device = "cpu" if profile.n_train is not None else LENT_CARD  # a data subset is a CPU's work
+        device = "cpu" if profile.n_train is not None else REFERENCE_CARD  # a data subset is a CPU's work
         estimates = estimate(list(SECTIONS), profile, store, device, probe=probe if device != "cpu" else None)
         total = sum(result.hours for result in estimates.values())
         per_section = ", ".join(f"{section} {result.hours:.1f}" for section, result in estimates.items())
@@ -319,4 +320,6 @@ def profiles_table(store: ResultStore, probe: Probe | None = None) -> str:
 
 
 if __name__ == "__main__":
-    print(profiles_table(ResultStore(), Probe.newest(LENT_CARD)))
+    import sys
+
+    print(profiles_table(ResultStore(), Probe.newest(REFERENCE_CARD, sys.argv[1]) if sys.argv[1:] else None))

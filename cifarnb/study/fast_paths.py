@@ -32,7 +32,7 @@ from typing import Callable
 
 from ..train import TrainConfig
 from ..train.execution import Evidence, training_steps
-from .probes import PROBE_FOLDER, Probe, newest_probe_path
+from .probes import Probe, newest_probe_path
 from .settings import FASTRESNET9_PRECISION, MAIN_PY_PRECISION, PRECISION_MAX_COST
 
 # The fast paths of a training step, as the probe and the self-test name them, and the config fields of each.
@@ -89,10 +89,9 @@ class FastPaths:
     probe: Probe | None = None  # the whole probe: its precision records give evidence_for its costs
 
     @classmethod
-    def read(cls, card: str, folder: Path | None = None) -> FastPaths:
-        """The newest committed probe of ``card`` and its self-test record in ``folder`` (default: the committed
-        ones, :data:`PROBE_FOLDER`); without either, nothing is compiled (for want of timings, or of a check)."""
-        folder = PROBE_FOLDER if folder is None else folder
+    def read(cls, card: str, folder: str | Path) -> FastPaths:
+        """The newest probe of ``card`` and its self-test record in ``folder`` (``cifarnb sweep --probes DIR``);
+        without either, nothing is compiled (for want of timings, or of a check)."""
         probe = newest_probe_path(card, folder)
         fast = cls(card)
         if probe is not None:

@@ -1,5 +1,5 @@
-"""The committed GPU probes (``benchmarks/probe-<card>-<date>.json``, written by ``benchmarks/probe.py``), read:
-the sustained training rate of a model on a card (:meth:`Probe.rate`, for the estimate) and what a precision costs
+"""Probes of a card (``probe-<card>-<date>.json`` in a folder the caller names, as the project's probe benchmark
+writes them), read: the sustained training rate of a model on a card (:meth:`Probe.rate`, for the estimate) and what a precision costs
 against bf16 autocast there (:meth:`Probe.precision_cost`, for the sweep's choice of precision)."""
 
 from __future__ import annotations
@@ -12,13 +12,24 @@ from pathlib import Path
 
 from ..train import TrainConfig
 
-PROBE_FOLDER = Path(__file__).resolve().parents[2] / "benchmarks"  # where probes of each card are committed
 # Short names of the cards the project knows -> the name a run records (torch's, as nvidia-smi prints it).
 CARD_NAMES = {"H200": "NVIDIA H200", "H100": "NVIDIA H100 80GB HBM3", "A100": "NVIDIA A100-SXM4-80GB", "CPU": "cpu"}
 # Dense (no sparsity) bf16 tensor-core FLOP/s from the vendors' datasheets, by a name the card's name contains;
 # the first match wins. A bf16 matrix product measured on this project's H200 reached about 790 (device notes).
 DENSE_BF16_PEAK = (("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312e12), ("L40S", 362e12))
-LENT_CARD = CARD_NAMES["H200"]  # the card the project's GPU sessions are lent (benchmarks/README.md): estimates name it
+# The card whose timings the committed store holds: estimates are for it, said as a reference, where the reader's
+# machine has no GPU of its own.
+REFERENCE_CARD = CARD_NAMES["H200"]
+
+
+def estimate_card() -> tuple[str, bool]:
+    """The card an estimate is for, and whether it is the reference card: this machine's GPU, else
+    :data:`REFERENCE_CARD`."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(), False
+    return REFERENCE_CARD, True
 
 
 def resolve_card(name: str, seen: set[str] = frozenset()) -> str:
@@ -44,7 +55,12 @@ def card_slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def newest_probe_path(card: str, folder: Path = PROBE_FOLDER) -> Path | None:
+def probe_paths(folder: str | Path | None) -> list[Path]:
+    """Every probe (``probe-<card>-<date>.json``) in ``folder``, sorted; none without a folder."""
+    return sorted(Path(folder).glob("probe-*-[0-9]*.json")) if folder else []
+
+
+def newest_probe_path(card: str, folder: str | Path) -> Path | None:
     """The newest ``probe-<card>-<date>.json`` of ``card`` in ``folder`` (ISO dates: the last sorted), or None."""
     paths = sorted(Path(folder).glob(f"probe-{card_slug(card)}-[0-9]*.json"))
     return paths[-1] if paths else None
@@ -60,13 +76,13 @@ def model_family(model: str) -> str:
 
 @dataclass(frozen=True)
 class Probe:
-    """A probe of one card (``benchmarks/probe.py``'s JSON): the records that measured training throughput alone
+    """A probe of one card (the probe benchmark's JSON): the records that measured training throughput alone
     on it (one worker), each with its model, batch size, mode and sustained training FLOP/s."""
 
     path: Path
     device: str
     records: tuple[dict, ...]
-    cpu: str | None = None  # a CPU's probe (benchmarks/cpu_speed.py): which CPU, with how many threads
+    cpu: str | None = None  # a CPU's probe (the CPU speed benchmark): which CPU, with how many threads
     threads: int | None = None
 
     @classmethod
@@ -77,12 +93,12 @@ class Probe:
                             if record.get("achieved_flops") and record.get("workers", 1) == 1)
             return cls(Path(path), content["device"], records, content.get("cpu"), content.get("threads"))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            raise ValueError(f"{path} is not a probe written by benchmarks/probe.py ({type(error).__name__}: "
+            raise ValueError(f"{path} is not a probe written by the probe benchmark ({type(error).__name__}: "
                              f"{error})") from None
 
     @classmethod
-    def newest(cls, device_label: str, folder: Path = PROBE_FOLDER) -> Probe | None:
-        """The newest committed probe of ``device_label``'s card (``probe-<card>-<date>.json``), or None."""
+    def newest(cls, device_label: str, folder: str | Path) -> Probe | None:
+        """The newest probe of ``device_label``'s card in ``folder`` (``probe-<card>-<date>.json``), or None."""
         path = newest_probe_path(device_label, folder)
         return None if path is None else cls.read(path)
 

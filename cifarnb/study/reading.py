@@ -308,3 +308,29 @@ def stored_grid(store: ResultStore, configs: dict[str, TrainConfig], seeds) -> d
     """The runs of every config over ``seeds`` that ``store`` holds finished; trains nothing (evidence tables)."""
     found = {label: [store.load(config.replace(seed=seed)) for seed in seeds] for label, config in configs.items()}
     return {label: [run for run in runs if run is not None and run.finished] for label, runs in found.items()}
+
+
+# What training in bf16 on a CPU may change against the report's GPU runs, said beside every row trained so.
+CPU_BF16_CAVEAT = ("bf16 autocast keeps 7 bits of mantissa where fp16 and TF32 keep 10 (weights and their updates "
+                   "stay fp32 here), so each step's arithmetic is coarser: expect a difference of the order of the "
+                   "seed-to-seed spread, not a different result; and their seconds per epoch are this CPU's, not "
+                   "comparable with the report's GPU")
+
+
+def cpu_rows_note(results: dict[str, list[Run]], report_precision) -> str:
+    """One Markdown paragraph naming the rows of ``results`` (label -> runs) whose runs trained on a CPU, with the
+    precision each trained in beside the report's (``report_precision(config)``: what the report's code ran on its
+    GPU) and what that may change (:data:`CPU_BF16_CAVEAT`); "" when no row trained on a CPU."""
+    rows = []
+    for label, runs in results.items():
+        on_cpu = [run for run in runs if run.meta.get("device") == "cpu"]
+        if on_cpu:
+            seeds = ", ".join(str(run.config.seed) for run in on_cpu)
+            rows.append(f"{label} (seed{'s' * (len(on_cpu) > 1)} {seeds}: {precisions(on_cpu)}; the report: a GPU "
+                        f"in {report_precision(on_cpu[0].config)})")
+    if not rows:
+        return ""
+    bf16 = any(run_precision(run) == "bf16" for runs in results.values() for run in runs
+               if run.meta.get("device") == "cpu")
+    return ("**Trained on a CPU here:** " + "; ".join(rows) + "."
+            + (f" Those in bf16: {CPU_BF16_CAVEAT}." if bf16 else ""))

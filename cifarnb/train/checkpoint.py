@@ -7,14 +7,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
 from ..atomic import atomic_write
 
-if TYPE_CHECKING:
-    from .engine import Parts
+Parts = Any  # engine.Parts: what the run trains with (its model, EMA and optimizer are checked against the file)
 
 _CHECKPOINT_KEYS = ("model", "optimizer", "schedule", "scaler", "rng_cpu", "history", "epoch", "wall_seconds")
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ..data import CIFAR10
 
 # The CPU fast path compiles a run of at least this many training steps. Measured on a 2-core EPYC (torch 2.14.1,
-# benchmarks/cpu_speed.py): compiling FastResNet9 or ResNet18 costs one to two minutes once and saves about a
+# the CPU speed benchmark): compiling FastResNet9 or ResNet18 costs one to two minutes once and saves about a
 # third of every full-size step (seconds each), so a few hundred steps repay it; the CPU tests' tiny runs stay eager.
 CPU_COMPILE_MIN_STEPS = 300
 
@@ -162,7 +162,7 @@ def on_cuda(device: str) -> bool:
 def sweep_execution(device: str) -> dict[str, Any]:
     """The execution fields a sweep's runs get on ``device`` ("auto", "cpu", "cuda", "cuda:N") beyond what
     :func:`decide` chooses per run: the GPU's speed steps (``cifarnb.study.profiles.Profile.sizes`` gives them to
-    every config). None is part of a run's key. ``benchmarks/probe.py`` measures each step's gain (the section
+    every config). None is part of a run's key. The probe benchmark measures each step's gain (the section
     named)."""
     if not on_cuda(device):
         return {}  # CPU: decide() chooses its fast path; evaluation and checkpoints are a small share of an epoch
@@ -181,7 +181,7 @@ def sweep_execution(device: str) -> dict[str, Any]:
 
 # The CPU check: a few SGD steps of the run's model in bf16 and in fp32 from the same weights on the same batches.
 CHECK_STEPS, CHECK_BATCH = 3, 16
-# bf16 keeps 8 bits of mantissa: a step's loss agrees with fp32's to about 1%; 5% leaves room for BN's batch
+# bf16 keeps 7 bits of mantissa: a step's loss agrees with fp32's to about 1%; 5% leaves room for BN's batch
 # statistics on 16 images, and a wrong result (NaN, a broken kernel) is far outside it.
 CHECK_RELATIVE_TOLERANCE = 0.05
 

@@ -1,6 +1,6 @@
 """Timing a training configuration: steady-state throughput, and training time to a target accuracy.
 
-``benchmarks/`` uses both. :class:`TrainingSteps` is :func:`cifarnb.train.engine.fit`'s own set-up and epoch loop
+The benchmarks use both. :class:`TrainingSteps` is :func:`cifarnb.train.engine.fit`'s own set-up and epoch loop
 on a continuing stream of full batches, run untimed or timed (with CUDA events on a GPU); :func:`measure_throughput`
 times one configuration with it.
 """

@@ -18,6 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ledger import SweepTimer  # noqa: E402
 
+PROBES = Path(__file__).resolve().parents[2] / "benchmarks"  # the committed probes and self-test
+
 
 def main(argv: list[str] | None = None) -> int:
     from cifarnb.archive import pack
@@ -42,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         from cifarnb.device import device_name, resolve_device
         from cifarnb.study.fast_paths import FastPaths
 
-        fast_paths = FastPaths.read(device_name(resolve_device(args.device)))
+        # The card's probe and self-test are committed beside the benchmarks that write them.
+        fast_paths = FastPaths.read(device_name(resolve_device(args.device)), args.probes or PROBES)
     # Rewritten after every finished task, so whatever stops the sweep, the finished results are in it.
     timer = SweepTimer(known.ledger, functools.partial(pack, store.root, args.baseline, args.archive))
     report = sweep(sections, profile, store, seeds=args.seeds, workers=args.workers, budget_seconds=args.budget_s,

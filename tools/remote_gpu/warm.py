@@ -29,13 +29,14 @@ from cifarnb.study.sections import SECTIONS, plan  # noqa: E402
 from cifarnb.train import TrainConfig  # noqa: E402
 from cifarnb.train.timing import TrainingSteps  # noqa: E402
 
+PROBES = Path(__file__).resolve().parents[2] / "benchmarks"  # the committed probes and self-test of each card
 WARMUP_STEPS = 3  # CUDA graphs record on a shape's second call; a third replays it
 
 
 def graphs(first_section: str, profile_name: str, device: str, workers: int, log=print) -> list[TrainConfig]:
     """The distinct compiled configs (model, batch size, options, mode) the sweep's first section trains."""
     profile = profiles.get(profile_name, device=device)
-    fast = FastPaths.read(device_name(resolve_device(device)))
+    fast = FastPaths.read(device_name(resolve_device(device)), PROBES)
     tasks = apply(plan([first_section], profile, seeds=profile.seeds[:1]), fast, workers, lambda task: False, log)
     distinct: dict[str, TrainConfig] = {}
     for task in tasks:

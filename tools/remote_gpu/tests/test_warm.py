@@ -6,8 +6,6 @@ import json
 import sys
 from pathlib import Path
 
-from cifarnb.study import fast_paths
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/remote_gpu
 
 import warm  # noqa: E402
@@ -20,7 +18,7 @@ def test_the_compile_ahead_compiles_what_the_sweep_will(tmp_path, monkeypatch):
     (tmp_path / "probe-cpu-2026-12-03.json").write_text(json.dumps({"device": "cpu", "records": records}))
     (tmp_path / "selftest.json").write_text(json.dumps({"device": "cpu", "checks": [
         {"name": "compiled lenet5@2", "fast_path": "compiled", "model": "lenet5", "ok": True}]}))
-    monkeypatch.setattr(fast_paths, "PROBE_FOLDER", tmp_path)
+    monkeypatch.setattr(warm, "PROBES", tmp_path)
     lines = []
     chosen = warm.graphs("model_zoo", "smoke", "cpu", workers=1, log=lines.append)
     assert [(c.model, c.compile, c.compile_mode) for c in chosen] == [("lenet5", True, "default")]
