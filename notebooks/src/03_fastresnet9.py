@@ -52,6 +52,7 @@ import pandas as pd
 
 from cifarnb.plots import curves
 from cifarnb.study import notebook, reading, recipes, reference
+from cifarnb.study.fast_paths import report_precision
 from cifarnb.study.sections import fastresnet9 as section
 from cifarnb.study.settings import EARLY_RESNET9_EPOCHS
 
@@ -115,6 +116,12 @@ comparison
 # %%
 # NBVAL_CHECK_OUTPUT
 details
+
+# %% [markdown]
+# Which of these rows trained on a CPU (where the report used a GPU), in what precision, and what that may change:
+
+# %%
+notebook.show_markdown(reading.cpu_rows_note(results, report_precision) or "No row here trained on a CPU.")
 
 # %% [markdown]
 # ## Fig 19 · FastResNet9 learning curves

@@ -58,6 +58,7 @@ import pandas as pd
 from cifarnb import landscape
 from cifarnb.plots import band_figure, curves
 from cifarnb.study import notebook, reading, reference
+from cifarnb.study.fast_paths import report_precision
 from cifarnb.study.sections import batchnorm as section
 
 session = notebook.setup("05_batchnorm", globals())
@@ -135,6 +136,9 @@ results = session.run_grid(section.vgg_configs(session.profile))
 # %%
 # NBVAL_CHECK_OUTPUT
 section.accuracy_table(results, session.profile)
+
+# %%
+notebook.show_markdown(reading.cpu_rows_note(results, report_precision) or "No row here trained on a CPU.")
 
 # %%
 session.figure("fig28_vgg_accuracy", results, lambda stored: curves.learning_curves(
