@@ -19,8 +19,8 @@ class RecordingStore:
     def load(self, config):
         return None
 
-    def run(self, config, progress=False, wait=True):
-        self.asked.append(config)
+    def run(self, config, progress=False, wait=True, evidence=None):
+        self.asked.append((config, evidence))
 
         class Finished:
             trained_here, diverged_epoch = True, None
@@ -46,9 +46,10 @@ def test_a_task_trains_its_config_as_given():
     config = TrainConfig(model="lenet5", epochs=1, data_root="/data/from-config", device="cpu")
     store = RecordingStore()
     how = RunTask("model_zoo", "lenet5", config).compute(store)
-    # as given, in the report's precision (main.py's: TF32 convolutions), an execution field outside the key
-    assert store.asked == [config.replace(precision="tf32")] and how.startswith("trained in ")
-    assert store.asked[0].key() == config.key()
+    # as given, with the study's evidence: the report's precision (main.py's: TF32 convolutions) as the reference
+    # train.execution.decide keeps on a GPU, an execution choice outside the key
+    ((asked, evidence),) = store.asked
+    assert asked == config and evidence.reference_precision == "tf32" and how.startswith("trained in ")
 
 
 def test_stored_grid_loads_only_finished_runs_and_trains_nothing():
