@@ -49,9 +49,10 @@ class Evidence:
 
     ``reference_precision``: the precision "auto" keeps on a GPU unless bf16 is much faster (the study gives the
     report's code's; None: bf16). ``precision_cost``: a probe's time of a step in that precision over bf16's, for
-    this model on this card (None: not timed). ``bf16_failed``: why a check of bf16 against the reference failed
-    here (a GPU self-test's line, or the CPU check's), or None. ``compile``: the compiled mode a GPU probe chose,
-    or None for the config's own choice.
+    this model on this card (None: not timed), and ``max_precision_cost`` the most it may cost before bf16 is
+    taken. ``bf16_failed``: why a check of bf16 against the reference failed here (a GPU self-test's line, or the
+    CPU check's), or None. A GPU's compiled mode is not evidence here: the sweep sets it on the config
+    (``cifarnb.study.fast_paths``).
     """
 
     reference_precision: str | None = None
@@ -239,8 +240,8 @@ def checked_execution(config: TrainConfig, data: CIFAR10, device: torch.device,
         model = models.build(config.model, **options)
         models.init_from_data(model, data.x_train, *NORMALIZATIONS[config.normalization])
         mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in NORMALIZATIONS[config.normalization])
-        images = (data.x_train[:16].float() / 255 - mean) / std
-        _CPU_CHECKS[which] = bf16_agrees_with_fp32(model, images, data.y_train[:16].long())
+        images = (data.x_train[:CHECK_BATCH].float() / 255 - mean) / std
+        _CPU_CHECKS[which] = bf16_agrees_with_fp32(model, images, data.y_train[:CHECK_BATCH].long())
     failed = _CPU_CHECKS[which]
     if failed is None:
         return execution
