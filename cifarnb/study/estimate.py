@@ -6,11 +6,12 @@ A training run's time is its seconds per epoch (training + evaluation) times :da
 estimate names which:
 
 1. ``probe`` (``--estimate`` only): a probe of the card (``--probe FILE``, or the newest ``probe-<card>-<date>.json``
-   in ``--probes DIR``, as the probe benchmark writes it): the sustained training FLOP/s (MFU x the card's peak) of the same model, else of its
-   family (:func:`~cifarnb.study.probes.model_family`), in the mode a sweep runs it in on that device (its speed
-   steps, and what ``train.execution.decide`` chooses there), alone on the card, at the nearest batch size; the run's training and evaluation FLOPs at that rate. It comes first
-   because it times today's execution path, alone; the store's GPU timings so far were taken with four runs
-   sharing the card, on the eager path;
+   in ``--probes DIR``, as the probe benchmark writes it): the sustained training FLOP/s (MFU x the card's peak) of
+   the same model, else of its family (:func:`~cifarnb.study.probes.model_family`), in the mode a sweep runs it in
+   on that device (its speed steps, and what ``train.execution.decide`` chooses there), alone on the card, at the
+   nearest batch size; the run's training and evaluation FLOPs at that rate. It comes first because it times
+   today's execution path, alone; the store's GPU timings so far were taken with four runs sharing the card, on
+   the eager path;
 2. ``store``: the store's measured seconds per epoch of the same model, batch size and data size on that device;
 3. ``guessed``: the run's FLOPs at a deliberately slow rate (:data:`GUESSED_FLOPS`) plus a fixed cost per step.
 
@@ -76,7 +77,6 @@ class Estimator:
         on this card reach (:meth:`store_mfu`), not at the budget's deliberately slow guess."""
         self.store, self.device_label, self.probe = store, device_label, probe
         self.device_type = device_type if device_type in GUESSED_FLOPS else "cpu"
-        self.mode = execution_mode(TrainConfig(**sweep_execution(self.device_type)))  # a sweep's speed steps there
         self.times = EpochTimes.read(store)
         self.peak = dense_bf16_peak(device_label) if self.device_type == "cuda" else None
         self.assumed_mfu, self.timings = self.store_mfu() if assume_store_mfu and self.peak else (None, 0)
