@@ -61,6 +61,14 @@ def test_auto_on_a_cpu_with_native_bf16_is_the_cpu_fast_path(monkeypatch):
     assert decide(short, CPU).precision == "fp32" and not decide(short, CPU).config.channels_last
 
 
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_the_step_count_deciding_compile_is_the_engines(tiny, drop_last):
+    """decide() and the estimate count the steps the engine's loader really takes (drop_last included)."""
+    config = TrainConfig(model="lenet5", batch_size=24, n_train=64, drop_last=drop_last, device="cpu")
+    assert execution.steps_per_epoch(config) == len(prepare(config, tiny, CPU).train_loader) == 2 + (not drop_last)
+    assert execution.training_steps(config) == config.epochs * execution.steps_per_epoch(config)
+
+
 def test_auto_means_the_same_in_every_entry_point(monkeypatch):
     """The command line, the sweep's tasks and the notebooks all hand decide() the study's evidence."""
     monkeypatch.setattr(execution, "cpu_has_native_bf16", lambda: True)

@@ -22,14 +22,13 @@ deadline, where the store's shared timings and the slow guess err on the long si
 from __future__ import annotations
 
 import functools
-import math
 import statistics
 from dataclasses import dataclass, field
 
 from ..device import device_name, resolve_device
 from ..results import ResultStore
 from ..train import TrainConfig
-from ..train.execution import execution_mode, sweep_execution
+from ..train.execution import execution_mode, steps_per_epoch, sweep_execution
 from . import profiles
 from .probes import REFERENCE_CARD, Probe, dense_bf16_peak
 from .profiles import Profile
@@ -163,11 +162,6 @@ def guessed_epoch_seconds(config: TrainConfig, device_type: str) -> float:
     """One epoch of ``config`` guessed from its FLOPs at :data:`GUESSED_FLOPS` plus a fixed cost per step."""
     kind = device_type if device_type in GUESSED_FLOPS else "cpu"
     return epoch_flops(config) / GUESSED_FLOPS[kind] + steps_per_epoch(config) * GUESSED_STEP_SECONDS[kind]
-
-
-def steps_per_epoch(config: TrainConfig) -> int:
-    """Training steps in one epoch of ``config`` (its last, smaller batch counted)."""
-    return math.ceil((config.n_train or 50_000) / config.batch_size)
 
 
 @functools.cache

@@ -91,11 +91,16 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-def training_steps(config: TrainConfig) -> int:
-    """The training steps of the whole run (all 50,000 images when ``n_train`` is unset)."""
+def steps_per_epoch(config: TrainConfig) -> int:
+    """The training steps of one epoch (all 50,000 images when ``n_train`` is unset; the last, smaller batch
+    counted unless ``drop_last``)."""
     images = 50_000 if config.n_train is None else config.n_train
-    per_epoch = images // config.batch_size if config.drop_last else math.ceil(images / config.batch_size)
-    return per_epoch * config.epochs
+    return images // config.batch_size if config.drop_last else math.ceil(images / config.batch_size)
+
+
+def training_steps(config: TrainConfig) -> int:
+    """The training steps of the whole run."""
+    return steps_per_epoch(config) * config.epochs
 
 
 def decide(config: TrainConfig, device: torch.device, evidence: Evidence | None = None) -> Execution:

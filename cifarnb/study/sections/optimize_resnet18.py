@@ -8,6 +8,7 @@ import pandas as pd
 
 from ...plots import curves
 from ...results import Run
+from ...train.execution import steps_per_epoch
 from ...train.optim import lr_schedule
 from .. import reference
 from ..profiles import Profile, get as get_profile
@@ -97,7 +98,7 @@ def scheduler_lr_figure(results: dict[str, list[Run]], profile_name: str):
     runs recorded."""
     figure, (preview_ax, lr_ax, acc_ax) = plt.subplots(1, 3, figsize=(15, 4))
     for label, config in ablation_configs(get_profile("full"), "scheduler").items():
-        preview_ax.plot(range(1, config.epochs + 1), lr_schedule(config, steps_per_epoch=391), label=label)
+        preview_ax.plot(range(1, config.epochs + 1), lr_schedule(config, steps_per_epoch(config)), label=label)
     preview_ax.set(yscale="log", xlabel="epoch", ylabel="learning rate",
                    title="the five schedules at the report's 25 epochs\n(plateau: loss never improving, fastest cut)")
     curves.plot_curve(results, "lr", lr_ax, log_y=True)
