@@ -34,8 +34,8 @@ import pandas as pd
 
 from cifarnb import data, feature_maps
 from cifarnb.plots import curves
-from cifarnb.study import notebook
-from cifarnb.study.fast_paths import evidence_for
+from cifarnb.study import notebook, reading
+from cifarnb.study.fast_paths import evidence_for, report_precision
 from cifarnb.study.sections import feature_maps as section
 
 session = notebook.setup("04_feature_maps", globals())
@@ -93,6 +93,10 @@ for label, config in configs.items():
         f"{layer} {'x'.join(map(str, found[layer].shape))}" for layer in section.LAYERS)))
     if found is not None:
         maps[label] = found
+
+# %%
+trained = reading.stored_grid(session.store, configs, [SEED])
+notebook.show_markdown(reading.cpu_rows_note(trained, report_precision) or "No model here trained on a CPU.")
 
 
 # %% [markdown]
