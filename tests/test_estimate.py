@@ -188,3 +188,14 @@ def test_a_cpu_probe_times_each_run_in_the_mode_decide_chooses_there(tmp_path, m
     assert estimator.epoch_seconds(lenet) == pytest.approx(epoch_flops(lenet) / 4e10)  # the median, assumed
     lines = estimate_lines(["model_zoo"], quick, ResultStore(tmp_path / "store"), "cpu", probe=probe)
     assert any(line.startswith("efficiency from probe-cpu-2026-12-01.json") for line in lines)
+
+
+def test_evaluations_every_few_steps_count_in_an_epochs_flops():
+    """VGG-A's accuracy runs evaluate every 100 steps: about 4 more passes over the test set an epoch."""
+    from cifarnb.study.estimate import epoch_flops, macs_per_image, training_flops
+
+    plain = TrainConfig(model="vgg_a", batch_size=128)
+    one_pass = 2 * macs_per_image(plain) * 10_000
+    assert epoch_flops(plain) == pytest.approx(training_flops(plain) + one_pass)
+    stepped = plain.replace(eval_every_steps=100)
+    assert epoch_flops(stepped) == pytest.approx(training_flops(plain) + (1 + 391 / 100) * one_pass)
