@@ -16,7 +16,7 @@ from cifarnb.study import profiles
 from cifarnb.study.probes import model_family
 from cifarnb.train import TrainConfig
 from cifarnb.study.estimate import (GUESSED_FLOPS, SAFETY, SETUP_SECONDS, Probe, epoch_flops,
-                                    estimate, estimate_lines)
+                                    estimate, estimate_lines, macs_per_image, training_flops)
 from cifarnb.study.sections import model_zoo
 
 SWEEP_MODE = "eager+cudnn_benchmark"  # how a sweep runs on CUDA (execution.sweep_execution)
@@ -192,8 +192,6 @@ def test_a_cpu_probe_times_each_run_in_the_mode_decide_chooses_there(tmp_path, m
 
 def test_evaluations_every_few_steps_count_in_an_epochs_flops():
     """VGG-A's accuracy runs evaluate every 100 steps: about 4 more passes over the test set an epoch."""
-    from cifarnb.study.estimate import epoch_flops, macs_per_image, training_flops
-
     plain = TrainConfig(model="vgg_a", batch_size=128)
     one_pass = 2 * macs_per_image(plain) * 10_000
     assert epoch_flops(plain) == pytest.approx(training_flops(plain) + one_pass)
