@@ -45,7 +45,7 @@ def test_sweep_fills_the_store_with_the_notebooks_runs(tmp_path, cifar_root, cap
                    *feature_maps_section.feature_map_configs(smoke, 0).values()]:
         assert store.load(config) is not None, config.model
     assert len(list((tmp_path / "arrays").glob("feature_maps_*.npz"))) == 3
-    # ResNet18's maps draw the zoo's ResNet18 run: trained once, by the zoo.
+    # ResNet18's maps draw Tables 8-9's ResNet18, at smoke the zoo's own run: trained once, by the zoo.
     assert "feature maps computed, model loaded" in out and "feature maps computed, model trained" in out
     assert "6 computed, 0 already stored, 0 left" in out
     # A second sweep only loads; the earlier section names still work, saying the new ones.

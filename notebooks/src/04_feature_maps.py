@@ -7,14 +7,14 @@
 # the head's curvature are clearer in ResNet9 and ResNet18) and guesses that FastResNet9's features are more
 # compact, with less redundancy.
 #
-# Here the same image (row 0 of the official test set) goes through the models trained in notebooks 03
-# (FastResNet9, ResNet9) and 02 (ResNet18, the model zoo's configuration) at the same profile, first seed.
+# Here the same image (row 0 of the official test set) goes through the three models of notebook 03's Tables 8-9
+# (FastResNet9, ResNet9 and the model zoo's ResNet18 trained as long) at the same profile, first seed.
 # Beside the pictures, a few numbers computed from the maps (dead channels, mean activation, how similar the
 # channels are to one another) make the comparison checkable.
 #
 # Runs come from the results store: re-executing loads finished runs and resumes interrupted ones. The feature
 # maps themselves are stored too (`arrays/` in the store), so a machine with only the committed store (no
-# weights) redraws these figures without retraining; if notebooks 02/03 did not run into this store, this
+# weights) redraws these figures without retraining; if notebook 03 did not run into this store, this
 # notebook trains the three models itself.
 
 # %% tags=["parameters"]
@@ -52,9 +52,10 @@ session.coverage()
 
 # %% [markdown]
 # ## The three models at this profile
-# FastResNet9 and ResNet9 are the runs of notebook 03 (Tables 8-9), ResNet18 the run of notebook 02
-# (Table 7: lr 0.1, the zoo's epochs, which can differ from the ResNet9s' epochs, e.g. 25 against 10 at
-# `quick`). Only the first seed's model is shown, as the report shows one model.
+# The three runs of notebook 03's Tables 8-9. Its ResNet18 is the zoo's (notebook 02, Table 7: lr 0.1) trained as
+# long as the two ResNet9s: the zoo's own run at `full`, where both train 200 epochs; at `quick` 10 epochs where
+# the zoo trains 25, so the three models compared here trained equally long. Only the first seed's model is shown,
+# as the report shows one model.
 
 # %%
 # NBVAL_CHECK_OUTPUT
