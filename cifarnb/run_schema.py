@@ -47,6 +47,7 @@ class StepEvaluation(_Record):
     test_loss: float
     test_acc: Accuracy
     test_acc_exact1000: Accuracy = None
+    seconds: Seconds | None = None  # the evaluation's, outside the epoch's training seconds
 
 
 class EpochRow(_Record):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cifarnb.cli import main
-from cifarnb.results import ResultStore
+from cifarnb.results import RUN_FILE, ResultStore, Run, atomic_write_json
 from cifarnb.study import profiles
 from cifarnb.study.probes import model_family
 from cifarnb.train import TrainConfig
@@ -197,3 +197,26 @@ def test_evaluations_every_few_steps_count_in_an_epochs_flops():
     assert epoch_flops(plain) == pytest.approx(training_flops(plain) + one_pass)
     stepped = plain.replace(eval_every_steps=100)
     assert epoch_flops(stepped) == pytest.approx(training_flops(plain) + (1 + 391 / 100) * one_pass)
+
+
+def test_a_model_not_timed_runs_at_its_familys_stored_rate_on_all_the_data(tmp_path):
+    """VGG-A + BN on a CPU: VGG-A's stored epochs give the vgg family's FLOP/s, which times it (it had been guessed
+    at the CPU probe's median rate); a subset's run (mostly fixed costs) gives none."""
+    from cifarnb.study.estimate import Estimator, EpochTimes
+
+    store = ResultStore(tmp_path)
+    vgg_a = TrainConfig(model="vgg_a", epochs=1, batch_size=128, eval_every_steps=100)
+    row = {"epoch": 1, "train_loss": 1.0, "train_acc": 60.0, "lr": 0.1, "test_loss": 1.0, "test_acc": 60.0,
+           "seconds": 150.0, "eval_seconds": 10.0, "step_evals": [
+               {"step": s, "test_loss": 1.0, "test_acc": 60.0, "seconds": 10.0} for s in (100, 200, 300)]}
+    for config, history in ((vgg_a, [row]), (vgg_a.replace(n_train=512), [{**row, "seconds": 90.0}])):
+        store.folder(config).mkdir(parents=True)
+        atomic_write_json(store.folder(config) / RUN_FILE, Run(config, history, "finished", {"device": "cpu"}).to_json())
+    times = EpochTimes.read(store)
+    assert times.per_epoch(vgg_a, "cpu") == 190.0  # training, the three evaluations within, the one at its end
+    assert times.family_rates == {("cpu", "vgg"): epoch_flops(vgg_a) / 190.0}
+    with_bn = vgg_a.replace(model="vgg_a_bn")
+    estimator = Estimator(store, "cpu", "cpu")
+    assert estimator.source(with_bn)[0] == "store"
+    assert estimator.epoch_seconds(with_bn) == pytest.approx(epoch_flops(with_bn) * 190.0 / epoch_flops(vgg_a))
+    assert estimator.source(TrainConfig(model="lenet5"))[0] == "guessed"  # no lenet run stored here

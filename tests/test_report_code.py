@@ -324,6 +324,7 @@ def test_evaluations_every_n_steps_and_the_best_of_them(tiny):
     evaluations = [e for row in result.history for e in row["step_evals"]]
     assert [e["step"] for e in evaluations] == [3, 6]
     assert [e["step"] for e in result.history[1]["step_evals"]] == [6] and steps == 4
+    assert all(e["seconds"] > 0 for e in evaluations)  # timed apart from the epoch's training seconds
     from cifarnb.results import Run
 
     run = Run(config, result.history, "finished")

@@ -12,7 +12,8 @@ estimate names which:
    nearest batch size; the run's training and evaluation FLOPs at that rate. It comes first because it times
    today's execution path, alone; the store's GPU timings so far were taken with four runs sharing the card, on
    the eager path;
-2. ``store``: the store's measured seconds per epoch of the same model, batch size and data size on that device;
+2. ``store``: the store's measured seconds per epoch of the same model, batch size and data size on that device,
+   else the training FLOP/s its family reaches in the store there on all the data;
 3. ``guessed``: the run's FLOPs at a deliberately slow rate (:data:`GUESSED_FLOPS`) plus a fixed cost per step.
 
 A running sweep's budget check (:meth:`Estimator.on`) reads no probe: it only decides what not to start near a
@@ -30,7 +31,7 @@ from ..results import ResultStore
 from ..train import TrainConfig
 from ..train.execution import execution_mode, steps_per_epoch, sweep_execution
 from . import profiles
-from .probes import REFERENCE_CARD, Probe, dense_bf16_peak
+from .probes import REFERENCE_CARD, Probe, dense_bf16_peak, model_family
 from .profiles import Profile
 from .sections import SECTIONS, plan
 
@@ -44,25 +45,47 @@ SETUP_SECONDS = 15.0  # data upload, model build, cuDNN autotuning
 
 @dataclass(frozen=True)
 class EpochTimes:
-    """The store's measured seconds per epoch (training + evaluation), read once: the mean over every epoch of
-    the store's runs with one device, model, batch size and number of training images.
+    """The store's measured seconds per epoch (training, its evaluations within and at its end), read once: the
+    mean over every epoch of the store's runs with one device, model, batch size and number of training images;
+    and per device and model family the median training FLOP/s those means reach on all 50,000 images (a subset's
+    epoch is mostly fixed costs), for a model of the family not timed itself.
 
     Reading the store validates every run's config (building its model), about 25 ms a run on a CPU: done once
     per sweep or estimate, not once per task."""
 
     means: dict[tuple[str, str, int, int | None], float]
+    family_rates: dict[tuple[str, str], float] = field(default_factory=dict)
 
     @classmethod
     def read(cls, store: ResultStore) -> EpochTimes:
         totals: dict[tuple[str, str, int, int | None], list[float]] = {}
+        configs: dict[tuple[str, str, int, int | None], TrainConfig] = {}
         for run in store.runs():
             key = (run.meta.get("device"), run.config.model, run.config.batch_size, run.config.n_train)
-            seconds = [row["seconds"] + row.get("eval_seconds", 0.0) for row in run.history if "seconds" in row]
-            totals.setdefault(key, []).extend(seconds)
-        return cls({key: sum(rows) / len(rows) for key, rows in totals.items() if rows})
+            totals.setdefault(key, []).extend(row_seconds(row) for row in run.history if "seconds" in row)
+            configs.setdefault(key, run.config)
+        means = {key: sum(rows) / len(rows) for key, rows in totals.items() if rows}
+        rates: dict[tuple[str, str], list[float]] = {}
+        for key, seconds in means.items():
+            if key[3] is None:
+                rates.setdefault((key[0], model_family(key[1])), []).append(epoch_flops(configs[key]) / seconds)
+        return cls(means, {key: statistics.median(values) for key, values in rates.items()})
 
     def per_epoch(self, config: TrainConfig, device_label: str) -> float | None:
-        return self.means.get((device_label, config.model, config.batch_size, config.n_train))
+        """The store's seconds per epoch of ``config``'s model, batch size and data size, else of its family's
+        measured rate on all the data (None when neither is stored)."""
+        measured = self.means.get((device_label, config.model, config.batch_size, config.n_train))
+        if measured is not None:
+            return measured
+        rate = self.family_rates.get((device_label, model_family(config.model)))
+        return epoch_flops(config) / rate if rate else None
+
+
+def row_seconds(row: dict) -> float:
+    """One history row's seconds: training, the evaluations within the epoch (``eval_every_steps``) and the
+    evaluation at its end."""
+    within = sum(evaluation.get("seconds", 0.0) for evaluation in row.get("step_evals") or ())
+    return row["seconds"] + within + row.get("eval_seconds", 0.0)
 
 
 class Estimator:
