@@ -110,8 +110,7 @@ def test_the_assumed_mfu_is_the_median_of_the_cards_measured_timings(tmp_path):
 
     store = ResultStore(Path(__file__).resolve().parents[1] / "results")
     estimator = Estimator(store, "NVIDIA H200", "cuda", assume_store_mfu=True)
-    rates = sorted(epoch_flops(TrainConfig(model=model, batch_size=batch, n_train=n)) / seconds / 989e12
-                   for (device, model, batch, n), seconds in estimator.times.means.items() if device == "NVIDIA H200")
+    rates = sorted(rate / 989e12 for (device, *_), rate in estimator.times.rates.items() if device == "NVIDIA H200")
     assert estimator.timings == len(rates) >= 1 and estimator.assumed_mfu == statistics.median(rates)
     wideresnet = TrainConfig(model="wideresnet28x10", batch_size=128)
     assert estimator.source(wideresnet)[0] == "guessed"  # nothing measured it on this card ...
@@ -214,9 +213,28 @@ def test_a_model_not_timed_runs_at_its_familys_stored_rate_on_all_the_data(tmp_p
         atomic_write_json(store.folder(config) / RUN_FILE, Run(config, history, "finished", {"device": "cpu"}).to_json())
     times = EpochTimes.read(store)
     assert times.per_epoch(vgg_a, "cpu") == 190.0  # training, the three evaluations within, the one at its end
-    assert times.family_rates == {("cpu", "vgg"): epoch_flops(vgg_a) / 190.0}
+    assert times.family_rate("cpu", "vgg") == epoch_flops(vgg_a) / 190.0
+    assert times.family_rate("cpu", "resnet") is None and times.family_rate("NVIDIA H200", "vgg") is None
     with_bn = vgg_a.replace(model="vgg_a_bn")
     estimator = Estimator(store, "cpu", "cpu")
     assert estimator.source(with_bn)[0] == "store"
     assert estimator.epoch_seconds(with_bn) == pytest.approx(epoch_flops(with_bn) * 190.0 / epoch_flops(vgg_a))
     assert estimator.source(TrainConfig(model="lenet5"))[0] == "guessed"  # no lenet run stored here
+
+
+def test_a_cards_mfu_counts_each_timings_own_evaluations(tmp_path):
+    """The MFU a card's stored epochs reach is their runs' own epoch FLOPs over their seconds: VGG-A's evaluations
+    every 100 steps count (a bare config of the same model and batch would leave a quarter of them out)."""
+    from cifarnb.study.estimate import Estimator
+
+    store = ResultStore(tmp_path)
+    vgg_a = TrainConfig(model="vgg_a", epochs=1, batch_size=128, eval_every_steps=100)
+    row = {"epoch": 1, "train_loss": 1.0, "train_acc": 60.0, "lr": 0.1, "test_loss": 1.0, "test_acc": 60.0,
+           "seconds": 4.0, "eval_seconds": 1.0}
+    store.folder(vgg_a).mkdir(parents=True)
+    atomic_write_json(store.folder(vgg_a) / RUN_FILE,
+                      Run(vgg_a, [row], "finished", {"device": "NVIDIA H200"}).to_json())
+    estimator = Estimator(store, "NVIDIA H200", "cuda", assume_store_mfu=True)
+    assert estimator.timings == 1
+    assert estimator.assumed_mfu == pytest.approx(epoch_flops(vgg_a) / 5.0 / 989e12)
+    assert estimator.assumed_mfu > epoch_flops(TrainConfig(model="vgg_a", batch_size=128)) / 5.0 / 989e12

@@ -43,33 +43,40 @@ SAFETY = 1.25  # measured seconds per epoch vary with what else shares the devic
 SETUP_SECONDS = 15.0  # data upload, model build, cuDNN autotuning
 
 
+Timing = tuple[str, str, int, int | None]  # (device, model, batch size, training images): one timing
+
+
 @dataclass(frozen=True)
 class EpochTimes:
     """The store's measured seconds per epoch (training, its evaluations within and at its end), read once: the
     mean over every epoch of the store's runs with one device, model, batch size and number of training images;
-    and per device and model family the median training FLOP/s those means reach on all 50,000 images (a subset's
-    epoch is mostly fixed costs), for a model of the family not timed itself.
+    and the FLOP/s each such timing reaches (its runs' own epoch FLOPs, evaluations and TTA included), which time
+    a model of the same family not timed itself (:meth:`family_rate`) and give a card's MFU
+    (:meth:`Estimator.store_mfu`).
 
     Reading the store validates every run's config (building its model), about 25 ms a run on a CPU: done once
     per sweep or estimate, not once per task."""
 
-    means: dict[tuple[str, str, int, int | None], float]
-    family_rates: dict[tuple[str, str], float] = field(default_factory=dict)
+    means: dict[Timing, float]
+    rates: dict[Timing, float] = field(default_factory=dict)
 
     @classmethod
     def read(cls, store: ResultStore) -> EpochTimes:
-        totals: dict[tuple[str, str, int, int | None], list[float]] = {}
-        configs: dict[tuple[str, str, int, int | None], TrainConfig] = {}
+        totals: dict[Timing, list[float]] = {}
+        configs: dict[Timing, TrainConfig] = {}
         for run in store.runs():
             key = (run.meta.get("device"), run.config.model, run.config.batch_size, run.config.n_train)
             totals.setdefault(key, []).extend(row_seconds(row) for row in run.history if "seconds" in row)
             configs.setdefault(key, run.config)
         means = {key: sum(rows) / len(rows) for key, rows in totals.items() if rows}
-        rates: dict[tuple[str, str], list[float]] = {}
-        for key, seconds in means.items():
-            if key[3] is None:
-                rates.setdefault((key[0], model_family(key[1])), []).append(epoch_flops(configs[key]) / seconds)
-        return cls(means, {key: statistics.median(values) for key, values in rates.items()})
+        return cls(means, {key: epoch_flops(configs[key]) / seconds for key, seconds in means.items()})
+
+    def family_rate(self, device_label: str, family: str) -> float | None:
+        """The median FLOP/s the family's timings reach on the device on all 50,000 images (a subset's epoch is
+        mostly fixed costs); None when none is stored."""
+        rates = [rate for (device, model, _, n_train), rate in self.rates.items()
+                 if device == device_label and n_train is None and model_family(model) == family]
+        return statistics.median(rates) if rates else None
 
     def per_epoch(self, config: TrainConfig, device_label: str) -> float | None:
         """The store's seconds per epoch of ``config``'s model, batch size and data size, else of its family's
@@ -77,7 +84,7 @@ class EpochTimes:
         measured = self.means.get((device_label, config.model, config.batch_size, config.n_train))
         if measured is not None:
             return measured
-        rate = self.family_rates.get((device_label, model_family(config.model)))
+        rate = self.family_rate(device_label, model_family(config.model))
         return epoch_flops(config) / rate if rate else None
 
 
@@ -118,11 +125,9 @@ class Estimator:
         return execution_mode(decide(swept, torch.device(self.device_type)).config)
 
     def store_mfu(self) -> tuple[float | None, int]:
-        """The median MFU (epoch FLOPs / seconds / the card's peak) of the store's measured epochs on this card,
-        and over how many (model, batch size, data size) timings."""
-        rates = [epoch_flops(TrainConfig(model=model, batch_size=batch, n_train=n_train)) / seconds / self.peak
-                 for (device, model, batch, n_train), seconds in self.times.means.items()
-                 if device == self.device_label]
+        """The median MFU (:attr:`EpochTimes.rates` over the card's peak) of the store's timings on this card, and
+        over how many (model, batch size, data size) timings."""
+        rates = [rate / self.peak for (device, *_), rate in self.times.rates.items() if device == self.device_label]
         return (statistics.median(rates) if rates else None), len(rates)
 
     @classmethod
