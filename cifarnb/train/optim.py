@@ -12,8 +12,8 @@ def parameter_groups(config: TrainConfig, model: nn.Module) -> list[dict]:
     """The trainable parameters as optimizer groups: one, or with ``bias_lr_factor``/``bias_weight_decay`` two,
     the weights (2-D and up) and the 1-D parameters (biases, BN shifts) with their own rate and decay, as the
     report's FastResNet9 code splits them (frozen parameters, such as its whitening stem, in neither). BN scales
-    that train are 1-D too, so they take the 1-D rate: the code freezes its scales, and a model that trains them
-    at its 64x rate diverges (ResNet9 at FastResNet9's training: loss 1.5e12 in the first epoch, scales ~1e7)."""
+    that train are 1-D too, so they take the 1-D rate (the code freezes its scales; what that does to a model that
+    trains them: ``study.sections.fastresnet9.trick_ladder``)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     if config.bias_lr_factor is None and config.bias_weight_decay is None:
         return [{"params": trainable}]
