@@ -46,6 +46,10 @@ SETUP_SECONDS = 15.0  # data upload, model build, cuDNN autotuning
 Timing = tuple[str, str, int, int | None]  # (device, model, batch size, training images): one timing
 
 
+def timing(config: TrainConfig, device_label: str) -> Timing:
+    return device_label, config.model, config.batch_size, config.n_train
+
+
 @dataclass(frozen=True)
 class EpochTimes:
     """The store's measured seconds per epoch (training, its evaluations within and at its end), read once: the
@@ -65,7 +69,7 @@ class EpochTimes:
         totals: dict[Timing, list[float]] = {}
         configs: dict[Timing, TrainConfig] = {}
         for run in store.runs():
-            key = (run.meta.get("device"), run.config.model, run.config.batch_size, run.config.n_train)
+            key = timing(run.config, run.meta.get("device"))
             totals.setdefault(key, []).extend(row_seconds(row) for row in run.history if "seconds" in row)
             configs.setdefault(key, run.config)
         means = {key: sum(rows) / len(rows) for key, rows in totals.items() if rows}
@@ -81,7 +85,7 @@ class EpochTimes:
     def per_epoch(self, config: TrainConfig, device_label: str) -> float | None:
         """The store's seconds per epoch of ``config``'s model, batch size and data size, else of its family's
         measured rate on all the data (None when neither is stored)."""
-        measured = self.means.get((device_label, config.model, config.batch_size, config.n_train))
+        measured = self.means.get(timing(config, device_label))
         if measured is not None:
             return measured
         rate = self.family_rate(device_label, model_family(config.model))
