@@ -209,8 +209,7 @@ def test_a_model_not_timed_runs_at_its_familys_stored_rate_on_all_the_data(tmp_p
            "seconds": 150.0, "eval_seconds": 10.0, "step_evals": [
                {"step": s, "test_loss": 1.0, "test_acc": 60.0, "seconds": 10.0} for s in (100, 200, 300)]}
     for config, history in ((vgg_a, [row]), (vgg_a.replace(n_train=512), [{**row, "seconds": 90.0}])):
-        store.folder(config).mkdir(parents=True)
-        atomic_write_json(store.folder(config) / RUN_FILE, Run(config, history, "finished", {"device": "cpu"}).to_json())
+        store_run(store, config, history, "cpu")
     times = EpochTimes.read(store)
     assert times.per_epoch(vgg_a, "cpu") == 190.0  # training, the three evaluations within, the one at its end
     assert times.family_rate("cpu", "vgg") == epoch_flops(vgg_a) / 190.0
@@ -231,10 +230,14 @@ def test_a_cards_mfu_counts_each_timings_own_evaluations(tmp_path):
     vgg_a = TrainConfig(model="vgg_a", epochs=1, batch_size=128, eval_every_steps=100)
     row = {"epoch": 1, "train_loss": 1.0, "train_acc": 60.0, "lr": 0.1, "test_loss": 1.0, "test_acc": 60.0,
            "seconds": 4.0, "eval_seconds": 1.0}
-    store.folder(vgg_a).mkdir(parents=True)
-    atomic_write_json(store.folder(vgg_a) / RUN_FILE,
-                      Run(vgg_a, [row], "finished", {"device": "NVIDIA H200"}).to_json())
+    store_run(store, vgg_a, [row], "NVIDIA H200")
     estimator = Estimator(store, "NVIDIA H200", "cuda", assume_store_mfu=True)
     assert estimator.timings == 1
     assert estimator.assumed_mfu == pytest.approx(epoch_flops(vgg_a) / 5.0 / 989e12)
     assert estimator.assumed_mfu > epoch_flops(TrainConfig(model="vgg_a", batch_size=128)) / 5.0 / 989e12
+
+
+def store_run(store: ResultStore, config: TrainConfig, history: list[dict], device: str) -> None:
+    """A finished run of ``config`` on ``device`` in ``store``, as fit would leave it."""
+    store.folder(config).mkdir(parents=True)
+    atomic_write_json(store.folder(config) / RUN_FILE, Run(config, history, "finished", {"device": device}).to_json())
